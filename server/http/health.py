@@ -1,0 +1,47 @@
+"""Liveness, readiness and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from server.http.middleware import METRICS
+from server.resources.postgres import ping as ping_db
+from server.state import BROKER, DB, STORAGE
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    app = request.app
+    checks = {
+        "database": ping_db(app[DB]),
+        "broker": app[BROKER].ping(),
+        "storage": app[STORAGE].check(),
+    }
+    results: dict[str, str] = {}
+    for name, check in checks.items():
+        try:
+            await asyncio.wait_for(check, timeout=3)
+            results[name] = "ok"
+        except Exception as exc:  # any failure means "not ready": say which and why
+            results[name] = f"failed: {type(exc).__name__}"
+    ready = all(v == "ok" for v in results.values())
+    return web.json_response(
+        {"status": "ready" if ready else "unavailable", "checks": results},
+        status=200 if ready else 503,
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = request.app[METRICS].render()
+    return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4"})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)

@@ -1,0 +1,54 @@
+"""Middlewares every HTTP route passes through: request id, metrics, errors as JSON."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from server.http.errors import ApiError, error_response, from_http_exception
+from server.observability.logging import request_id
+from server.observability.metrics import Metrics
+
+log = logging.getLogger("server.http")
+
+METRICS = web.AppKey("metrics", Metrics)
+
+
+def _route_name(request: web.Request) -> str:
+    info = request.match_info.route.resource
+    return info.canonical if info is not None else "unmatched"
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    incoming = request.headers.get("X-Request-Id", "")
+    rid = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
+    token = request_id.set(rid)
+    started = time.perf_counter()
+    status = 500
+    try:
+        try:
+            response = await handler(request)
+        except ApiError as exc:
+            response = exc.response()
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            response = from_http_exception(exc)
+        except Exception:
+            log.exception("unhandled error", extra={"path": request.path})
+            response = error_response(500, "internal", "internal error")
+        status = response.status
+        if not response.prepared:
+            response.headers["X-Request-Id"] = rid
+        return response
+    finally:
+        metrics = request.app[METRICS]
+        route = _route_name(request)
+        metrics.http_requests.labels(route, request.method, str(status)).inc()
+        metrics.http_latency.labels(route).observe(time.perf_counter() - started)
+        request_id.reset(token)

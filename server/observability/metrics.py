@@ -1,0 +1,60 @@
+"""Prometheus metrics. One registry per app, so two apps in one process (tests) don't clash."""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.platform_collector import PlatformCollector
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        r = self.registry
+        self.http_requests = Counter(
+            "petspark_http_requests_total", "HTTP requests", ["route", "method", "status"],
+            registry=r,
+        )
+        self.http_latency = Histogram(
+            "petspark_http_request_seconds", "HTTP request latency", ["route"], registry=r
+        )
+        self.ws_open = Gauge("petspark_ws_connections", "Open WebSocket connections", registry=r)
+        self.ws_closes = Counter(
+            "petspark_ws_closes_total", "WebSocket closes by close code", ["code"], registry=r
+        )
+        self.ws_frames_in = Counter(
+            "petspark_ws_frames_in_total", "Inbound frames by message type", ["type"], registry=r
+        )
+        self.ws_frames_out = Counter(
+            "petspark_ws_frames_out_total", "Outbound frames by message type", ["type"],
+            registry=r,
+        )
+        self.ws_command_latency = Histogram(
+            "petspark_ws_command_seconds", "Command handling latency", ["type"], registry=r,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )
+        self.ws_outbox_overflows = Counter(
+            "petspark_ws_outbox_overflows_total", "Sockets closed 4008 (slow consumer)",
+            registry=r,
+        )
+        self.events_appended = Counter(
+            "petspark_events_appended_total", "Durable events appended", registry=r
+        )
+        self.events_delivered = Counter(
+            "petspark_events_delivered_total", "Durable events queued to sockets", ["source"],
+            registry=r,
+        )
+        self.broker_publish_failures = Counter(
+            "petspark_broker_publish_failures_total", "Publishes the broker refused", registry=r
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

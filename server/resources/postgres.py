@@ -1,0 +1,60 @@
+"""The PostgreSQL connection pool (and the embedded server when DATABASE_URL is unset)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from server.resources.embedded_postgres import EmbeddedPostgres
+from server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    # jsonb columns come back as Python objects and go in from them, via msgspec.
+    await conn.set_type_codec(
+        "jsonb",
+        encoder=lambda v: msgspec.json.encode(v).decode(),
+        decoder=msgspec.json.decode,
+        schema="pg_catalog",
+    )
+
+
+async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:
+    pool: asyncpg.Pool = await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        command_timeout=30,
+    )
+    return pool
+
+
+@asynccontextmanager
+async def database_dsn(settings: Settings) -> AsyncIterator[tuple[str, str]]:
+    """Yield (dsn, kind): the configured one, or an embedded server started for the block."""
+    if settings.database_url:
+        yield settings.database_url, "postgresql"
+        return
+    embedded = EmbeddedPostgres(settings.data_path)
+    dsn = await asyncio.to_thread(embedded.start)
+    try:
+        yield dsn, f"embedded-postgresql ({embedded.pgdata})"
+    finally:
+        await asyncio.to_thread(embedded.stop)
+
+
+async def ping(pool: asyncpg.Pool) -> None:
+    await pool.fetchval("SELECT 1", timeout=2)
+
+
+def record_to_dict(record: Any) -> dict[str, Any]:
+    return dict(record.items())

@@ -1,0 +1,368 @@
+"""Process configuration: one frozen ``Settings`` parsed once from the environment.
+
+Every field maps to the environment variable of the same name in upper case
+(``port`` ← ``PORT``). Each field's ``description`` states its unit and meaning;
+``config/example.env`` is checked against this module by the tests, so the two
+cannot drift apart. Tests build ``Settings(...)`` directly.
+
+A bad value stops the process at start with one line naming the variable and
+what it expected (``PORT='abc': expected an integer 1..65535``); see
+``SettingsError`` and ``server.__main__``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+import msgspec
+from msgspec import Meta
+
+Environment = Literal["development", "production"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+def _doc(description: str, **constraints: Any) -> Meta:
+    return Meta(description=description, **constraints)
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything the server reads from the environment. Immutable after start."""
+
+    # --- process -----------------------------------------------------------------
+    environment: Annotated[
+        Environment,
+        _doc("`development` (default; relaxed cookie flags, generated dev key allowed) or "
+             "`production` (SECRET_KEY required, Secure cookies, HSTS)."),
+    ] = "development"
+    host: Annotated[str, _doc("Interface to listen on.")] = "127.0.0.1"
+    port: Annotated[int, _doc("TCP port to listen on.", ge=1, le=65535)] = 8080
+    log_level: Annotated[LogLevel, _doc("Lowest log level written (JSON lines on stderr).")] = (
+        "info"
+    )
+    data_dir: Annotated[
+        str,
+        _doc("Folder for the embedded database, local uploads and the development key."),
+    ] = "./var"
+    shutdown_timeout_s: Annotated[
+        float, _doc("Seconds in-flight HTTP requests get to finish on SIGTERM.", gt=0, le=300)
+    ] = 10.0
+    shutdown_spread_s: Annotated[
+        float,
+        _doc("Seconds over which open WebSockets are closed 1001 on shutdown, so clients "
+             "do not reconnect in one stampede.", ge=0, le=60),
+    ] = 1.0
+
+    # --- backends ------------------------------------------------------------------
+    database_url: Annotated[
+        str | None,
+        _doc("PostgreSQL DSN. Unset: an embedded PostgreSQL in DATA_DIR/postgres (single node)."),
+    ] = None
+    db_pool_min: Annotated[int, _doc("Smallest PostgreSQL pool size.", ge=0, le=100)] = 2
+    db_pool_max: Annotated[int, _doc("Largest PostgreSQL pool size.", ge=1, le=500)] = 20
+    migrate_on_start: Annotated[
+        bool, _doc("Apply pending migrations before serving (`serve` only).")
+    ] = True
+    redis_url: Annotated[
+        str | None,
+        _doc("Redis URL for cross-node fan-out, presence and rate limits. Unset: in-process "
+             "broker (single node only)."),
+    ] = None
+    redis_prefix: Annotated[
+        str, _doc("Prefix of every Redis key and channel, so deployments can share a Redis.")
+    ] = "petspark:"
+    s3_bucket: Annotated[
+        str | None, _doc("S3 bucket for uploads. Unset: objects on local disk under DATA_DIR.")
+    ] = None
+    s3_endpoint_url: Annotated[
+        str | None, _doc("S3-compatible endpoint URL (unset: AWS).")
+    ] = None
+    s3_region: Annotated[str, _doc("S3 region used for SigV4 signing.")] = "us-east-1"
+    s3_access_key_id: Annotated[str | None, _doc("S3 access key id (secret).")] = None
+    s3_secret_access_key: Annotated[str | None, _doc("S3 secret access key (secret).")] = None
+    s3_path_style: Annotated[
+        bool, _doc("Use path-style S3 addressing (most self-hosted S3 servers need it).")
+    ] = False
+
+    # --- HTTP & auth -----------------------------------------------------------------
+    allowed_origins: Annotated[
+        tuple[str, ...],
+        _doc("Comma-separated browser origins allowed for CORS, cookie auth and the "
+             "cookie-authenticated WebSocket upgrade."),
+    ] = ()
+    secret_key: Annotated[
+        Annotated[str, Meta(min_length=32)] | None,
+        _doc("Signing/encryption key, at least 32 characters (secret). Unset: a development "
+             "key is generated and kept in DATA_DIR, with a warning; required in production."),
+    ] = None
+    previous_secret_key: Annotated[
+        Annotated[str, Meta(min_length=32)] | None,
+        _doc("The key before the last rotation (secret): tokens it signed stay valid until they "
+             "expire."),
+    ] = None
+    access_token_ttl_s: Annotated[
+        int, _doc("Lifetime of an access token, seconds.", ge=30, le=86400)
+    ] = 900
+    refresh_token_ttl_s: Annotated[
+        int, _doc("Lifetime of a refresh token family, seconds.", ge=300, le=31_536_000)
+    ] = 2_592_000
+    auth_login_max_failures: Annotated[
+        int, _doc("Failed logins allowed per email and per client address per window.", ge=1)
+    ] = 5
+    auth_login_window_s: Annotated[
+        int, _doc("Window of the failed-login limit, seconds.", ge=1)
+    ] = 900
+    auth_register_per_hour: Annotated[
+        int, _doc("Registrations allowed per client address per hour.", ge=1)
+    ] = 20
+    password_hash_time_cost: Annotated[
+        int, _doc("argon2id iterations (tests lower it).", ge=1, le=20)
+    ] = 3
+    password_hash_memory_kib: Annotated[
+        int, _doc("argon2id memory, KiB (tests lower it).", ge=8, le=4_194_304)
+    ] = 65536
+    max_request_bytes: Annotated[
+        int, _doc("Largest JSON request body, bytes (uploads have their own caps).", ge=1024)
+    ] = 65536
+    trust_forwarded_for: Annotated[
+        bool,
+        _doc("Take the client address from X-Forwarded-For (only behind a trusted proxy)."),
+    ] = False
+
+    # --- WebSocket gateway -----------------------------------------------------------
+    hello_timeout_s: Annotated[
+        float, _doc("Seconds a new socket has to authenticate with `hello`.", gt=0, le=300)
+    ] = 10.0
+    heartbeat_s: Annotated[
+        float, _doc("Seconds between server pings; silence for twice this closes 4002.",
+                    gt=0, le=600)
+    ] = 25.0
+    ws_max_message_bytes: Annotated[
+        int, _doc("Largest inbound frame, bytes; larger closes 1009.", ge=1024, le=16_777_216)
+    ] = 65536
+    ws_rate_per_s: Annotated[
+        float, _doc("Sustained inbound commands per second per connection.", gt=0)
+    ] = 20.0
+    ws_rate_burst: Annotated[
+        int, _doc("Token-bucket burst of inbound commands per connection.", ge=1)
+    ] = 50
+    ws_abuse_s: Annotated[
+        float, _doc("Seconds of continuous rate limiting after which a socket is closed 4029.",
+                    gt=0)
+    ] = 10.0
+    ws_outbox_bytes: Annotated[
+        int, _doc("Bytes queued for one slow client before it is closed 4008.", ge=4096)
+    ] = 1_048_576
+    ws_max_connections_per_user: Annotated[
+        int, _doc("Open sockets per user; a new one beyond this closes the user's oldest "
+                  "with 4010 (see docs/protocol.md).", ge=1, le=1000)
+    ] = 10
+    token_expiry_grace_s: Annotated[
+        float, _doc("Seconds after access-token expiry before the socket is closed 4009.", ge=0)
+    ] = 5.0
+
+    # --- durable events ----------------------------------------------------------------
+    event_retention_days: Annotated[
+        int, _doc("Days durable events are kept for resume.", ge=1, le=3650)
+    ] = 30
+    event_position_check_s: Annotated[
+        float, _doc("Seconds between each node's check of its users' latest seq against the "
+                    "database (fills gaps left by dropped pub/sub messages).", gt=0, le=300)
+    ] = 2.0
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir).resolve()
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    def __repr__(self) -> str:
+        return f"Settings({self.summary()!r})"
+
+    __str__ = __repr__
+
+    def summary(self) -> dict[str, Any]:
+        """The settings as a loggable dict, secrets masked and DSN passwords removed."""
+        out: dict[str, Any] = {}
+        for f in msgspec.structs.fields(self):
+            value = getattr(self, f.name)
+            if f.name in SECRET_FIELDS and value:
+                value = "***"
+            elif f.name in ("database_url", "redis_url") and value:
+                value = redact_url(value)
+            out[f.name] = value
+        return out
+
+
+SECRET_FIELDS = frozenset(
+    {"secret_key", "previous_secret_key", "s3_access_key_id", "s3_secret_access_key"}
+)
+
+
+class SettingsError(Exception):
+    """A variable had a value the server cannot use. ``str(exc)`` is the one line to print."""
+
+
+def redact_url(url: str) -> str:
+    """``postgresql://u:pw@h/db`` → ``postgresql://u:***@h/db``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    creds, _, host = rest.rpartition("@")
+    user, colon, _ = creds.partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}@{host}"
+
+
+def env_name(field_name: str) -> str:
+    return field_name.upper()
+
+
+def describe_expected(annotation: Any) -> str:
+    """A short human phrase for what a field accepts, used in error lines."""
+    base, meta = _unwrap(annotation)
+    if get_origin(base) is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(base))
+    args = [a for a in get_args(base) if a is not type(None)]
+    if args and get_origin(base) is not tuple and get_origin(base) is not Annotated:
+        return describe_expected(args[0])  # Optional[X]
+    parts = []
+    if "gt" in meta:
+        parts.append(f"> {meta['gt']}")
+    if "ge" in meta:
+        parts.append(f"≥ {meta['ge']}")
+    if "lt" in meta:
+        parts.append(f"< {meta['lt']}")
+    if "le" in meta:
+        parts.append(f"≤ {meta['le']}")
+    bounds = ""
+    if "ge" in meta and "le" in meta:
+        bounds = f" {meta['ge']}..{meta['le']}"
+    elif parts:
+        bounds = " " + " and ".join(parts)
+    if base is bool:
+        return "true or false"
+    if base is int:
+        return f"an integer{bounds}"
+    if base is float:
+        return f"a number{bounds}"
+    if base is str:
+        if "min_length" in meta:
+            return f"a string of at least {meta['min_length']} characters"
+        return "a string"
+    if get_origin(base) is tuple:
+        return "a comma-separated list"
+    return str(base)
+
+
+def _unwrap(annotation: Any) -> tuple[Any, dict[str, Any]]:
+    meta: dict[str, Any] = {}
+    if get_origin(annotation) is Annotated:
+        base, *extras = get_args(annotation)
+        for extra in extras:
+            if isinstance(extra, Meta):
+                for key in ("ge", "gt", "le", "lt", "min_length"):
+                    value = getattr(extra, key)
+                    if value is not None:
+                        meta[key] = value
+        return base, meta
+    return annotation, meta
+
+
+def _raw_value(field: msgspec.structs.FieldInfo, raw: str) -> Any:
+    base, _ = _unwrap(field.type)
+    args = [a for a in get_args(base) if a is not type(None)]
+    is_optional = type(None) in get_args(base)
+    if is_optional and raw.strip() == "":
+        return None
+    if get_origin(base) is tuple:
+        return tuple(item.strip() for item in raw.split(",") if item.strip())
+    if args and get_origin(args[0]) is Literal or get_origin(base) is Literal:
+        return raw.strip().lower()
+    return raw.strip()
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Build Settings from an environment mapping; raise SettingsError naming the variable."""
+    values: dict[str, Any] = {}
+    for field in msgspec.structs.fields(Settings):
+        name = env_name(field.name)
+        if name not in environ:
+            continue
+        raw = environ[name]
+        try:
+            values[field.name] = msgspec.convert(
+                {field.name: _raw_value(field, raw)}, _single_field_struct(field), strict=False
+            ).value
+        except msgspec.ValidationError:
+            shown = "***" if field.name in SECRET_FIELDS else raw
+            raise SettingsError(
+                f"{name}={shown!r}: expected {describe_expected(field.type)}"
+            ) from None
+    settings = Settings(**values)
+    _check_cross_field(settings)
+    return settings
+
+
+_single_cache: dict[str, type[msgspec.Struct]] = {}
+
+
+def _single_field_struct(field: msgspec.structs.FieldInfo) -> type[msgspec.Struct]:
+    """A one-field Struct so msgspec validates a single value with the field's constraints."""
+    cls = _single_cache.get(field.name)
+    if cls is None:
+        cls = msgspec.defstruct("One", [("value", field.type)], rename={"value": field.name})
+        _single_cache[field.name] = cls
+    return cls
+
+
+def _check_cross_field(settings: Settings) -> None:
+    if settings.db_pool_min > settings.db_pool_max:
+        raise SettingsError(
+            f"DB_POOL_MIN={settings.db_pool_min}: expected at most DB_POOL_MAX "
+            f"({settings.db_pool_max})"
+        )
+    if settings.is_production and not settings.secret_key:
+        raise SettingsError("SECRET_KEY is unset: expected a key of at least 32 characters "
+                            "in production")
+    for origin in settings.allowed_origins:
+        if not origin.startswith(("http://", "https://")) or origin.endswith("/"):
+            raise SettingsError(
+                f"ALLOWED_ORIGINS={','.join(settings.allowed_origins)!r}: expected origins "
+                "like https://app.example.com (scheme and host, no path)"
+            )
+    s3_keys = (settings.s3_access_key_id, settings.s3_secret_access_key)
+    if any(s3_keys) and not all(s3_keys):
+        raise SettingsError("S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY: expected both or neither")
+
+
+def resolve_secret_key(settings: Settings) -> tuple[str, bool]:
+    """The signing key and whether it was generated for development.
+
+    Unset ``SECRET_KEY`` in development: a random key is generated once and kept
+    in ``DATA_DIR/dev-secret-key`` (mode 0600) so sessions survive restarts.
+    """
+    if settings.secret_key:
+        return settings.secret_key, False
+    path = settings.data_path / "dev-secret-key"
+    if path.exists():
+        return path.read_text().strip(), True
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key, True
+
+
+def settings_fields() -> list[tuple[str, Any, str]]:
+    """(ENV_NAME, default, description) for every setting, in declaration order."""
+    info = msgspec.inspect.type_info(Settings)
+    assert isinstance(info, msgspec.inspect.StructType)
+    out = []
+    for field in info.fields:
+        extra = getattr(field.type, "extra_json_schema", None) or {}
+        out.append((env_name(field.name), field.default, str(extra.get("description", ""))))
+    return out

@@ -1,0 +1,107 @@
+"""Shared fixtures: real PostgreSQL and Redis, a fresh database per run, app factories."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from server.resources.migrations import migrate
+from server.settings import Settings
+from tests.support import services
+
+TEST_SECRET = "test-secret-key-" + "x" * 32
+TEST_ORIGIN = "http://localhost:3000"
+
+
+@pytest.fixture(scope="session")
+def pg_admin_dsn() -> Iterator[str]:
+    with services.postgres_server() as dsn:
+        yield dsn
+
+
+@pytest.fixture(scope="session")
+def database_url(pg_admin_dsn: str) -> Iterator[str]:
+    """A database of this run's own, migrated once, dropped at the end."""
+
+    async def setup() -> str:
+        dsn = await services.create_database(pg_admin_dsn)
+        conn = await asyncpg.connect(dsn)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+        return dsn
+
+    dsn = asyncio.run(setup())
+    yield dsn
+    asyncio.run(services.drop_database(pg_admin_dsn, dsn))
+
+
+@pytest.fixture
+async def fresh_database(pg_admin_dsn: str) -> AsyncIterator[str]:
+    """An empty database for tests that need a schema-less start (migrations)."""
+    dsn = await services.create_database(pg_admin_dsn, prefix="petspark_fresh")
+    yield dsn
+    await services.drop_database(pg_admin_dsn, dsn)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    with services.redis_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    prefix = f"pstest:{uuid.uuid4().hex[:12]}:"
+    yield prefix
+    services.delete_prefix(redis_url, prefix)
+
+
+@pytest.fixture
+async def clean_db(database_url: str) -> AsyncIterator[None]:
+    """Empty every table (but the migration record) before the test."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        tables = await conn.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+            "AND tablename <> 'schema_migrations'"
+        )
+        if tables:
+            names = ", ".join(f'"{t["tablename"]}"' for t in tables)
+            await conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+    finally:
+        await conn.close()
+    yield
+
+
+@pytest.fixture
+def make_settings(
+    database_url: str, redis_url: str, redis_prefix: str, tmp_path: Path
+) -> Callable[..., Settings]:
+    """Settings for one app under test. ``redis=False`` gives the single-node memory broker."""
+
+    def factory(*, redis: bool = True, **overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "database_url": database_url,
+            "redis_url": redis_url if redis else None,
+            "redis_prefix": redis_prefix,
+            "data_dir": str(tmp_path / "data"),
+            "secret_key": TEST_SECRET,
+            "allowed_origins": (TEST_ORIGIN,),
+            "password_hash_time_cost": 1,
+            "password_hash_memory_kib": 8,
+            "db_pool_min": 1,
+            "db_pool_max": 10,
+            "shutdown_spread_s": 0.0,
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return factory

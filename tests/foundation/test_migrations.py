@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from server.resources.migrations import MigrationError, discover, migrate
+
+
+def write(directory: Path, name: str, sql: str) -> None:
+    (directory / name).write_text(sql)
+
+
+async def test_applies_pending_once_then_nothing(fresh_database: str, tmp_path: Path) -> None:
+    write(tmp_path, "0001_a.sql", "CREATE TABLE a (id int);")
+    write(tmp_path, "0002_b.sql", "CREATE TABLE b (id int);")
+    conn = await asyncpg.connect(fresh_database)
+    try:
+        assert await migrate(conn, tmp_path) == ["0001_a.sql", "0002_b.sql"]
+        assert await migrate(conn, tmp_path) == []
+        write(tmp_path, "0003_c.sql", "CREATE TABLE c (id int);")
+        assert await migrate(conn, tmp_path) == ["0003_c.sql"]
+    finally:
+        await conn.close()
+
+
+async def test_failed_migration_rolls_back_whole_file(fresh_database: str, tmp_path: Path) -> None:
+    write(tmp_path, "0001_a.sql", "CREATE TABLE a (id int); SELECT * FROM nowhere;")
+    conn = await asyncpg.connect(fresh_database)
+    try:
+        with pytest.raises(asyncpg.UndefinedTableError):
+            await migrate(conn, tmp_path)
+        assert await conn.fetchval("SELECT to_regclass('a')") is None
+        assert await conn.fetchval("SELECT count(*) FROM schema_migrations") == 0
+    finally:
+        await conn.close()
+
+
+async def test_concurrent_starts_apply_each_file_once(
+    fresh_database: str, tmp_path: Path
+) -> None:
+    # Not idempotent on purpose: a second application would fail with "already exists".
+    write(tmp_path, "0001_a.sql", "CREATE TABLE a (id int); SELECT pg_sleep(0.2);")
+    write(tmp_path, "0002_b.sql", "CREATE TABLE b (id int);")
+    conns = [await asyncpg.connect(fresh_database) for _ in range(4)]
+    try:
+        results = await asyncio.gather(*(migrate(c, tmp_path) for c in conns))
+        applied = [name for r in results for name in r]
+        assert sorted(applied) == ["0001_a.sql", "0002_b.sql"]
+    finally:
+        for c in conns:
+            await c.close()
+
+
+async def test_edited_applied_file_is_refused(fresh_database: str, tmp_path: Path) -> None:
+    write(tmp_path, "0001_a.sql", "CREATE TABLE a (id int);")
+    conn = await asyncpg.connect(fresh_database)
+    try:
+        await migrate(conn, tmp_path)
+        write(tmp_path, "0001_a.sql", "CREATE TABLE a (id bigint);")
+        with pytest.raises(MigrationError, match="edited"):
+            await migrate(conn, tmp_path)
+    finally:
+        await conn.close()
+
+
+async def test_unknown_applied_version_is_refused(fresh_database: str, tmp_path: Path) -> None:
+    write(tmp_path, "0001_a.sql", "CREATE TABLE a (id int);")
+    conn = await asyncpg.connect(fresh_database)
+    try:
+        await migrate(conn, tmp_path)
+        (tmp_path / "0001_a.sql").unlink()
+        with pytest.raises(MigrationError, match="does not know"):
+            await migrate(conn, tmp_path)
+    finally:
+        await conn.close()
+
+
+def test_badly_named_file_is_refused(tmp_path: Path) -> None:
+    write(tmp_path, "1_a.sql", "SELECT 1;")
+    with pytest.raises(MigrationError, match="expected a name"):
+        discover(tmp_path)
+
+
+def test_project_migrations_are_well_formed() -> None:
+    migrations = discover()
+    assert [m.version for m in migrations] == list(range(1, len(migrations) + 1))
