@@ -45,7 +45,8 @@ class DecodeError(ValueError):
     """A frame that is not a valid message.
 
     ``message`` names the offending field first (``"body: expected str, got int"``,
-    ``"location.lat: expected ≤ 90"``, ``"unknown type 'foo'"``, ``"invalid JSON"``).
+    ``"location.lat: expected ≤ 90"``, ``"unknown type 'foo'"``, ``"invalid JSON"``,
+    ``"nested too deeply"``). Decoding raises nothing else, whatever the input.
     ``id`` is the command id if one could be read from the frame, else None.
     ``code`` is the error code to answer: ``too_large`` for a text or list over
     its length limit, ``bad_request`` for everything else.
@@ -70,6 +71,7 @@ class _IdOnly(msgspec.Struct):
 
 
 _AT_PATH = re.compile(r"^(?P<text>.*) - at `\$(?P<path>[^`]*)`$", re.DOTALL)
+_AT_KEY = re.compile(r"^(?P<text>.*) - at `key` in `\$(?P<path>[^`]*)`$", re.DOTALL)
 _MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")
 _BAD_TAG = re.compile(r"^Invalid value (?P<value>.+)$")
 _TOO_LONG = re.compile(r"^Expected `(?P<kind>str|array|object)` of length <= (?P<n>\d+)$")
@@ -88,6 +90,9 @@ def _count(n: str, kind: str) -> str:
 def _describe(error: msgspec.ValidationError) -> tuple[str, ErrorCode]:
     """Turn msgspec's ``"Expected … - at `$.a.b`"`` into ``"a.b: expected …"``."""
     text, path = str(error), ""
+    if m := _AT_KEY.match(text):
+        path = m["path"].lstrip(".")
+        return (f"{path}: " if path else "") + "object keys must be strings", ErrorCode.BAD_REQUEST
     if m := _AT_PATH.match(text):
         text, path = m["text"], m["path"].lstrip(".")
     if m := _MISSING.match(text):
@@ -119,8 +124,8 @@ def _valid_id(value: object) -> str | None:
 
 
 class Codec:
-    """Encoder and decoders of one sub-protocol. Instances are shared and thread-safe
-    for use from one event loop; never build one per connection."""
+    """Encoder and decoders of one sub-protocol, built once and shared by every
+    connection (never build one per connection)."""
 
     def __init__(
         self,
@@ -193,13 +198,16 @@ class Codec:
         except msgspec.ValidationError as error:
             message, code = _describe(error)
             raise DecodeError(message, self._recover_id(data), code) from None
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeError):
+            # msgspec raises UnicodeDecodeError for invalid UTF-8 inside JSON strings.
             raise DecodeError(self._malformed) from None
+        except RecursionError:
+            raise DecodeError("nested too deeply") from None
 
     def _recover_id(self, data: bytes | str | msgspec.Raw) -> Id | None:
         try:
             return _valid_id(self._id_only.decode(data).id)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except (msgspec.MsgspecError, UnicodeError, RecursionError):
             return None
 
 

@@ -65,6 +65,7 @@ class Ok(Message, tag="ok", kw_only=True):
     ``result`` is always an object. The server builds it from the command's
     ``result_type``; a decoded ``Ok`` holds it as ``msgspec.Raw`` (bytes in the
     connection's codec) for ``codec.decode_result(ok.result, cmd.result_type)``.
+    Encode a result Struct, not ``Raw``: raw bytes are codec-specific.
     """
 
     id: Id

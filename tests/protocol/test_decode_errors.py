@@ -159,3 +159,34 @@ def test_result_that_does_not_fit_raises_decode_error() -> None:
     with pytest.raises(DecodeError) as info:
         JSON.decode_result(msgspec.Raw(b'{"pet": 1}'), PetResult)
     assert info.value.message == "pet: expected object, got int"
+
+
+@codecs
+def test_deep_nesting_is_a_decode_error(codec: Codec) -> None:
+    deep = (b'{"a":' * 50_000) if not codec.binary else (b"\x81\xa1a" * 50_000)
+    error = decode_error(codec, deep)
+    assert (error.message, error.id) == ("nested too deeply", None)
+    deep_array = b"[" * 100_000 if not codec.binary else b"\x91" * 100_000
+    assert decode_error(codec, deep_array).id is None
+
+
+def test_invalid_utf8_in_json_string() -> None:
+    error = decode_error(JSON, b'{"type":"chat.typing","id":"c1","conversation_id":"\xff"}')
+    assert (error.message, error.id) == ("invalid JSON", None)
+
+
+def test_lone_surrogate_in_text_frame() -> None:
+    assert decode_error(JSON, '{"type":"pong","x":"\ud800"}').message == "invalid JSON"
+
+
+def test_non_string_keys_in_msgpack() -> None:
+    error = decode_error(MSGPACK, msgspec.msgpack.encode({1: 2}))
+    assert error.message == "object keys must be strings"
+    nested = {"type": "lost.nearby", "id": "c1", "location": {1: 2}, "radius_m": 5}
+    error = decode_error(MSGPACK, msgspec.msgpack.encode(nested))
+    assert (error.message, error.id) == ("location: object keys must be strings", "c1")
+
+
+def test_msgpack_extension_values_are_rejected_by_type() -> None:
+    frame_ = msgspec.msgpack.encode({"type": "ack", "seq": msgspec.msgpack.Ext(1, b"x")})
+    assert decode_error(MSGPACK, frame_).message == "seq: expected int, got ext"

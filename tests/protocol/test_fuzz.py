@@ -6,7 +6,7 @@ from typing import Any, get_args
 
 import msgspec
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from protocol import CODECS, COMMANDS, Codec, DecodeError
@@ -59,6 +59,9 @@ def check(codec: Codec, data: bytes | str) -> None:
 @codecs
 @settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.binary(max_size=200))
+@example(data=b'{"a":' * 20_000)
+@example(data=b"\x81\xa1a" * 20_000)
+@example(data=b'{"type":"hello","token":"\xff"}')
 def test_random_bytes(codec: Codec, data: bytes) -> None:
     check(codec, data)
 
@@ -81,6 +84,7 @@ def test_random_message_like_objects(codec: Codec, obj: dict[str, Any]) -> None:
 
 @settings(max_examples=200)
 @given(text=st.text(max_size=200))
+@example(text='{"type":"pong","x":"\ud800"}')
 def test_random_text_frames_on_json(text: str) -> None:
     check(CODECS["petspark.v1.json"], text)
 
