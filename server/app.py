@@ -1,7 +1,8 @@
 """``create_app(settings)``: every resource in a cleanup context, in dependency order.
 
 Order: secret key → database (embedded server if needed, migrations, pool) →
-Redis → broker → object storage → (features). Shutdown runs in reverse: sockets
+Redis → broker → object storage → auth → realtime (event stream, presence,
+hub, the broker subscription) → gateway. Shutdown runs in reverse: sockets
 are closed 1001 in ``on_shutdown``, before any pool closes.
 """
 
@@ -12,14 +13,16 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from server.gateway.setup import gateway_ctx, setup_gateway
 from server.http import health
 from server.http.middleware import METRICS, request_context
 from server.observability.metrics import Metrics
 from server.realtime.broker import Broker, MemoryBroker, RedisBroker
+from server.realtime.setup import realtime_ctx
 from server.resources.migrations import migrate
 from server.resources.postgres import create_pool, database_dsn
 from server.resources.redis import create_redis
-from server.resources.storage import LocalStorage, S3Storage, Storage
+from server.resources.storage import LocalStorage, S3Storage
 from server.settings import Settings, resolve_secret_key
 from server.state import BACKENDS, BROKER, DB, REDIS, SECRET_KEY, SETTINGS, STORAGE
 
@@ -36,9 +39,11 @@ def create_app(settings: Settings) -> web.Application:
     app[METRICS] = Metrics()
     app[BACKENDS] = {}
     app.cleanup_ctx.extend(
-        [secret_key_ctx, database_ctx, redis_ctx, broker_ctx, storage_ctx, announce_ctx]
+        [secret_key_ctx, database_ctx, redis_ctx, broker_ctx, storage_ctx,
+         realtime_ctx, gateway_ctx, announce_ctx]
     )
     health.add_routes(app)
+    setup_gateway(app)
     return app
 
 
@@ -100,7 +105,6 @@ async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    storage: Storage
     if settings.s3_bucket:
         from aiobotocore.session import get_session
         from botocore.config import Config
