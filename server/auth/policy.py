@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from server.domain.errors import BadRequest
+
 EMAIL_MAX = 254
 PASSWORD_MIN = 8
 PASSWORD_MAX = 128
@@ -18,11 +20,10 @@ DISPLAY_NAME_MAX = 60
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+$")
 
 
-class InvalidField(Exception):
+class InvalidField(BadRequest):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
-        self.message = f"{field}: {message}"
 
 
 def normalise_email(raw: str) -> str:

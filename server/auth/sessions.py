@@ -87,3 +87,6 @@ async def forget(request: web.Request) -> None:
     """Clear the session cookie on this request's response."""
     session = await get_session(request)
     session.invalidate()
+
+
+SESSION_COOKIES = web.AppKey("session_cookies", SessionCookies)
