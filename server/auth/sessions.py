@@ -37,7 +37,7 @@ class SessionCookies(EncryptedCookieStorage):
     def __init__(self, *, secure: bool, max_age_s: int) -> None:
         # A throwaway key until use_keys(): nothing can be issued before start-up.
         super().__init__(
-            Fernet.generate_key(),
+            Fernet(Fernet.generate_key()),
             cookie_name=COOKIE_NAME,
             max_age=max_age_s,
             path="/",
