@@ -1,9 +1,9 @@
 """``create_app(settings)``: every resource in a cleanup context, in dependency order.
 
 Order: secret key → database (embedded server if needed, migrations, pool) →
-Redis → broker → object storage → auth → realtime (event stream, presence,
-hub, the broker subscription) → gateway. Shutdown runs in reverse: sockets
-are closed 1001 in ``on_shutdown``, before any pool closes.
+Redis → broker → object storage → rate limiter → auth → realtime (event
+stream, presence, hub, the broker subscription) → gateway. Shutdown runs in
+reverse: sockets are closed 1001 in ``on_shutdown``, before any pool closes.
 """
 
 from __future__ import annotations
@@ -13,11 +13,21 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from server.auth.passwords import Passwords
+from server.auth.service import AUTH, AuthDeps
+from server.auth.sessions import SESSION_COOKIES, SessionCookies
+from server.auth.sessions import middleware as session_middleware
+from server.auth.tokens import AccessTokens, session_cookie_keys
+from server.auth.verifier import VERIFIER, Verifier
 from server.gateway.setup import gateway_ctx, setup_gateway
-from server.http import health
+from server.http import auth as auth_routes
+from server.http import contracts, health
 from server.http.middleware import METRICS, request_context
+from server.http.security import cors_preflight, security_headers
 from server.observability.metrics import Metrics
+from server.ratelimit import RATE_LIMITER, rate_limiter_ctx
 from server.realtime.broker import Broker, MemoryBroker, RedisBroker
+from server.realtime.control import kick
 from server.realtime.setup import realtime_ctx
 from server.resources.migrations import migrate
 from server.resources.postgres import create_pool, database_dsn
@@ -30,19 +40,38 @@ log = logging.getLogger("server")
 
 
 def create_app(settings: Settings) -> web.Application:
+    # The cookie storage must exist before start-up (its middleware is frozen with
+    # the app); it gets its keys in auth_ctx, once SECRET_KEY is resolved.
+    cookies = SessionCookies.from_settings(settings)
     app = web.Application(
-        middlewares=[request_context],
+        # Outermost first: errors become JSON for everything inside, preflights are
+        # answered before routing, the session middleware saves cookies last.
+        middlewares=[request_context, cors_preflight, session_middleware(cookies)],
         client_max_size=settings.max_request_bytes,
         handler_args={"max_field_size": 16384},
     )
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[BACKENDS] = {}
+    app[SESSION_COOKIES] = cookies
+    app.on_response_prepare.append(security_headers)
     app.cleanup_ctx.extend(
-        [secret_key_ctx, database_ctx, redis_ctx, broker_ctx, storage_ctx,
-         realtime_ctx, gateway_ctx, announce_ctx]
+        [
+            secret_key_ctx,
+            database_ctx,
+            redis_ctx,
+            broker_ctx,
+            storage_ctx,
+            rate_limiter_ctx,
+            auth_ctx,
+            realtime_ctx,
+            gateway_ctx,
+            announce_ctx,
+        ]
     )
     health.add_routes(app)
+    auth_routes.add_routes(app)
+    contracts.add_routes(app)
     setup_gateway(app)
     return app
 
@@ -129,6 +158,36 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
     root = settings.data_path / "uploads"
     app[STORAGE] = LocalStorage(root)
     app[BACKENDS]["storage"] = f"local ({root})"
+    yield
+
+
+async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Token keys, cookie keys, the verifier (HTTP and gateway) and the auth service's deps."""
+    settings = app[SETTINGS]
+    secret, previous = app[SECRET_KEY], settings.previous_secret_key
+    tokens = AccessTokens(secret, previous, settings.access_token_ttl_s)
+    cookies = app[SESSION_COOKIES]
+    cookies.use_keys(session_cookie_keys(secret, previous))
+
+    async def kick_sockets(
+        *,
+        session_ids: tuple[str, ...] = (),
+        user_ids: tuple[str, ...] = (),
+        code: int = 4003,
+        reason: str = "revoked",
+    ) -> None:
+        await kick(app, session_ids=session_ids, user_ids=user_ids, code=code, reason=reason)
+
+    app[AUTH] = AuthDeps(
+        db=app[DB],
+        settings=settings,
+        passwords=Passwords.from_settings(settings),
+        tokens=tokens,
+        limiter=app[RATE_LIMITER],
+        kick=kick_sockets,
+    )
+    app[VERIFIER] = Verifier(app[DB], tokens, cookies, settings.refresh_token_ttl_s)
+    app[BACKENDS]["rate_limiter"] = app[RATE_LIMITER].name
     yield
 
 
