@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
-from server.gateway.dispatch import CommandRegistry
+from server.domain.chat import handlers as chat
+from server.domain.matching import handlers as matching
+from server.domain.notifications import handlers as notifications
+from server.domain.pets import handlers as pets
+from server.domain.presence import handlers as presence
+from server.domain.presence.service import announce
+from server.gateway.dispatch import CommandRegistry, PresenceListener
 
 
 def register_all(registry: CommandRegistry) -> None:
-    """Add each area's handlers. Areas arrive with their issues (pets, chat, lost, …)."""
-    return None
+    """Add each area's handlers (more areas arrive with their issues: lost, adoption, …)."""
+    pets.register(registry)
+    matching.register(registry)
+    chat.register(registry)
+    notifications.register(registry)
+    presence.register(registry)
+
+
+def presence_listeners() -> list[PresenceListener]:
+    """Called by the gateway when a user comes online (first socket on any node) or goes
+    offline (last socket gone)."""
+    return [announce]

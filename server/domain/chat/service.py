@@ -1,0 +1,212 @@
+"""Chat: conversations (opened by matches), messages, read marks, typing.
+
+Membership is the only access rule: to a non-member a conversation or message
+does not exist (``not_found``, the same answer as for an id never issued).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from protocol.base import Empty
+from protocol.chat import (
+    ChatMessageEvent,
+    ChatReadEvent,
+    ChatSend,
+    ChatTypingEvent,
+    ConversationsResult,
+    HistoryResult,
+    MessageResult,
+)
+from protocol.objects import ChatMessage, Conversation
+from server.domain import attachments
+from server.domain.chat import store
+from server.domain.common import decode_cursor, encode_cursor, require_id
+from server.domain.errors import BadRequest, Conflict, Forbidden, NotFound
+from server.domain.idempotency import run_idempotent
+from server.domain.notifications.service import notify
+from server.realtime.broker import Broker
+from server.realtime.control import send_ephemeral
+from server.realtime.presence import Presence
+from server.realtime.stream import EventStream, Transaction
+from server.ratelimit import RateLimiter
+
+EDIT_WINDOW = timedelta(minutes=15)
+TYPING_EVERY_S = 3.0
+PREVIEW_CHARS = 140
+
+
+def message_from_row(row: asyncpg.Record, prefix: str = "") -> ChatMessage:
+    p = prefix
+    return ChatMessage(
+        id=row[p + "id"], conversation_id=row[p + "conversation_id"],
+        sender_id=row[p + "sender_id"], client_msg_id=row[p + "client_msg_id"],
+        body=row[p + "body"], attachment_ids=list(row[p + "attachment_ids"]),
+        created_at=row[p + "created_at"], edited_at=row[p + "edited_at"],
+        deleted_at=row[p + "deleted_at"],
+    )
+
+
+def _body(value: str) -> str:
+    body = value.strip()
+    if not body:
+        raise BadRequest("body: must not be blank")
+    return body
+
+
+async def _member(conn: asyncpg.Connection, conversation_id: str, user_id: str
+                  ) -> asyncpg.Record:
+    require_id(conversation_id, "conversation_id", "no such conversation")
+    row = await store.select_membership(conn, conversation_id, user_id)
+    if row is None:
+        raise NotFound("conversation_id: no such conversation")
+    return row
+
+
+async def send_message(stream: EventStream, presence: Presence, user_id: str,
+                       cmd: ChatSend) -> MessageResult:
+    body = _body(cmd.body)
+
+    async def work(tx: Transaction) -> MessageResult:
+        conv = await _member(tx.conn, cmd.conversation_id, user_id)
+        if conv["closed_at"] is not None:
+            raise Conflict("conversation_id: the conversation is closed")
+        files = await attachments.check_owned_uploads(tx.conn, user_id, cmd.attachment_ids,
+                                                      field="attachment_ids")
+        row = await store.insert_message(
+            tx.conn, conversation_id=conv["id"], sender_id=user_id,
+            client_msg_id=cmd.client_msg_id, body=body, attachment_ids=files)
+        message = message_from_row(row)
+        members: list[str] = list(conv["member_ids"])
+        await tx.append(members, ChatMessageEvent(seq=0, message=message))
+        others = [m for m in members if m != user_id]
+        online = await presence.online(others) if others else {}
+        offline = [m for m in others if not online.get(m, False)]
+        if offline:
+            sender = await store.select_display_name(tx.conn, user_id)
+            await notify(tx, presence, offline, kind="chat.message",
+                         title=f"New message from {sender}", body=body[:PREVIEW_CHARS],
+                         data={"conversation_id": message.conversation_id,
+                               "message_id": message.id, "sender_id": user_id},
+                         online=online)
+        return MessageResult(message=message)
+
+    return await run_idempotent(stream, user_id=user_id, scope="chat.send",
+                                key=cmd.client_msg_id, result_type=MessageResult, work=work)
+
+
+async def conversations(conn: asyncpg.Connection, user_id: str, cursor: str | None,
+                        limit: int) -> ConversationsResult:
+    after: tuple[datetime, str] | None = None
+    if cursor is not None:
+        at, cid = decode_cursor(cursor, (datetime, str))
+        after = (at, require_id(cid, "cursor"))
+    rows = await store.select_conversations(conn, user_id, after=after, limit=limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    items = [
+        Conversation(
+            id=r["id"], member_ids=list(r["member_ids"]), match_id=r["match_id"],
+            last_message=message_from_row(r, "lm_") if r["lm_id"] is not None else None,
+            unread_count=int(r["unread_count"]), last_activity_at=r["last_activity_at"],
+            closed=r["closed_at"] is not None,
+        )
+        for r in rows
+    ]
+    next_cursor = (encode_cursor(rows[-1]["last_activity_at"], rows[-1]["id"])
+                   if more and rows else None)
+    return ConversationsResult(conversations=items, next_cursor=next_cursor)
+
+
+async def history(conn: asyncpg.Connection, user_id: str, conversation_id: str,
+                  before: str | None, limit: int) -> HistoryResult:
+    conv = await _member(conn, conversation_id, user_id)
+    before_pos: int | None = None
+    if before is not None:
+        require_id(before, "before", "no such message")
+        anchor = await store.select_message_in_conversation(conn, conv["id"], before)
+        if anchor is None:
+            raise NotFound("before: no such message in this conversation")
+        before_pos = int(anchor["pos"])
+    rows = await store.select_history(conn, conv["id"], before_pos, limit + 1)
+    more = len(rows) > limit
+    messages = [message_from_row(r) for r in rows[:limit]]
+    return HistoryResult(messages=messages,
+                         next_before=messages[-1].id if more and messages else None)
+
+
+async def mark_read(stream: EventStream, user_id: str, conversation_id: str,
+                    message_id: str) -> Empty:
+    async with stream.transaction() as tx:
+        conv = await _member(tx.conn, conversation_id, user_id)
+        require_id(message_id, "message_id", "no such message")
+        message = await store.select_message_in_conversation(tx.conn, conv["id"], message_id)
+        if message is None:
+            raise NotFound("message_id: no such message in this conversation")
+        if await store.update_read_mark(tx.conn, conv["id"], user_id, int(message["pos"])):
+            others = [m for m in conv["member_ids"] if m != user_id]
+            await tx.append(others, ChatReadEvent(seq=0, conversation_id=conv["id"],
+                                                  user_id=user_id, message_id=message["id"]))
+    return Empty()
+
+
+async def typing(conn: asyncpg.Connection, broker: Broker, limiter: RateLimiter,
+                 user_id: str, conversation_id: str) -> Empty:
+    """Ephemeral ``chat.typing`` to the other members, at most one per TYPING_EVERY_S per
+    user and conversation; a throttled call answers ``{}`` and sends nothing (clients fire
+    typing on keystrokes; an error for that would only be noise)."""
+    conv = await _member(conn, conversation_id, user_id)
+    if conv["closed_at"] is not None:
+        raise Conflict("conversation_id: the conversation is closed")
+    decision = await limiter.hit(f"chat.typing:{user_id}:{conv['id']}", 1, TYPING_EVERY_S)
+    if decision.allowed:
+        others = [m for m in conv["member_ids"] if m != user_id]
+        await send_ephemeral(broker, others,
+                             ChatTypingEvent(conversation_id=conv["id"], user_id=user_id))
+    return Empty()
+
+
+async def _own_recent_message(tx: Transaction, user_id: str, message_id: str
+                              ) -> asyncpg.Record:
+    require_id(message_id, "message_id", "no such message")
+    row = await store.select_message_for_member(tx.conn, message_id, user_id, for_update=True)
+    if row is None:
+        raise NotFound("message_id: no such message")
+    if row["sender_id"] != user_id:
+        raise Forbidden("message_id: only the sender can change a message")
+    return row
+
+
+def _check_window(row: asyncpg.Record) -> None:
+    if row["closed_at"] is not None:
+        raise Conflict("message_id: the conversation is closed")
+    if datetime.now(UTC) - row["created_at"] > EDIT_WINDOW:
+        raise Conflict("message_id: messages can be changed for 15 minutes after sending")
+
+
+async def edit_message(stream: EventStream, user_id: str, message_id: str, body: str
+                       ) -> MessageResult:
+    text = _body(body)
+    async with stream.transaction() as tx:
+        row = await _own_recent_message(tx, user_id, message_id)
+        if row["deleted_at"] is not None:
+            raise Conflict("message_id: the message was deleted")
+        _check_window(row)
+        updated = await store.update_message_body(tx.conn, row["id"], text)
+        message = message_from_row(updated)
+        await tx.append(row["member_ids"], ChatMessageEvent(seq=0, message=message))
+    return MessageResult(message=message)
+
+
+async def delete_message(stream: EventStream, user_id: str, message_id: str) -> MessageResult:
+    async with stream.transaction() as tx:
+        row = await _own_recent_message(tx, user_id, message_id)
+        if row["deleted_at"] is not None:
+            return MessageResult(message=message_from_row(row))  # repeating is a no-op
+        _check_window(row)
+        updated = await store.update_message_deleted(tx.conn, row["id"])
+        message = message_from_row(updated)
+        await tx.append(row["member_ids"], ChatMessageEvent(seq=0, message=message))
+    return MessageResult(message=message)

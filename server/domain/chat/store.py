@@ -1,0 +1,179 @@
+"""Plain SQL for conversations, members, messages and read marks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import asyncpg
+
+
+
+def message_columns(alias: str = "m", prefix: str = "") -> str:
+    """The columns ``message_from_row`` reads, from table ``alias``, named ``prefix…``."""
+    a, p = alias, prefix
+    return (f"{a}.id::text AS {p}id, {a}.pos AS {p}pos, "
+            f"{a}.conversation_id::text AS {p}conversation_id, "
+            f"{a}.sender_id::text AS {p}sender_id, {a}.client_msg_id AS {p}client_msg_id, "
+            f"{a}.body AS {p}body, {a}.attachment_ids::text[] AS {p}attachment_ids, "
+            f"{a}.created_at AS {p}created_at, {a}.edited_at AS {p}edited_at, "
+            f"{a}.deleted_at AS {p}deleted_at")
+
+
+MESSAGE_COLUMNS = message_columns()
+
+
+async def insert_conversation(conn: asyncpg.Connection, member_ids: list[str]) -> str:
+    conversation_id: str = await conn.fetchval(
+        "INSERT INTO conversations DEFAULT VALUES RETURNING id::text"
+    )
+    await conn.execute(
+        "INSERT INTO conversation_members (conversation_id, user_id) "
+        "SELECT $1, u FROM unnest($2::uuid[]) AS u",
+        conversation_id, member_ids,
+    )
+    return conversation_id
+
+
+async def update_conversation_closed(conn: asyncpg.Connection, conversation_id: str) -> None:
+    await conn.execute(
+        "UPDATE conversations SET closed_at = coalesce(closed_at, now()) WHERE id = $1",
+        conversation_id,
+    )
+
+
+async def select_membership(conn: asyncpg.Connection, conversation_id: str, user_id: str
+                            ) -> asyncpg.Record | None:
+    """The conversation as ``user_id`` sees it, or None if they are not a member."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        """SELECT c.id::text AS id, c.closed_at, me.last_read_pos,
+                  (SELECT array_agg(cm.user_id::text ORDER BY cm.user_id)
+                   FROM conversation_members cm WHERE cm.conversation_id = c.id) AS member_ids
+           FROM conversation_members me JOIN conversations c ON c.id = me.conversation_id
+           WHERE me.conversation_id = $1 AND me.user_id = $2""",
+        conversation_id, user_id,
+    )
+    return row
+
+
+async def insert_message(
+    conn: asyncpg.Connection, *, conversation_id: str, sender_id: str, client_msg_id: str,
+    body: str, attachment_ids: list[str],
+) -> asyncpg.Record:
+    row: asyncpg.Record = await conn.fetchrow(
+        f"""WITH m AS (
+                INSERT INTO messages (conversation_id, sender_id, client_msg_id, body,
+                                      attachment_ids)
+                VALUES ($1, $2, $3, $4, $5::uuid[]) RETURNING *),
+            c AS (UPDATE conversations SET last_message_id = (SELECT id FROM m),
+                         last_activity_at = (SELECT created_at FROM m)
+                  WHERE id = $1)
+            SELECT {MESSAGE_COLUMNS} FROM m""",
+        conversation_id, sender_id, client_msg_id, body, attachment_ids,
+    )
+    return row
+
+
+async def select_message_for_member(
+    conn: asyncpg.Connection, message_id: str, user_id: str, for_update: bool = False
+) -> asyncpg.Record | None:
+    """The message if ``user_id`` is a member of its conversation, with the conversation's
+    state and members."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        f"""SELECT {MESSAGE_COLUMNS}, c.closed_at,
+                   (SELECT array_agg(cm.user_id::text ORDER BY cm.user_id)
+                    FROM conversation_members cm WHERE cm.conversation_id = c.id) AS member_ids
+            FROM messages m
+            JOIN conversations c ON c.id = m.conversation_id
+            JOIN conversation_members me ON me.conversation_id = c.id AND me.user_id = $2
+            WHERE m.id = $1""" + (" FOR UPDATE OF m" if for_update else ""),
+        message_id, user_id,
+    )
+    return row
+
+
+async def select_message_in_conversation(
+    conn: asyncpg.Connection, conversation_id: str, message_id: str
+) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await conn.fetchrow(
+        f"SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.id = $1 AND m.conversation_id = $2",
+        message_id, conversation_id,
+    )
+    return row
+
+
+async def update_message_body(conn: asyncpg.Connection, message_id: str, body: str
+                              ) -> asyncpg.Record:
+    row: asyncpg.Record = await conn.fetchrow(
+        f"""WITH m AS (UPDATE messages SET body = $2, edited_at = now() WHERE id = $1
+                       RETURNING *)
+            SELECT {MESSAGE_COLUMNS} FROM m""",
+        message_id, body,
+    )
+    return row
+
+
+async def update_message_deleted(conn: asyncpg.Connection, message_id: str) -> asyncpg.Record:
+    row: asyncpg.Record = await conn.fetchrow(
+        f"""WITH m AS (UPDATE messages SET body = '', attachment_ids = '{{}}',
+                              deleted_at = now() WHERE id = $1 RETURNING *)
+            SELECT {MESSAGE_COLUMNS} FROM m""",
+        message_id,
+    )
+    return row
+
+
+async def select_history(conn: asyncpg.Connection, conversation_id: str,
+                         before_pos: int | None, limit: int) -> list[asyncpg.Record]:
+    """Newest first, strictly older than ``before_pos``."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        f"""SELECT {MESSAGE_COLUMNS} FROM messages m
+            WHERE m.conversation_id = $1 AND ($2::bigint IS NULL OR m.pos < $2)
+            ORDER BY m.pos DESC LIMIT $3""",
+        conversation_id, before_pos, limit,
+    )
+    return rows
+
+
+async def update_read_mark(conn: asyncpg.Connection, conversation_id: str, user_id: str,
+                           pos: int) -> bool:
+    """Move the read mark forward to ``pos``; False if it was there or beyond already."""
+    status = await conn.execute(
+        "UPDATE conversation_members SET last_read_pos = $3 "
+        "WHERE conversation_id = $1 AND user_id = $2 AND last_read_pos < $3",
+        conversation_id, user_id, pos,
+    )
+    return bool(status.endswith(" 1"))
+
+
+async def select_conversations(
+    conn: asyncpg.Connection, user_id: str, *, after: tuple[datetime, str] | None, limit: int
+) -> list[asyncpg.Record]:
+    """The user's conversations with last message and unread count, newest activity first.
+
+    Unread = others' messages (not deleted) after the user's read mark."""
+    lm = message_columns("lm", "lm_")
+    rows: list[asyncpg.Record] = await conn.fetch(
+        f"""SELECT c.id::text AS id, c.last_activity_at, c.closed_at,
+                   (SELECT array_agg(cm.user_id::text ORDER BY cm.user_id)
+                    FROM conversation_members cm WHERE cm.conversation_id = c.id) AS member_ids,
+                   (SELECT mt.id::text FROM matches mt WHERE mt.conversation_id = c.id)
+                       AS match_id,
+                   (SELECT count(*) FROM messages x
+                    WHERE x.conversation_id = c.id AND x.pos > me.last_read_pos
+                      AND x.sender_id <> $1 AND x.deleted_at IS NULL) AS unread_count,
+                   {lm}
+            FROM conversation_members me
+            JOIN conversations c ON c.id = me.conversation_id
+            LEFT JOIN messages lm ON lm.id = c.last_message_id
+            WHERE me.user_id = $1
+              AND ($2::timestamptz IS NULL OR (c.last_activity_at, c.id) < ($2, $3::uuid))
+            ORDER BY c.last_activity_at DESC, c.id DESC LIMIT $4""",
+        user_id, after[0] if after else None, after[1] if after else None, limit,
+    )
+    return rows
+
+
+async def select_display_name(conn: asyncpg.Connection, user_id: str) -> str:
+    name: str | None = await conn.fetchval("SELECT display_name FROM users WHERE id = $1",
+                                           user_id)
+    return name or "Someone"

@@ -1,0 +1,102 @@
+"""The inbox: every user-facing happening writes a notification in the transaction of
+the change, emits the durable ``notification`` event, and queues a push for users
+with no live connection (sending is a later issue; the outbox row is the contract).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from protocol.notifications import (
+    DeviceResult,
+    NotificationEvent,
+    NotificationsResult,
+    UnreadCountResult,
+)
+from protocol.objects import Device, Notification, Platform
+from server.domain.common import decode_cursor, encode_cursor, is_uuid
+from server.domain.notifications import store
+from server.realtime.presence import Presence
+from server.realtime.stream import Transaction
+
+
+def notification_from_row(row: asyncpg.Record) -> Notification:
+    return Notification(
+        id=row["id"], kind=row["kind"], title=row["title"], body=row["body"],
+        data=msgspec.json.decode(row["data"]), created_at=row["created_at"],
+        read_at=row["read_at"],
+    )
+
+
+async def notify(
+    tx: Transaction, presence: Presence, user_ids: Sequence[str], *, kind: str, title: str,
+    body: str, data: dict[str, Any], online: dict[str, bool] | None = None,
+) -> dict[str, Notification]:
+    """Write one notification per user in ``tx``, append its ``notification`` event and,
+    for users with no live connection anywhere, a push outbox row.
+
+    ``online`` may carry presence already looked up by the caller."""
+    targets = list(dict.fromkeys(user_ids))
+    if not targets:
+        return {}
+    if online is None:
+        online = await presence.online(targets)
+    out: dict[str, Notification] = {}
+    for user_id in targets:
+        row = await store.insert_notification(tx.conn, user_id, kind, title, body, data)
+        note = notification_from_row(row)
+        await tx.append([user_id], NotificationEvent(seq=0, notification=note))
+        if not online.get(user_id, False):
+            await store.insert_push_outbox(tx.conn, note.id, user_id)
+        out[user_id] = note
+    return out
+
+
+async def list_notifications(
+    conn: asyncpg.Connection, user_id: str, *, cursor: str | None, unread_only: bool,
+    limit: int,
+) -> NotificationsResult:
+    after: tuple[datetime, str] | None = None
+    if cursor is not None:
+        at, nid = decode_cursor(cursor, (datetime, str))
+        if not is_uuid(nid):
+            from server.domain.errors import BadRequest
+
+            raise BadRequest("cursor: not a cursor this server issued")
+        after = (at, nid)
+    rows = await store.select_notifications(conn, user_id, unread_only=unread_only,
+                                            after=after, limit=limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    items = [notification_from_row(r) for r in rows]
+    next_cursor = (encode_cursor(items[-1].created_at, items[-1].id) if more and items
+                   else None)
+    unread = await store.select_unread_count(conn, user_id)
+    return NotificationsResult(notifications=items, next_cursor=next_cursor,
+                               unread_count=unread)
+
+
+async def mark_read(
+    conn: asyncpg.Connection, user_id: str, ids: list[str] | None
+) -> UnreadCountResult:
+    if ids is not None:
+        ids = [i for i in ids if is_uuid(i)]  # an id that cannot exist is an unknown id: skipped
+    await store.update_notifications_read(conn, user_id, ids)
+    return UnreadCountResult(unread_count=await store.select_unread_count(conn, user_id))
+
+
+async def register_device(
+    conn: asyncpg.Connection, user_id: str, platform: Platform, token: str
+) -> DeviceResult:
+    row = await store.upsert_device(conn, user_id, platform.value, token)
+    return DeviceResult(device=Device(id=row["id"], platform=Platform(row["platform"])))
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())

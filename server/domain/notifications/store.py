@@ -1,0 +1,94 @@
+"""Plain SQL for the notification inbox, push devices and the push outbox."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import msgspec
+
+_COLUMNS = "id::text AS id, kind, title, body, data::text AS data, created_at, read_at"
+
+
+async def insert_notification(
+    conn: asyncpg.Connection, user_id: str, kind: str, title: str, body: str,
+    data: dict[str, Any],
+) -> asyncpg.Record:
+    row: asyncpg.Record = await conn.fetchrow(
+        f"""INSERT INTO notifications (user_id, kind, title, body, data)
+            VALUES ($1, $2, $3, $4, $5::jsonb) RETURNING {_COLUMNS}""",
+        user_id, kind, title, body, msgspec.json.encode(data).decode(),
+    )
+    return row
+
+
+async def insert_push_outbox(conn: asyncpg.Connection, notification_id: str, user_id: str) -> None:
+    await conn.execute(
+        "INSERT INTO push_outbox (notification_id, user_id) VALUES ($1, $2)",
+        notification_id, user_id,
+    )
+
+
+async def select_notifications(
+    conn: asyncpg.Connection, user_id: str, *, unread_only: bool,
+    after: tuple[datetime, str] | None, limit: int,
+) -> list[asyncpg.Record]:
+    """Newest first, strictly older than ``after`` (created_at, id) when given."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        f"""SELECT {_COLUMNS} FROM notifications
+            WHERE user_id = $1
+              AND ($2::bool IS FALSE OR read_at IS NULL)
+              AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4::uuid))
+            ORDER BY created_at DESC, id DESC LIMIT $5""",
+        user_id, unread_only, after[0] if after else None, after[1] if after else None, limit,
+    )
+    return rows
+
+
+async def select_unread_count(conn: asyncpg.Connection, user_id: str) -> int:
+    value = await conn.fetchval(
+        "SELECT count(*) FROM notifications WHERE user_id = $1 AND read_at IS NULL", user_id
+    )
+    return int(value)
+
+
+async def update_notifications_read(
+    conn: asyncpg.Connection, user_id: str, ids: list[str] | None
+) -> None:
+    """Mark read the given ids of the user's (others' and unknown ids are skipped), or all."""
+    if ids is None:
+        await conn.execute(
+            "UPDATE notifications SET read_at = now() WHERE user_id = $1 AND read_at IS NULL",
+            user_id,
+        )
+    else:
+        await conn.execute(
+            "UPDATE notifications SET read_at = now() "
+            "WHERE user_id = $1 AND id = ANY($2::uuid[]) AND read_at IS NULL",
+            user_id, ids,
+        )
+
+
+async def upsert_device(
+    conn: asyncpg.Connection, user_id: str, platform: str, token: str
+) -> asyncpg.Record:
+    """The same (platform, token) keeps its id and moves to the newest user."""
+    row: asyncpg.Record = await conn.fetchrow(
+        """INSERT INTO devices (user_id, platform, token) VALUES ($1, $2, $3)
+           ON CONFLICT (platform, token)
+           DO UPDATE SET user_id = excluded.user_id, updated_at = now()
+           RETURNING id::text AS id, platform""",
+        user_id, platform, token,
+    )
+    return row
+
+
+async def select_push_outbox(conn: asyncpg.Connection, user_id: str) -> list[asyncpg.Record]:
+    """Unsent outbox rows of a user, oldest first (for the future sender and for tests)."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT id, notification_id::text AS notification_id, created_at, attempts "
+        "FROM push_outbox WHERE user_id = $1 AND sent_at IS NULL ORDER BY id",
+        user_id,
+    )
+    return rows
