@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.auth.service import ban_user
-from server.auth.service import AUTH
+from server.auth.service import AUTH, ban_user
 from tests.auth.conftest import ClientMaker
 from tests.auth.helpers import API, error_of
 from tests.support.auth import register

@@ -26,7 +26,8 @@ async def test_failed_logins_per_email_are_throttled(make_client: ClientMaker, r
     assert 1 <= int(resp.headers["Retry-After"]) <= 60
     # Another account from the same addresses is not affected.
     other = await register(client)
-    resp = await client.post(f"{API}/login", json={"email": other.email, "password": other.password},
+    resp = await client.post(f"{API}/login",
+                             json={"email": other.email, "password": other.password},
                              headers={"X-Forwarded-For": "198.51.100.1"})
     assert resp.status == 200
 

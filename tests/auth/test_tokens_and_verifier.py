@@ -85,7 +85,8 @@ async def test_key_rotation_keeps_old_tokens_until_they_expire(make_client: Clie
     assert principal.expires_at is not None and principal.expires_at > datetime.now(UTC)
     resp = await rotated.get(f"{API}/me", headers=reg.bearer)
     assert resp.status == 200
-    resp = await rotated.get(f"{API}/me", headers={"Cookie": f"{COOKIE_NAME}={reg.cookies[COOKIE_NAME]}"})
+    old_cookie = {"Cookie": f"{COOKIE_NAME}={reg.cookies[COOKIE_NAME]}"}
+    resp = await rotated.get(f"{API}/me", headers=old_cookie)
     assert resp.status == 200
     # New tokens are signed with the new key (another kid), and verify.
     resp = await rotated.post(f"{API}/refresh", json={"refresh_token": reg.refresh_token})
@@ -99,7 +100,7 @@ async def test_key_rotation_keeps_old_tokens_until_they_expire(make_client: Clie
                                   previous_secret_key=NEW_SECRET)
     with pytest.raises(InvalidCredential):
         await unrelated.app[VERIFIER].from_bearer(reg.access_token)
-    resp = await unrelated.get(f"{API}/me", headers={"Cookie": f"{COOKIE_NAME}={reg.cookies[COOKIE_NAME]}"})
+    resp = await unrelated.get(f"{API}/me", headers=old_cookie)
     assert resp.status == 401
 
 
