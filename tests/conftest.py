@@ -99,6 +99,11 @@ def make_settings(
             "allowed_origins": (TEST_ORIGIN,),
             "password_hash_time_cost": 1,
             "password_hash_memory_kib": 8,
+            # Every test connects from 127.0.0.1 and the Redis prefix lasts the whole run:
+            # the auth throttles would trip across unrelated tests. Throttling tests set
+            # small limits explicitly.
+            "auth_register_per_hour": 100_000,
+            "auth_login_max_failures": 100_000,
             "db_pool_min": 1,
             "db_pool_max": 10,
             "shutdown_spread_s": 0.0,
