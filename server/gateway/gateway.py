@@ -368,7 +368,7 @@ class Gateway:
     # --- node-wide sweeper ------------------------------------------------------------------
     async def _sweep_loop(self) -> None:
         heartbeat = self.settings.heartbeat_s
-        interval = min(heartbeat / 4, 5.0)
+        interval = min(heartbeat / 4, 1.0)
         last_refresh = 0.0
         while True:
             await asyncio.sleep(interval)
