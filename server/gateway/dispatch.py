@@ -36,6 +36,9 @@ class CommandContext:
 
 
 Handler = Callable[[CommandContext, Any], Awaitable[Result]]
+PresenceListener = Callable[[web.Application, str, bool], Awaitable[None]]
+"""Called with (app, user_id, online) when a user's first socket opens anywhere (online)
+or their last one closes (offline). Runs as its own task; errors are logged."""
 
 
 class CommandRegistry:

@@ -14,6 +14,7 @@ import logging
 import os
 import secrets
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,7 +37,12 @@ from protocol.session import (
 from server.auth.principal import AuthError, InvalidCredential, Principal
 from server.auth.verifier import Verifier
 from server.gateway.connection import Connection
-from server.gateway.dispatch import CommandContext, CommandRegistry, error_fields
+from server.gateway.dispatch import (
+    CommandContext,
+    CommandRegistry,
+    PresenceListener,
+    error_fields,
+)
 from server.gateway.ratelimit import TokenBucket
 from server.observability.logging import request_id
 from server.observability.metrics import Metrics
@@ -70,6 +76,7 @@ class Gateway:
         presence: Presence,
         registry: CommandRegistry,
         kick_connections: Any,
+        presence_listeners: Sequence[PresenceListener] = (),
     ) -> None:
         self.app = app
         self.settings = settings
@@ -79,6 +86,8 @@ class Gateway:
         self.stream = stream
         self.presence = presence
         self.registry = registry
+        self.presence_listeners = tuple(presence_listeners)
+        self._listener_tasks: set[asyncio.Task[None]] = set()
         self._kick_connections = kick_connections
         self._accepting = True
         self._sweeper: asyncio.Task[None] | None = None
@@ -226,6 +235,8 @@ class Gateway:
         try:
             live_ids = await self.presence.connected(user_id, conn.id)
             registered = True
+            if live_ids == [conn.id]:
+                self._presence_changed(user_id, True)
             if len(live_ids) > settings.ws_max_connections_per_user:
                 oldest = tuple(live_ids[: len(live_ids) - settings.ws_max_connections_per_user])
                 await self._kick_connections(oldest, REPLACED, "too many connections")
@@ -257,7 +268,8 @@ class Gateway:
             self.metrics.ws_open.dec()
             if registered:
                 with contextlib.suppress(Exception):
-                    await self.presence.disconnected(user_id, conn.id)
+                    if await self.presence.disconnected(user_id, conn.id):
+                        self._presence_changed(user_id, False)
             await conn.finish()
             code = ws.close_code if ws.close_code is not None else conn.close_code
             self.metrics.ws_closes.labels(str(code)).inc()
@@ -268,6 +280,20 @@ class Gateway:
             })
             request_id.reset(token)
         return ws
+
+    def _presence_changed(self, user_id: str, online: bool) -> None:
+        """Run the presence listeners (e.g. tell matched users) off the socket's path."""
+        for listener in self.presence_listeners:
+            task = asyncio.create_task(self._run_listener(listener, user_id, online))
+            self._listener_tasks.add(task)
+            task.add_done_callback(self._listener_tasks.discard)
+
+    async def _run_listener(self, listener: PresenceListener, user_id: str,
+                            online: bool) -> None:
+        try:
+            await listener(self.app, user_id, online)
+        except Exception:
+            log.exception("presence listener failed", extra={"user_id": user_id})
 
     async def _read_loop(self, conn: Connection) -> None:
         ws = conn.ws

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from server.auth.verifier import VERIFIER
-from server.domain.registry import register_all
+from server.domain.registry import presence_listeners, register_all
 from server.gateway.dispatch import CommandRegistry
 from server.gateway.gateway import Gateway
 from server.http.middleware import METRICS
@@ -27,7 +27,7 @@ async def gateway_ctx(app: web.Application) -> AsyncIterator[None]:
     gateway = Gateway(
         app=app, settings=app[SETTINGS], metrics=app[METRICS], verifier=app[VERIFIER],
         hub=app[HUB], stream=app[EVENT_STREAM], presence=app[PRESENCE], registry=registry,
-        kick_connections=kick_connections,
+        kick_connections=kick_connections, presence_listeners=presence_listeners(),
     )
     app[GATEWAY] = gateway
     gateway.start()

@@ -27,11 +27,11 @@ from server.domain.common import decode_cursor, encode_cursor, require_id
 from server.domain.errors import BadRequest, Conflict, Forbidden, NotFound
 from server.domain.idempotency import run_idempotent
 from server.domain.notifications.service import notify
+from server.ratelimit import RateLimiter
 from server.realtime.broker import Broker
 from server.realtime.control import send_ephemeral
 from server.realtime.presence import Presence
 from server.realtime.stream import EventStream, Transaction
-from server.ratelimit import RateLimiter
 
 EDIT_WINDOW = timedelta(minutes=15)
 TYPING_EVERY_S = 3.0

@@ -7,7 +7,6 @@ from datetime import datetime
 import asyncpg
 
 
-
 def message_columns(alias: str = "m", prefix: str = "") -> str:
     """The columns ``message_from_row`` reads, from table ``alias``, named ``prefix…``."""
     a, p = alias, prefix

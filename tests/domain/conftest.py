@@ -1,0 +1,99 @@
+"""Domain tests run through the real gateway: real app(s), PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from protocol.base import Command, Result
+from protocol.matching import Swipe, SwipeDirection
+from protocol.objects import Match, Pet, Species
+from protocol.pets import PetsCreate
+from protocol.session import Error
+from protocol.types import Location
+from server.app import create_app
+from server.settings import Settings
+from tests.support.auth import Registered, register
+from tests.support.ws import ProtocolSocket, open_session
+
+AppClient = Callable[..., Awaitable[TestClient]]
+_ids = itertools.count(1)
+
+
+def cid() -> str:
+    return f"t{next(_ids)}"
+
+
+@pytest.fixture
+def app_client(
+    aiohttp_client: Any, make_settings: Callable[..., Settings], clean_db: None
+) -> AppClient:
+    """Start an app (a node) with Settings overrides; returns its HTTP/WS test client."""
+
+    async def factory(**overrides: Any) -> TestClient:
+        client: TestClient = await aiohttp_client(create_app(make_settings(**overrides)))
+        return client
+
+    return factory
+
+
+@dataclass
+class User:
+    client: TestClient
+    reg: Registered
+    sock: ProtocolSocket
+
+    @property
+    def id(self) -> str:
+        return self.reg.user_id
+
+    async def cmd(self, command: Command) -> Any:
+        """Run a command that must succeed; return its typed result."""
+        return await self.sock.command(command)
+
+    async def error(self, command: Command) -> Error:
+        reply = await self.sock.request(command)
+        assert isinstance(reply, Error), f"expected an error, got {reply}"
+        return reply
+
+    async def connect(self, **hello: Any) -> ProtocolSocket:
+        """Another device of the same user."""
+        return await open_session(self.client, self.reg.access_token, **hello)
+
+    async def pet(self, name: str = "Rex", lat: float = 52.52, lng: float = 13.405,
+                  species: Species = Species.DOG, **fields: Any) -> Pet:
+        result = await self.cmd(PetsCreate(id=cid(), name=name, species=species,
+                                           location=Location(lat=lat, lng=lng), **fields))
+        pet: Pet = result.pet
+        return pet
+
+
+async def new_user(client: TestClient, name: str = "Test") -> User:
+    reg = await register(client, display_name=name)
+    sock = await open_session(client, reg.access_token)
+    return User(client=client, reg=reg, sock=sock)
+
+
+async def make_match(a: User, pet_a: Pet, b: User, pet_b: Pet) -> Match:
+    """A likes B (no match), B likes A (match); both sockets' match.created and
+    notification events are consumed."""
+    first = await a.cmd(Swipe(id=cid(), pet_id=pet_a.id, target_pet_id=pet_b.id,
+                              direction=SwipeDirection.LIKE))
+    assert first.match is None
+    second = await b.cmd(Swipe(id=cid(), pet_id=pet_b.id, target_pet_id=pet_a.id,
+                               direction=SwipeDirection.LIKE))
+    assert second.match is not None
+    for user in (a, b):
+        await user.sock.expect("match.created")
+        await user.sock.expect("notification")
+    match: Match = second.match
+    return match
+
+
+def result_of(_: type[Result]) -> None:  # pragma: no cover - typing aid only
+    return None
