@@ -11,7 +11,6 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-import msgspec
 
 from protocol.notifications import (
     DeviceResult,
@@ -29,7 +28,7 @@ from server.realtime.stream import Transaction
 def notification_from_row(row: asyncpg.Record) -> Notification:
     return Notification(
         id=row["id"], kind=row["kind"], title=row["title"], body=row["body"],
-        data=msgspec.json.decode(row["data"]), created_at=row["created_at"],
+        data=dict(row["data"]), created_at=row["created_at"],
         read_at=row["read_at"],
     )
 

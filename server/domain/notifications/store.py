@@ -6,9 +6,8 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-import msgspec
 
-_COLUMNS = "id::text AS id, kind, title, body, data::text AS data, created_at, read_at"
+_COLUMNS = "id::text AS id, kind, title, body, data, created_at, read_at"
 
 
 async def insert_notification(
@@ -18,7 +17,7 @@ async def insert_notification(
     row: asyncpg.Record = await conn.fetchrow(
         f"""INSERT INTO notifications (user_id, kind, title, body, data)
             VALUES ($1, $2, $3, $4, $5::jsonb) RETURNING {_COLUMNS}""",
-        user_id, kind, title, body, msgspec.json.encode(data).decode(),
+        user_id, kind, title, body, data,
     )
     return row
 
