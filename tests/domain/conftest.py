@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -97,3 +98,16 @@ async def make_match(a: User, pet_a: Pet, b: User, pet_b: Pet) -> Match:
 
 def result_of(_: type[Result]) -> None:  # pragma: no cover - typing aid only
     return None
+
+
+async def wait_online(client: TestClient, user_id: str, online: bool,
+                      timeout: float = 5.0) -> None:
+    """Until presence says ``online`` for the user (socket close is processed async)."""
+    from server.state import PRESENCE
+
+    presence = client.server.app[PRESENCE]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while (await presence.online([user_id]))[user_id] != online:
+        assert loop.time() < deadline, f"{user_id} still online={not online}"
+        await asyncio.sleep(0.02)
