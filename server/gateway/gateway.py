@@ -267,9 +267,10 @@ class Gateway:
             self.hub.remove(conn)
             self.metrics.ws_open.dec()
             if registered:
+                # Shielded: a cancelled handler (client gone mid-cleanup) must not
+                # leave the user "online" until the presence TTL runs out.
                 with contextlib.suppress(Exception):
-                    if await self.presence.disconnected(user_id, conn.id):
-                        self._presence_changed(user_id, False)
+                    await asyncio.shield(self._forget_connection(user_id, conn.id))
             await conn.finish()
             code = ws.close_code if ws.close_code is not None else conn.close_code
             self.metrics.ws_closes.labels(str(code)).inc()
@@ -280,6 +281,10 @@ class Gateway:
             })
             request_id.reset(token)
         return ws
+
+    async def _forget_connection(self, user_id: str, connection_id: str) -> None:
+        if await self.presence.disconnected(user_id, connection_id):
+            self._presence_changed(user_id, False)
 
     def _presence_changed(self, user_id: str, online: bool) -> None:
         """Run the presence listeners (e.g. tell matched users) off the socket's path."""

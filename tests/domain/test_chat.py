@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import asyncpg
 
 from protocol.chat import (
@@ -65,9 +67,9 @@ async def test_body_rules(app_client: AppClient) -> None:
     alice, _, match = await pair(app_client)
     blank = await alice.error(send(match.conversation_id, " \n\t "))
     assert blank.code == "bad_request" and blank.message.startswith("body")
-    await alice.sock.send_raw(
-        '{"type": "chat.send", "id": "big", "conversation_id": "%s", "client_msg_id": "x",'
-        ' "body": "%s"}' % (match.conversation_id, "a" * 4001))
+    await alice.sock.send_raw(json.dumps({
+        "type": "chat.send", "id": "big", "conversation_id": match.conversation_id,
+        "client_msg_id": "x", "body": "a" * 4001}))
     error = await alice.sock.expect("error")
     assert error.id == "big" and error.code == "too_large"
     exact = await alice.cmd(send(match.conversation_id, "b" * 4000))

@@ -57,7 +57,8 @@ async def test_candidates_nearest_first_paged_filtered(app_client: AppClient,
     ids1 = [c.pet.id for c in page1.candidates]
     assert ids1 == [cat.id, near[0].id, near[1].id]
     distances = [c.distance_m for c in page1.candidates]
-    assert distances == sorted(distances) and 500 < distances[0] < 600 and 1100 < distances[1] < 1125
+    assert distances == sorted(distances)
+    assert 500 < distances[0] < 600 and 1100 < distances[1] < 1125
     assert page1.next_cursor is not None
     page2 = await alice.cmd(DiscoveryCandidates(id=cid(), pet_id=mine.id, limit=3,
                                                 cursor=page1.next_cursor))

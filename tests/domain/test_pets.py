@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -72,8 +73,6 @@ async def test_validation(app_client: AppClient, fields: dict[str, object], code
                           fragment: str) -> None:
     alice = await new_user(await app_client())
     frame = {"type": "pets.create", "id": "v1", "name": "Rex", "species": "dog", **fields}
-    import json
-
     await alice.sock.send_raw(json.dumps(frame))
     error = await alice.sock.expect("error")
     assert error.id == "v1" and error.code == code and fragment in error.message, error
