@@ -368,6 +368,9 @@ class Client:
                         closed = ConnectionClosed(closed.code, closed.reason or plan.reason)
                     self._stop(closed)
                     return
+                self._pending.fail_unsafe(
+                    ConnectionLost(f"connection lost ({closed.code}) before the reply")
+                )
                 if closed.code == CloseCode.NOT_AUTHENTICATED:
                     auth_retry_used = True
                 if plan.action is Action.RECONNECT_BACKOFF:
@@ -422,9 +425,6 @@ class Client:
             if self.state is ClientState.OPEN:
                 self.state = ClientState.CONNECTING
             await conn.close()
-        self._pending.fail_unsafe(
-            ConnectionLost(f"connection lost ({closed.code}) before the reply")
-        )
         return closed, True
 
     def _on_welcome(self, welcome: Welcome, resume_from: int | None) -> None:
