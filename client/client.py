@@ -100,7 +100,9 @@ class Client:
         resume_from: the last durable seq the application processed in an
             earlier run; None for a client with no state (live events only).
         token_provider: async callable returning a fresh access token; called
-            before every reconnect, and after 4009 (expired) or 4001 (one retry).
+            before every reconnect (so after 4009, and for the one retry after
+            4001), and before the first connect when ``token`` is None. If it
+            raises, the client stops with ``ConnectionClosed(4001)``.
         headers, cookies, origin: extra upgrade headers, cookies and ``Origin``
             (cookie auth needs an allowed ``Origin``). ``session``: an existing
             ``aiohttp.ClientSession`` (e.g. the one that logged in); not closed by us.
@@ -343,7 +345,8 @@ class Client:
         first = True
         try:
             while True:
-                if not first and self.credentials.token_provider is not None:
+                wants_token = not first or self.credentials.token is None
+                if wants_token and self.credentials.token_provider is not None:
                     try:
                         await self.credentials.refresh()
                     except Exception as error:

@@ -22,6 +22,10 @@ log = logging.getLogger("petspark.client")
 ABNORMAL = 1006
 """RFC 6455: the connection ended without a close frame (also used for network errors)."""
 
+CLOSE_TIMEOUT_S = 2.0
+"""How long a close waits for the server's close frame before dropping the TCP
+connection (a dead link found by the watchdog would otherwise hold up the reconnect)."""
+
 
 @dataclass(frozen=True)
 class Closed:
@@ -110,7 +114,7 @@ async def open_connection(
                 autoping=True,
                 max_msg_size=max_msg_size,
                 decode_text=False,
-                timeout=aiohttp.ClientWSTimeout(ws_close=handshake_timeout),
+                timeout=aiohttp.ClientWSTimeout(ws_close=CLOSE_TIMEOUT_S),
             )
     except aiohttp.WSServerHandshakeError as error:
         if error.status == 401:

@@ -6,8 +6,10 @@ import asyncio
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
+from aiohttp import web
 
 from client import (
     Client,
@@ -15,6 +17,7 @@ from client import (
     CommandTimeout,
     ConnectionClosed,
     ConnectionLost,
+    HandshakeRejected,
     NotFound,
     RateLimited,
     Resync,
@@ -506,3 +509,42 @@ async def test_close_sends_pending_ack_and_1000(
     assert [m for m in conn.received if isinstance(m, Ack)] == [Ack(seq=1)]
     async with asyncio.timeout(1):
         assert [e async for e in c.events()] == []  # ends after close()
+
+
+async def test_refused_upgrade_is_not_retried(
+    aiohttp_server: Any, make_client: MakeClient, rng: RecordingRng
+) -> None:
+    attempts = 0
+
+    async def refuse(request: web.Request) -> web.Response:
+        nonlocal attempts
+        attempts += 1
+        return web.Response(status=403, text="origin not allowed")
+
+    app = web.Application()
+    app.router.add_get("/ws", refuse)
+    server = await aiohttp_server(app)
+    c = make_client(str(server.make_url("/ws")), token=None, origin="http://evil.example")
+    with pytest.raises(HandshakeRejected) as rejected:
+        await c.connect()
+    assert rejected.value.status == 403 and rejected.value.code == 4003
+    assert attempts == 1 and rng.calls == []
+
+
+async def test_token_provider_used_first_when_no_token_and_its_failure_stops(
+    scripted: MakeServer, make_client: MakeClient
+) -> None:
+    async def provider() -> str:
+        return "from-provider"
+
+    srv = await scripted(serve_forever)
+    async with make_client(srv.url, token=None, token_provider=provider):
+        assert srv.conns[0].headers["Authorization"] == "Bearer from-provider"
+
+    async def broken() -> str:
+        raise RuntimeError("refresh token revoked")
+
+    with pytest.raises(ConnectionClosed) as closed:
+        async with make_client(srv.url, token=None, token_provider=broken):
+            pass
+    assert closed.value.code == 4001 and "revoked" in closed.value.reason
