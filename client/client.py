@@ -342,6 +342,7 @@ class Client:
     async def _supervise(self) -> None:
         attempt = 0  # consecutive failed attempts; reset by a welcome
         auth_retry_used = False  # one retry with a new token after 4001, per welcome
+        immediate_used = False  # one reconnect without delay, per welcome
         first = True
         try:
             while True:
@@ -357,7 +358,7 @@ class Client:
                 self.state = ClientState.CONNECTING
                 closed, welcomed = await self._connect_and_run()
                 if welcomed:
-                    attempt, auth_retry_used = 0, False
+                    attempt, auth_retry_used, immediate_used = 0, False, False
                 if isinstance(closed, Closed):
                     self.last_close = closed
                 plan = plan_after_close(
@@ -376,7 +377,14 @@ class Client:
                 )
                 if closed.code == CloseCode.NOT_AUTHENTICATED:
                     auth_retry_used = True
-                if plan.action is Action.RECONNECT_BACKOFF:
+                action = plan.action
+                if action is Action.RECONNECT_NOW:
+                    # e.g. a node refusing new sockets with 1001 while it drains:
+                    # only the first reconnect after a welcome skips the backoff.
+                    if immediate_used:
+                        action = Action.RECONNECT_BACKOFF
+                    immediate_used = True
+                if action is Action.RECONNECT_BACKOFF:
                     if self.max_attempts is not None and attempt >= self.max_attempts:
                         self._stop(ConnectionClosed(ABNORMAL, f"gave up after {attempt} attempts"))
                         return

@@ -548,3 +548,24 @@ async def test_token_provider_used_first_when_no_token_and_its_failure_stops(
         async with make_client(srv.url, token=None, token_provider=broken):
             pass
     assert closed.value.code == 4001 and "revoked" in closed.value.reason
+
+
+async def test_repeated_1001_before_welcome_falls_back_to_backoff(
+    scripted: MakeServer, make_client: MakeClient, rng: RecordingRng
+) -> None:
+    async def draining(conn: ServerConn) -> None:
+        if len(srv.conns) == 1:
+            await conn.welcome()
+        elif len(srv.conns) < 4:
+            await conn.close(1001, "draining")  # refuses new sockets while it drains
+            return
+        else:
+            await conn.welcome()
+            return
+        await conn.close(1001, "deploy")
+
+    srv = await scripted(draining)
+    async with make_client(srv.url) as c:
+        await until(lambda: c.reconnects >= 1)
+        # conn 0 → 1 at once; 1 → 2 and 2 → 3 with backoff (n = 0, 1); 3 welcomes.
+        assert [b for _, b in rng.calls] == [0.5, 1.0]
