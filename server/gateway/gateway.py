@@ -65,7 +65,7 @@ class Gateway:
         settings: Settings,
         metrics: Metrics,
         verifier: Verifier,
-        hub: Hub,
+        hub: Hub[Connection],
         stream: EventStream,
         presence: Presence,
         registry: CommandRegistry,
