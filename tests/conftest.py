@@ -107,8 +107,6 @@ def make_settings(
             "db_pool_min": 1,
             "db_pool_max": 10,
             "shutdown_spread_s": 0.0,
-            # Suites register many users from one address; auth tests lower it again.
-            "auth_register_per_hour": 1_000_000,
         }
         values.update(overrides)
         return Settings(**values)

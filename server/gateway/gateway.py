@@ -54,7 +54,6 @@ from server.settings import Settings
 
 log = logging.getLogger("server.gateway")
 
-REPLACED = 4010  # closed because the user opened more than WS_MAX_CONNECTIONS_PER_USER
 _NODE = os.urandom(2).hex()
 
 
@@ -71,7 +70,7 @@ class Gateway:
         settings: Settings,
         metrics: Metrics,
         verifier: Verifier,
-        hub: Hub,
+        hub: Hub[Connection],
         stream: EventStream,
         presence: Presence,
         registry: CommandRegistry,
@@ -239,7 +238,8 @@ class Gateway:
                 self._presence_changed(user_id, True)
             if len(live_ids) > settings.ws_max_connections_per_user:
                 oldest = tuple(live_ids[: len(live_ids) - settings.ws_max_connections_per_user])
-                await self._kick_connections(oldest, REPLACED, "too many connections")
+                await self._kick_connections(oldest, CloseCode.REPLACED,
+                                             "replaced by a newer connection")
             last_seq = await self.stream.last_seq(user_id)
             resumed = False
             start = last_seq

@@ -172,6 +172,6 @@ async def test_connection_cap_closes_the_oldest(app_client: AppClient) -> None:
     second = await open_session(client, user.access_token)
     await asyncio.sleep(0.01)
     third = await open_session(client, user.access_token)
-    await first.expect_close(4010, timeout=2)
+    await first.expect_close(CloseCode.REPLACED, timeout=2)
     await second.expect_nothing(0.2)
     await third.expect_nothing(0.05)
