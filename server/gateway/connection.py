@@ -58,6 +58,9 @@ class Connection:
         self.last_heard = self.opened
         self.last_ping = self.opened
         self.acked_seq = 0
+        # Set once the welcome is queued: ephemeral events offered earlier (the socket
+        # is in the hub before its welcome) are dropped so the welcome is always first.
+        self.welcomed = False
         self.close_code: int | None = None
         self.close_reason = ""
         self._limit = outbox_limit
@@ -88,6 +91,8 @@ class Connection:
 
     def offer(self, frame: Frame) -> bool:
         """Queue an already-encoded frame (ephemeral events shared across sockets)."""
+        if not self.welcomed:
+            return False
         self.metrics.ws_frames_out.labels("ephemeral").inc()
         return self._enqueue(frame.msgpack if self.codec.binary else frame.json)
 

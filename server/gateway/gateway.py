@@ -253,6 +253,7 @@ class Gateway:
                 heartbeat_s=settings.heartbeat_s, resumed=resumed,
                 server_time=datetime.now(UTC),
             ))
+            conn.welcomed = True
             conn.cursor.start(last_seq)
             log.info("socket open", extra={
                 "user_id": user_id, "session": principal.session_id, "client": hello.client,
