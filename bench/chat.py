@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -79,7 +78,8 @@ async def seed(dsn: str, conversations: int) -> list[tuple[str, str, str, str]]:
             pa, pb = sorted((pets[2 * i], pets[2 * i + 1]))
             ua = a if pa == pets[2 * i] else b
             ub = b if ua == a else a
-            conv = await conn.fetchval("INSERT INTO conversations DEFAULT VALUES RETURNING id::text")
+            conv = await conn.fetchval(
+                "INSERT INTO conversations DEFAULT VALUES RETURNING id::text")
             await conn.execute("INSERT INTO conversation_members (conversation_id, user_id) "
                                "VALUES ($1, $2), ($1, $3)", conv, a, b)
             await conn.execute("INSERT INTO matches (pet_a, pet_b, user_a, user_b, "
@@ -142,8 +142,8 @@ async def user_loop(session: aiohttp.ClientSession, url: str, token: str, user_i
     while not stop.is_set():
         n += 1
         key = f"{prefix}-{n}"
-        frame = ('{"type":"chat.send","id":"%s","conversation_id":"%s","client_msg_id":"%s",'
-                 '"body":"hello %d"}' % (key, conversation_id, key, n))
+        frame = (f'{{"type":"chat.send","id":"{key}","conversation_id":"{conversation_id}",'
+                 f'"client_msg_id":"{key}","body":"hello {n}"}}')
         stats.sent_at[key] = time.perf_counter()
         await ws.send_str(frame)
         if stats.recording:
@@ -188,9 +188,11 @@ async def run(args: argparse.Namespace, admin_dsn: str, redis_url: str) -> None:
         if not args.redis:
             env.pop("REDIS_URL")
         log_path = Path(env["DATA_DIR"]) / "server.log"
-        with open(log_path, "wb") as log_file:
-            server = subprocess.Popen([sys.executable, "-m", "server", "serve"], cwd=ROOT,
-                                      env=env, stdout=log_file, stderr=subprocess.STDOUT)
+        # Blocking calls are fine here: start-up, before any load is measured.
+        with open(log_path, "wb") as log_file:  # noqa: ASYNC230
+            server = subprocess.Popen(  # noqa: ASYNC220
+                [sys.executable, "-m", "server", "serve"], cwd=ROOT,
+                env=env, stdout=log_file, stderr=subprocess.STDOUT)
         print(f"server log: {log_path}", flush=True)
         base = f"http://127.0.0.1:{port}"
         async with aiohttp.ClientSession() as http:
@@ -243,13 +245,26 @@ async def run(args: argparse.Namespace, admin_dsn: str, redis_url: str) -> None:
                 cpu = (cpu_seconds(server.pid) - c0) / wall
                 lat = stats.latencies
                 p50, p99 = pct(lat, 0.5) * 1000, pct(lat, 0.99) * 1000
-                print(f"{step_rate:9.1f}  {len(tasks):7d}  {stats.sent / wall:6.0f}  "
+                print(f"{step_rate:9.2f}  {len(tasks):7d}  {stats.sent / wall:6.0f}  "
                       f"{len(lat) / wall:11.0f}  {p50:6.1f}  {p99:6.1f}  "
                       f"{max(lat, default=0) * 1000:6.0f}  {cpu * 100:9.0f}%  "
                       f"{stats.errors:6d}", flush=True)
-                if p99 > args.p99_limit_ms:
-                    break
-                best = step_rate
+                if p99 <= args.p99_limit_ms and (best is None or step_rate > best):
+                    best = step_rate
+                if p99 > 20 * args.p99_limit_ms:
+                    break  # far past saturation: higher steps only queue up
+            async with session.get(base + "/metrics") as resp:
+                text = await resp.text()
+            total = {
+                line.split("{")[0].rsplit("_", 1)[1]: float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith(("petspark_ws_command_seconds_sum{",
+                                    "petspark_ws_command_seconds_count{"))
+                and 'type="chat.send"' in line}
+            if total.get("count"):
+                print(f"server-side chat.send handling (all steps, incl. settling): mean "
+                      f"{total['sum'] / total['count'] * 1000:.1f} ms over "
+                      f"{total['count']:.0f} commands", flush=True)
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
             if len(args.rates) > 1:
