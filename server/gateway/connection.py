@@ -30,6 +30,13 @@ log = logging.getLogger("server.gateway")
 
 
 class Connection:
+    # Slots: thousands of idle sockets per node, each instance without a __dict__.
+    __slots__ = (
+        "_closer", "_limit", "_opcode", "_queue", "_queued", "_writer", "acked_seq", "bucket",
+        "client", "close_code", "close_reason", "codec", "cursor", "id", "last_heard",
+        "last_ping", "metrics", "opened", "principal", "remote", "session_id", "user_id", "ws",
+    )
+
     def __init__(
         self,
         *,
