@@ -69,7 +69,8 @@ class Connection:
         self.close_code: int | None = None
         self.close_reason = ""
         self._limit = outbox_limit
-        self._queue: deque[bytes] = deque()
+        # Created on demand and dropped when drained: an empty deque is 760 bytes.
+        self._queue: deque[bytes] | None = None
         self._queued = 0
         self._opcode = WSMsgType.BINARY if codec.binary else WSMsgType.TEXT
         self._writer: asyncio.Task[None] | None = None
@@ -112,6 +113,8 @@ class Connection:
             self.metrics.ws_outbox_overflows.inc()
             self.close_now(CloseCode.SLOW_CONSUMER, "slow consumer")
             return False
+        if self._queue is None:
+            self._queue = deque()
         self._queue.append(data)
         self._queued += size
         if self._writer is None:
@@ -124,9 +127,9 @@ class Connection:
     async def _drain(self) -> None:
         """The connection's one writer: runs while there is something to write, then
         ends (an idle socket holds no task). Closes the socket when a close was asked."""
-        ws, queue, opcode = self.ws, self._queue, self._opcode
+        ws, opcode = self.ws, self._opcode
         try:
-            while queue:
+            while (queue := self._queue):
                 data = queue.popleft()
                 self._queued -= len(data)
                 await ws.send_frame(data, opcode)
@@ -140,6 +143,8 @@ class Connection:
             # landed before it (and was written) or sees None and starts a writer.
             if self._writer is asyncio.current_task():
                 self._writer = None
+                if not self._queue:
+                    self._queue = None
 
     # --- closing --------------------------------------------------------------------------
     def close_soon(self, code: int, reason: str) -> None:
@@ -157,7 +162,7 @@ class Connection:
             return
         self.close_code = code
         self.close_reason = reason
-        self._queue.clear()
+        self._queue = None
         self._queued = 0
         if self._writer is not None:
             self._writer.cancel()
