@@ -123,7 +123,9 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
             yield
         return
     root = settings.data_path / "uploads"
-    app[STORAGE] = LocalStorage(root)
+    app[STORAGE] = LocalStorage(
+        root, LocalStorage.derive_key(app[SECRET_KEY]), url_base=settings.public_url
+    )
     app[BACKENDS]["storage"] = f"local ({root})"
     yield
 
