@@ -19,7 +19,7 @@ from server.realtime.broker import Broker, MemoryBroker, RedisBroker
 from server.resources.migrations import migrate
 from server.resources.postgres import create_pool, database_dsn
 from server.resources.redis import create_redis
-from server.resources.storage import LocalStorage, S3Storage, Storage
+from server.resources.storage import LocalStorage, S3Storage
 from server.settings import Settings, resolve_secret_key
 from server.state import BACKENDS, BROKER, DB, REDIS, SECRET_KEY, SETTINGS, STORAGE
 
@@ -100,7 +100,6 @@ async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    storage: Storage
     if settings.s3_bucket:
         from aiobotocore.session import get_session
         from botocore.config import Config

@@ -334,7 +334,7 @@ def _raw_value(field: msgspec.structs.FieldInfo, raw: str) -> Any:
         return None
     if get_origin(base) is tuple:
         return tuple(item.strip() for item in raw.split(",") if item.strip())
-    if args and get_origin(args[0]) is Literal or get_origin(base) is Literal:
+    if (args and get_origin(args[0]) is Literal) or get_origin(base) is Literal:
         return raw.strip().lower()
     return raw.strip()
 
