@@ -26,6 +26,7 @@ import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
@@ -145,7 +146,9 @@ def process_image(src: Path, workdir: Path, *, max_pixels: int, thumb_px: int) -
         raise CorruptImage("the file is not a readable image") from None
 
     image = _to_srgb(image)
-    keep = {k: image.info[k] for k in ("transparency",) if k in image.info}
+    keep: dict[str | tuple[int, int], Any] = {
+        k: image.info[k] for k in ("transparency",) if k in image.info
+    }
     image.info = keep  # re-encode from pixels only: no EXIF/XMP/ICC/comments survive
 
     out = workdir / f"image.{kind.ext}"
