@@ -1,0 +1,71 @@
+"""HTTP auth bodies (untagged) and the HTTP error body.
+
+``AuthResponse.user`` always includes ``email``.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from protocol.codes import ErrorCode
+from protocol.objects import User
+from protocol.types import DisplayName, Email, LoginPassword, Password, Timestamp, Token
+
+
+class _Body(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Base of HTTP bodies: untagged, null optionals omitted."""
+
+
+class RegisterRequest(_Body, kw_only=True):
+    """``POST /api/v1/auth/register``. Email is compared case-insensitively."""
+
+    email: Email
+    password: Password
+    display_name: DisplayName
+
+
+class LoginRequest(_Body, kw_only=True):
+    """``POST /api/v1/auth/login``."""
+
+    email: Email
+    password: LoginPassword
+
+
+class RefreshRequest(_Body, kw_only=True):
+    """``POST /api/v1/auth/refresh``: spends the refresh token; reusing a spent one
+    is 401 and revokes its whole family."""
+
+    refresh_token: Token
+
+
+class LogoutRequest(_Body, kw_only=True):
+    """``POST /api/v1/auth/logout``; the body may also be empty."""
+
+    refresh_token: Token | None = None
+
+
+class AuthResponse(_Body, kw_only=True):
+    """Answer of register (201), login and refresh (200)."""
+
+    user: User
+    access_token: Token
+    refresh_token: Token
+    expires_at: Timestamp
+    """When ``access_token`` expires."""
+
+
+class MeResponse(_Body, kw_only=True):
+    """``GET /api/v1/auth/me``."""
+
+    user: User
+
+
+class ErrorDetail(_Body, kw_only=True):
+    code: ErrorCode
+    message: str
+
+
+class ErrorBody(_Body, kw_only=True):
+    """Every HTTP error: ``{"error": {"code", "message"}}``."""
+
+    error: ErrorDetail

@@ -1,0 +1,289 @@
+"""The two sub-protocols' codecs, built once at import.
+
+``petspark.v1.json`` carries UTF-8 JSON in text frames; ``petspark.v1.msgpack``
+carries MessagePack in binary frames. Both carry the same messages with the
+same shapes: in particular times are RFC 3339 strings in both (MessagePack's
+timestamp extension is accepted on decode but never sent).
+
+Decoding is the only place where bytes become messages; every failure raises
+``DecodeError`` with a message that names the field and the command's ``id``
+when one could be read, so the gateway can reply ``error`` with that id and keep
+the connection open.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar, cast
+
+import msgspec
+
+from protocol.base import Event, Result
+from protocol.codes import ErrorCode
+from protocol.messages import COMMANDS, AnyEvent, ClientMessage, ServerMessage
+from protocol.types import Id
+
+__all__ = [
+    "CODECS",
+    "JSON",
+    "MSGPACK",
+    "SUBPROTOCOLS",
+    "Codec",
+    "DecodeError",
+    "EncodedEvent",
+    "decode_stored_event",
+    "encode_event",
+    "encode_result",
+    "negotiate",
+]
+
+T = TypeVar("T")
+
+
+class DecodeError(ValueError):
+    """A frame that is not a valid message.
+
+    ``message`` names the offending field first (``"body: expected str, got int"``,
+    ``"location.lat: expected ≤ 90"``, ``"unknown type 'foo'"``, ``"invalid JSON"``,
+    ``"nested too deeply"``). Decoding raises nothing else, whatever the input.
+    ``id`` is the command id if one could be read from the frame, else None.
+    ``code`` is the error code to answer: ``too_large`` for a text or list over
+    its length limit, ``bad_request`` for everything else.
+    """
+
+    def __init__(
+        self, message: str, id: str | None = None, code: ErrorCode = ErrorCode.BAD_REQUEST
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.id = id
+        self.code = code
+
+    def __repr__(self) -> str:
+        return f"DecodeError({self.message!r}, id={self.id!r}, code={self.code.value!r})"
+
+
+class _IdOnly(msgspec.Struct):
+    """Lenient view of a frame used only to recover the ``id`` of an invalid command."""
+
+    id: Any = None
+
+
+_AT_PATH = re.compile(r"^(?P<text>.*) - at `\$(?P<path>[^`]*)`$", re.DOTALL)
+_AT_KEY = re.compile(r"^(?P<text>.*) - at `key` in `\$(?P<path>[^`]*)`$", re.DOTALL)
+_MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")
+_BAD_TAG = re.compile(r"^Invalid value (?P<value>.+)$")
+_TOO_LONG = re.compile(r"^Expected `(?P<kind>str|array|object)` of length <= (?P<n>\d+)$")
+_TOO_SHORT = re.compile(r"^Expected `(?P<kind>str|array|object)` of length >= (?P<n>\d+)$")
+_BOUND = re.compile(r"^Expected `\w+` (?P<op><=|>=|<|>) (?P<n>\S+)$")
+_WHOLE_FLOAT = re.compile(r"(?<![\d.])(-?\d+)\.0(?![\d])")
+_UNITS = {"str": "character", "array": "item", "object": "key"}
+_OPS = {"<=": "≤", ">=": "≥", "<": "<", ">": ">"}
+
+
+def _count(n: str, kind: str) -> str:
+    unit = _UNITS[kind]
+    return f"{n} {unit}" if n == "1" else f"{n} {unit}s"
+
+
+def _describe(error: msgspec.ValidationError) -> tuple[str, ErrorCode]:
+    """Turn msgspec's ``"Expected … - at `$.a.b`"`` into ``"a.b: expected …"``."""
+    text, path = str(error), ""
+    if m := _AT_KEY.match(text):
+        path = m["path"].lstrip(".")
+        return (f"{path}: " if path else "") + "object keys must be strings", ErrorCode.BAD_REQUEST
+    if m := _AT_PATH.match(text):
+        text, path = m["text"], m["path"].lstrip(".")
+    if m := _MISSING.match(text):
+        field = m["field"]
+        return f"{path}.{field}: required" if path else f"{field}: required", ErrorCode.BAD_REQUEST
+    if path == "type" and (m := _BAD_TAG.match(text)):
+        return f"unknown type {m['value']}", ErrorCode.BAD_REQUEST
+    code = ErrorCode.BAD_REQUEST
+    if m := _TOO_LONG.match(text):
+        text, code = f"at most {_count(m['n'], m['kind'])}", ErrorCode.TOO_LARGE
+    elif m := _TOO_SHORT.match(text):
+        text = f"at least {_count(m['n'], m['kind'])}"
+    elif m := _BOUND.match(text):
+        text = _WHOLE_FLOAT.sub(r"\1", f"expected {_OPS[m['op']]} {m['n']}")
+    else:
+        text = text.replace("`", "").replace(" <= ", " ≤ ").replace(" >= ", " ≥ ")
+        text = _WHOLE_FLOAT.sub(r"\1", text)
+        text = text[:1].lower() + text[1:]
+    if ": " in text and not path:
+        # __post_init__ errors already start with their field ("ids: …").
+        return text, code
+    return (f"{path}: {text}" if path else text), code
+
+
+def _valid_id(value: object) -> str | None:
+    if isinstance(value, str) and 1 <= len(value) <= 64:
+        return value
+    return None
+
+
+class Codec:
+    """Encoder and decoders of one sub-protocol, built once and shared by every
+    connection (never build one per connection)."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        binary: bool,
+        media_type: str,
+        encode: Callable[[Any], bytes],
+        decoder: Callable[[Any], Any],
+        malformed: str,
+    ) -> None:
+        self.name = name
+        """The WebSocket sub-protocol name."""
+        self.binary = binary
+        """True if messages travel in binary frames, False for text frames."""
+        self.media_type = media_type
+        self._encode = encode
+        self._make_decoder = decoder
+        self._malformed = malformed
+        self._client = decoder(ClientMessage)
+        self._server = decoder(ServerMessage)
+        self._event = decoder(AnyEvent)
+        self._id_only = decoder(_IdOnly)
+        self._results: dict[type[Any], Any] = {}
+        for command in COMMANDS.values():
+            self._result_decoder(command.result_type)
+
+    def __repr__(self) -> str:
+        return f"<Codec {self.name}>"
+
+    def frame_kind_ok(self, is_binary: bool) -> bool:
+        """Whether a frame of this kind belongs on this sub-protocol. The gateway
+        answers a wrong kind ``bad_request`` (id null) without decoding it."""
+        return is_binary == self.binary
+
+    def encode(self, msg: msgspec.Struct) -> bytes:
+        """Encode a message (or any Struct payload) for the wire. For JSON the bytes
+        are UTF-8 text: send them as a text frame (aiohttp: ``send_frame(data,
+        WSMsgType.TEXT)`` or ``send_str(data.decode())``)."""
+        return self._encode(msg)
+
+    def decode_client(self, data: bytes | str) -> ClientMessage:
+        """Decode and validate a client → server frame, or raise ``DecodeError``."""
+        return cast("ClientMessage", self._decode(self._client, data))
+
+    def decode_server(self, data: bytes | str) -> ServerMessage:
+        """Decode and validate a server → client frame (clients), or raise ``DecodeError``."""
+        return cast("ServerMessage", self._decode(self._server, data))
+
+    def decode_event(self, data: bytes | str) -> AnyEvent:
+        """Decode a bare event (e.g. one stored in the database), or raise ``DecodeError``."""
+        return cast("AnyEvent", self._decode(self._event, data))
+
+    def decode_result(self, raw: msgspec.Raw | bytes, result_type: type[T]) -> T:
+        """Decode ``ok.result`` (as received by ``decode_server``) into the command's
+        ``result_type``. Raises ``DecodeError`` if it does not fit."""
+        return cast(T, self._decode(self._result_decoder(result_type), raw))
+
+    def _result_decoder(self, result_type: type[Any]) -> Any:
+        decoder = self._results.get(result_type)
+        if decoder is None:
+            decoder = self._results[result_type] = self._make_decoder(result_type)
+        return decoder
+
+    def _decode(self, decoder: Any, data: bytes | str | msgspec.Raw) -> object:
+        if isinstance(data, str) and self.binary:
+            raise DecodeError(f"{self.name} takes binary frames, got text")
+        try:
+            return decoder.decode(data)
+        except msgspec.ValidationError as error:
+            message, code = _describe(error)
+            raise DecodeError(message, self._recover_id(data), code) from None
+        except (msgspec.DecodeError, UnicodeError):
+            # msgspec raises UnicodeDecodeError for invalid UTF-8 inside JSON strings.
+            raise DecodeError(self._malformed) from None
+        except RecursionError:
+            raise DecodeError("nested too deeply") from None
+
+    def _recover_id(self, data: bytes | str | msgspec.Raw) -> Id | None:
+        try:
+            return _valid_id(self._id_only.decode(data).id)
+        except (msgspec.MsgspecError, UnicodeError, RecursionError):
+            return None
+
+
+def _json_decoder(tp: Any) -> Any:
+    return msgspec.json.Decoder(tp)
+
+
+def _msgpack_decoder(tp: Any) -> Any:
+    return msgspec.msgpack.Decoder(tp)
+
+
+_json_encoder = msgspec.json.Encoder()
+_msgpack_encoder = msgspec.msgpack.Encoder()
+
+
+def _msgpack_encode(msg: Any) -> bytes:
+    # to_builtins first so that datetimes become RFC 3339 strings, as on JSON,
+    # instead of MessagePack timestamp extensions.
+    return _msgpack_encoder.encode(msgspec.to_builtins(msg))
+
+
+JSON = Codec(
+    name="petspark.v1.json",
+    binary=False,
+    media_type="application/json",
+    encode=_json_encoder.encode,
+    decoder=_json_decoder,
+    malformed="invalid JSON",
+)
+"""The ``petspark.v1.json`` codec (the default)."""
+
+MSGPACK = Codec(
+    name="petspark.v1.msgpack",
+    binary=True,
+    media_type="application/msgpack",
+    encode=_msgpack_encode,
+    decoder=_msgpack_decoder,
+    malformed="invalid MessagePack",
+)
+"""The ``petspark.v1.msgpack`` codec."""
+
+CODECS: dict[str, Codec] = {JSON.name: JSON, MSGPACK.name: MSGPACK}
+"""Sub-protocol name → codec, in the server's order of preference."""
+
+SUBPROTOCOLS: tuple[str, ...] = tuple(CODECS)
+"""The sub-protocol names to offer in the WebSocket handshake."""
+
+
+def negotiate(offered: Iterable[str]) -> Codec:
+    """The codec for a client's ``Sec-WebSocket-Protocol`` offer: the first offered
+    name the server knows, in the client's order; JSON when none is known (the
+    server then selects no sub-protocol in its handshake answer)."""
+    for name in offered:
+        codec = CODECS.get(name.strip())
+        if codec is not None:
+            return codec
+    return JSON
+
+
+EncodedEvent = dict[str, bytes]
+"""An event encoded once per codec: codec name → frame bytes."""
+
+
+def encode_event(event: Event) -> EncodedEvent:
+    """Encode an event once per codec, so fan-out shares bytes instead of
+    re-encoding per recipient. ``encode_event(e)[JSON.name]`` is also the form to
+    store in the database."""
+    return {name: codec.encode(event) for name, codec in CODECS.items()}
+
+
+def decode_stored_event(data: bytes | str) -> AnyEvent:
+    """Decode an event stored as JSON (``encode_event(e)[JSON.name]``)."""
+    return JSON.decode_event(data)
+
+
+def encode_result(result: Result) -> bytes:
+    """Encode a command result as JSON (e.g. to store it under an idempotency key);
+    decode it again with ``JSON.decode_result(data, result_type)``."""
+    return _json_encoder.encode(result)

@@ -1,0 +1,131 @@
+"""Per-connection delivery of one user's durable stream: strictly in seq order, each once.
+
+Live notices arrive from the broker in any order, possibly with holes (pub/sub
+drops), and without payload for large fan-outs. The cursor sends a live event
+straight through only when it is the next seq; anything else raises the
+cursor's target and one catch-up task reads the missing seqs from PostgreSQL.
+Because a user's seqs commit in order (see ``stream``), reading ``seq >
+delivered`` never skips an event that commits later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Protocol
+
+import msgspec
+
+from server.realtime.stream import READ_BATCH, EventStream
+
+log = logging.getLogger(__name__)
+
+_to_msgpack = msgspec.msgpack.Encoder()
+
+
+class Frame:
+    """One server message encoded once per codec (MessagePack lazily, on first need)."""
+
+    __slots__ = ("_msgpack", "json")
+
+    def __init__(self, json: bytes) -> None:
+        self.json = json
+        self._msgpack: bytes | None = None
+
+    @property
+    def msgpack(self) -> bytes:
+        if self._msgpack is None:
+            # The JSON is already the wire shape (times as RFC 3339 strings), so a
+            # generic JSON → MessagePack conversion is exact.
+            self._msgpack = _to_msgpack.encode(msgspec.json.decode(self.json))
+        return self._msgpack
+
+
+class EventFrame(Frame):
+    """A durable event for one user (its seq is that user's)."""
+
+    __slots__ = ("seq",)
+
+    def __init__(self, seq: int, json: bytes) -> None:
+        super().__init__(json)
+        self.seq = seq
+
+
+class EventSink(Protocol):
+    def offer_event(self, frame: EventFrame) -> bool:
+        """Queue the frame for the socket; False once the socket is closing."""
+
+
+class StreamCursor:
+    __slots__ = ("_started", "_task", "delivered", "sink", "stream", "target", "user_id")
+
+    def __init__(self, stream: EventStream, user_id: str, sink: EventSink, delivered: int) -> None:
+        self.stream = stream
+        self.user_id = user_id
+        self.sink = sink
+        self.delivered = delivered
+        self.target = delivered
+        self._started = False
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self, known_last_seq: int) -> None:
+        """Begin delivering (after the welcome is queued): replay up to at least this seq."""
+        self._started = True
+        self.catch_up(known_last_seq)
+
+    def on_live(self, seq: int, frame: EventFrame | None) -> None:
+        if seq <= self.delivered:
+            return  # already delivered (duplicate or replayed)
+        if (self._started and self._task is None and frame is not None
+                and seq == self.delivered + 1):
+            self._emit(frame)
+            return
+        self.catch_up(seq)
+
+    def catch_up(self, target: int) -> None:
+        if target > self.target:
+            self.target = target
+        if self._started and self._task is None and self.delivered < self.target:
+            self._task = asyncio.create_task(self._fill(), name=f"catch-up:{self.user_id}")
+
+    def cancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    @property
+    def catching_up(self) -> bool:
+        return self._task is not None
+
+    def _emit(self, frame: EventFrame) -> bool:
+        if not self.sink.offer_event(frame):
+            return False
+        self.delivered = frame.seq
+        return True
+
+    async def _fill(self) -> None:
+        try:
+            while self.delivered < self.target:
+                rows = await self.stream.read_after(self.user_id, self.delivered, READ_BATCH)
+                if not rows:
+                    # Announced but not visible yet (e.g. a read replica lagging): the
+                    # next position check retries.
+                    return
+                if rows[0][0] != self.delivered + 1:
+                    log.warning(
+                        "events pruned before delivery; skipping ahead",
+                        extra={"user_id": self.user_id, "from": self.delivered,
+                               "to": rows[0][0] - 1},
+                    )
+                for seq, payload in rows:
+                    if not self._emit(EventFrame(seq, payload)):
+                        return
+                if self.delivered > self.target:
+                    self.target = self.delivered
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # DB outage: the position check tries again later
+            log.warning("catch-up failed; will retry", extra={"user_id": self.user_id,
+                                                              "error": repr(exc)})
+        finally:
+            self._task = None

@@ -1,0 +1,148 @@
+"""This node's sockets by user, fed by the node's one broker subscription.
+
+The hub never awaits a socket: it hands frames to each connection's outbox
+(``offer`` never blocks) and lets cursors fetch what the broker did not carry.
+Every ``event_position_check_s`` it compares its users' delivered seqs with
+PostgreSQL, so a dropped pub/sub message is delivered within that interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from typing import Protocol
+
+import msgspec
+
+from server.observability.metrics import Metrics
+from server.realtime import bus
+from server.realtime.cursor import EventFrame, Frame, StreamCursor
+from server.realtime.stream import EventStream
+
+log = logging.getLogger(__name__)
+
+POSITION_CHECK_CHUNK = 1000
+
+
+class HubConnection(Protocol):
+    """What the hub needs of a socket (implemented by the gateway's Connection)."""
+
+    id: str
+    user_id: str
+    session_id: str
+    cursor: StreamCursor
+
+    def offer(self, frame: Frame) -> bool: ...
+
+    def close_soon(self, code: int, reason: str) -> None: ...
+
+
+class Hub:
+    def __init__(self, stream: EventStream, metrics: Metrics, position_check_s: float) -> None:
+        self.stream = stream
+        self.metrics = metrics
+        self.position_check_s = position_check_s
+        self._by_user: dict[str, set[HubConnection]] = {}
+        self._check_now = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    # --- membership -----------------------------------------------------------------
+    def add(self, conn: HubConnection) -> None:
+        self._by_user.setdefault(conn.user_id, set()).add(conn)
+
+    def remove(self, conn: HubConnection) -> None:
+        conns = self._by_user.get(conn.user_id)
+        if conns is not None:
+            conns.discard(conn)
+            if not conns:
+                del self._by_user[conn.user_id]
+
+    def connections(self) -> Iterator[HubConnection]:
+        for conns in list(self._by_user.values()):
+            yield from list(conns)
+
+    def user_connections(self, user_id: str) -> set[HubConnection]:
+        return self._by_user.get(user_id, set())
+
+    def __len__(self) -> int:
+        return sum(len(c) for c in self._by_user.values())
+
+    # --- broker input -----------------------------------------------------------------
+    def on_bus(self, data: bytes) -> None:
+        try:
+            message = bus.decode(data)
+        except msgspec.DecodeError:
+            log.error("undecodable broker message dropped", extra={"bytes": len(data)})
+            return
+        if isinstance(message, bus.Events):
+            self._on_events(message)
+        elif isinstance(message, bus.Ephemeral):
+            frame = Frame(message.payload)
+            for user_id in message.user_ids:
+                for conn in self._by_user.get(user_id, ()):
+                    conn.offer(frame)
+        elif isinstance(message, bus.Kick):
+            self._on_kick(message)
+
+    def on_broker_reconnect(self) -> None:
+        # Notices may have been lost while the subscription was down.
+        self._check_now.set()
+
+    def _on_events(self, message: bus.Events) -> None:
+        by_user = self._by_user
+        delivered = 0
+        for user_id, seq, payload in message.items:
+            conns = by_user.get(user_id)
+            if not conns:
+                continue
+            frame = EventFrame(seq, payload) if payload is not None else None
+            for conn in conns:
+                conn.cursor.on_live(seq, frame)
+                delivered += 1
+        if delivered:
+            self.metrics.events_delivered.labels("live").inc(delivered)
+
+    def _on_kick(self, kick: bus.Kick) -> None:
+        sessions = set(kick.session_ids)
+        conn_ids = set(kick.connection_ids)
+        users = set(kick.user_ids)
+        for conn in self.connections():
+            if conn.user_id in users or conn.session_id in sessions or conn.id in conn_ids:
+                conn.close_soon(kick.code, kick.reason)
+
+    # --- position check ----------------------------------------------------------------
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._position_loop(), name="hub-position-check")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def _position_loop(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._check_now.wait(), timeout=self.position_check_s)
+            except TimeoutError:
+                pass
+            self._check_now.clear()
+            try:
+                await self.check_positions()
+            except Exception as exc:  # DB outage: next round
+                log.warning("position check failed", extra={"error": repr(exc)})
+
+    async def check_positions(self) -> None:
+        """Fetch every local user's latest seq; start catch-up where a socket is behind."""
+        users = list(self._by_user)
+        for i in range(0, len(users), POSITION_CHECK_CHUNK):
+            chunk = users[i : i + POSITION_CHECK_CHUNK]
+            positions = await self.stream.positions(chunk)
+            for user_id, last_seq in positions.items():
+                for conn in self._by_user.get(user_id, ()):
+                    if conn.cursor.delivered < last_seq:
+                        conn.cursor.catch_up(last_seq)

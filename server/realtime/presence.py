@@ -1,0 +1,121 @@
+"""Presence: a user is online while any of their sockets on any node is open.
+
+``RedisPresence`` keeps one sorted set per user: member = connection id,
+score = expiry (ms). Each node refreshes its sockets' entries on every
+heartbeat sweep, so a killed node's users drop offline within ``ttl_s``.
+``MemoryPresence`` is the single-node equivalent.
+
+Connection ids sort by connect time, so the oldest connections come first.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+
+import redis.asyncio as aioredis
+
+
+class Presence(ABC):
+    name: str
+
+    @abstractmethod
+    async def connected(self, user_id: str, connection_id: str) -> list[str]:
+        """Record a new socket; return the user's live connection ids, oldest first."""
+
+    @abstractmethod
+    async def disconnected(self, user_id: str, connection_id: str) -> bool:
+        """Forget a socket; True if the user has no live socket left anywhere."""
+
+    @abstractmethod
+    async def refresh(self, entries: Iterable[tuple[str, str]]) -> None:
+        """Keep these (user_id, connection_id) entries alive for another TTL."""
+
+    @abstractmethod
+    async def online(self, user_ids: Sequence[str]) -> dict[str, bool]: ...
+
+
+class MemoryPresence(Presence):
+    name = "memory"
+
+    def __init__(self) -> None:
+        self._by_user: dict[str, set[str]] = {}
+
+    async def connected(self, user_id: str, connection_id: str) -> list[str]:
+        conns = self._by_user.setdefault(user_id, set())
+        conns.add(connection_id)
+        return sorted(conns)
+
+    async def disconnected(self, user_id: str, connection_id: str) -> bool:
+        conns = self._by_user.get(user_id)
+        if conns is None:
+            return True
+        conns.discard(connection_id)
+        if not conns:
+            del self._by_user[user_id]
+            return True
+        return False
+
+    async def refresh(self, entries: Iterable[tuple[str, str]]) -> None:
+        return None
+
+    async def online(self, user_ids: Sequence[str]) -> dict[str, bool]:
+        return {u: bool(self._by_user.get(u)) for u in user_ids}
+
+
+class RedisPresence(Presence):
+    name = "redis"
+
+    def __init__(self, client: aioredis.Redis, prefix: str, ttl_s: float) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._ttl_ms = int(ttl_s * 1000)
+
+    def _key(self, user_id: str) -> str:
+        return f"{self._prefix}presence:{user_id}"
+
+    async def connected(self, user_id: str, connection_id: str) -> list[str]:
+        now = _now_ms()
+        key = self._key(user_id)
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.zremrangebyscore(key, "-inf", now)
+            pipe.zadd(key, {connection_id: now + self._ttl_ms})
+            pipe.pexpire(key, self._ttl_ms)
+            pipe.zrange(key, 0, -1)
+            *_, members = await pipe.execute()
+        return sorted(m.decode() for m in members)
+
+    async def disconnected(self, user_id: str, connection_id: str) -> bool:
+        key = self._key(user_id)
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.zrem(key, connection_id)
+            pipe.zremrangebyscore(key, "-inf", _now_ms())
+            pipe.zcard(key)
+            *_, remaining = await pipe.execute()
+        return int(remaining) == 0
+
+    async def refresh(self, entries: Iterable[tuple[str, str]]) -> None:
+        expiry = _now_ms() + self._ttl_ms
+        async with self._client.pipeline(transaction=False) as pipe:
+            count = 0
+            for user_id, connection_id in entries:
+                key = self._key(user_id)
+                # Plain ZADD (not XX): entries come back after a Redis restart.
+                pipe.zadd(key, {connection_id: expiry})
+                pipe.pexpire(key, self._ttl_ms)
+                count += 1
+            if count:
+                await pipe.execute()
+
+    async def online(self, user_ids: Sequence[str]) -> dict[str, bool]:
+        now = _now_ms()
+        async with self._client.pipeline(transaction=False) as pipe:
+            for user_id in user_ids:
+                pipe.zcount(self._key(user_id), now, "+inf")
+            counts = await pipe.execute()
+        return {u: int(c) > 0 for u, c in zip(user_ids, counts, strict=True)}
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

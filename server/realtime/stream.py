@@ -1,0 +1,177 @@
+"""The durable per-user event stream (PROTOCOL §3): append in the change's transaction,
+read back for resume and gap filling, publish after commit, prune old events.
+
+Guarantees:
+- ``Transaction.append`` gives each recipient the next seq of its stream (1, 2, 3 …,
+  no gaps) inside the caller's transaction; if the transaction rolls back, so
+  do the seqs.
+- A user's seqs commit in order: appending locks the user's ``user_streams``
+  row until commit, so no reader can see seq N+1 while N is uncommitted.
+  Recipients are locked in sorted order, so two transactions appending to the
+  same users cannot deadlock each other.
+- After commit, one broker message announces every appended event. The broker
+  may drop it; nodes then find the events by their periodic position check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import asyncpg
+import msgspec
+
+from protocol.base import DurableEvent
+from protocol.codec import JSON
+from server.observability.metrics import Metrics
+from server.realtime import bus
+from server.realtime.broker import Broker, BrokerUnavailable
+
+log = logging.getLogger(__name__)
+
+# Above this many payload bytes a notice carries only (user, seq): nodes read
+# the rows from PostgreSQL instead of pushing a huge pub/sub message.
+INLINE_PAYLOAD_LIMIT = 256 * 1024
+READ_BATCH = 500
+
+
+@dataclass
+class Transaction:
+    """A database transaction that may append durable events. Use ``EventStream.transaction``."""
+
+    conn: asyncpg.Connection
+    _appended: list[tuple[str, int, bytes]] = field(default_factory=list)
+
+    async def append(self, user_ids: Iterable[str], event: DurableEvent) -> dict[str, int]:
+        """Append ``event`` to each user's stream; return user_id → seq.
+
+        ``event.seq`` is ignored (build it with ``seq=0``); each stored copy
+        carries its recipient's seq.
+        """
+        users = sorted(set(user_ids))
+        if not users:
+            return {}
+        rows = await self.conn.fetch(
+            """INSERT INTO user_streams AS s (user_id, last_seq)
+               SELECT u, 1 FROM unnest($1::uuid[]) AS u ORDER BY u
+               ON CONFLICT (user_id) DO UPDATE SET last_seq = s.last_seq + 1
+               RETURNING user_id::text AS user_id, last_seq""",
+            users,
+        )
+        seqs = {r["user_id"]: r["last_seq"] for r in rows}
+        tag = event.wire_type()
+        payloads = [JSON.encode(msgspec.structs.replace(event, seq=seqs[u])) for u in users]
+        await self.conn.execute(
+            """INSERT INTO events (user_id, seq, type, payload)
+               SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::bytea[])""",
+            users, [seqs[u] for u in users], [tag] * len(users), payloads,
+        )
+        self._appended.extend(zip(users, (seqs[u] for u in users), payloads, strict=True))
+        return seqs
+
+
+class EventStream:
+    """Append, publish, read and prune durable events. One per app; shared by all domains."""
+
+    def __init__(self, pool: asyncpg.Pool, broker: Broker, metrics: Metrics) -> None:
+        self.pool = pool
+        self.broker = broker
+        self.metrics = metrics
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """A transaction whose appended events are published once it has committed."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            tx = Transaction(conn)
+            yield tx
+        if tx._appended:
+            self.metrics.events_appended.inc(len(tx._appended))
+            await self.publish(tx._appended)
+
+    async def publish(self, appended: Sequence[tuple[str, int, bytes]]) -> None:
+        total = sum(len(p) for _, _, p in appended)
+        items: list[tuple[str, int, bytes | None]]
+        if total <= INLINE_PAYLOAD_LIMIT:
+            items = list(appended)
+        else:
+            items = [(u, s, None) for u, s, _ in appended]
+        try:
+            await self.broker.publish(bus.encode(bus.Events(items=items)))
+        except BrokerUnavailable as exc:
+            # Committed already; nodes pick the events up at their next position check.
+            self.metrics.broker_publish_failures.inc()
+            log.warning("event notice not published", extra={"error": str(exc),
+                                                              "events": len(items)})
+
+    async def last_seq(self, user_id: str) -> int:
+        value = await self.pool.fetchval(
+            "SELECT last_seq FROM user_streams WHERE user_id = $1", user_id
+        )
+        return int(value or 0)
+
+    async def positions(self, user_ids: Sequence[str]) -> dict[str, int]:
+        rows = await self.pool.fetch(
+            "SELECT user_id::text AS user_id, last_seq FROM user_streams "
+            "WHERE user_id = ANY($1::uuid[])",
+            list(user_ids),
+        )
+        return {r["user_id"]: r["last_seq"] for r in rows}
+
+    async def read_after(
+        self, user_id: str, after: int, limit: int = READ_BATCH
+    ) -> list[tuple[int, bytes]]:
+        """Events with seq > ``after`` in order (at most ``limit``)."""
+        rows = await self.pool.fetch(
+            "SELECT seq, payload FROM events WHERE user_id = $1 AND seq > $2 "
+            "ORDER BY seq LIMIT $3",
+            user_id, after, limit,
+        )
+        return [(r["seq"], r["payload"]) for r in rows]
+
+    async def can_resume(self, user_id: str, resume_from: int, last_seq: int) -> bool:
+        """True if every event after ``resume_from`` is still stored."""
+        if resume_from > last_seq:
+            return False  # the client is ahead of the server (e.g. a restored backup)
+        if resume_from == last_seq:
+            return True
+        found = await self.pool.fetchval(
+            "SELECT 1 FROM events WHERE user_id = $1 AND seq = $2", user_id, resume_from + 1
+        )
+        return found is not None
+
+    async def prune(self, retention: timedelta, batch: int = 5000) -> int:
+        """Delete events older than ``retention``; safe to run on every node at once."""
+        deleted = 0
+        while True:
+            status = await self.pool.execute(
+                """DELETE FROM events WHERE ctid IN (
+                       SELECT ctid FROM events WHERE created_at < now() - $1::interval
+                       LIMIT $2 FOR UPDATE SKIP LOCKED)""",
+                retention, batch,
+            )
+            count = int(status.split()[-1])
+            deleted += count
+            if count < batch:
+                break
+        await self.pool.execute(
+            "DELETE FROM idempotency_keys WHERE created_at < now() - $1::interval", retention
+        )
+        return deleted
+
+
+async def prune_periodically(stream: EventStream, retention_days: int,
+                             every_s: float = 3600.0) -> None:
+    """Background task: prune once an hour (and shortly after start)."""
+    await asyncio.sleep(min(every_s, 30.0))
+    while True:
+        try:
+            deleted = await stream.prune(timedelta(days=retention_days))
+            if deleted:
+                log.info("pruned old events", extra={"deleted": deleted})
+        except (asyncpg.PostgresError, OSError) as exc:
+            log.warning("event pruning failed; will retry", extra={"error": repr(exc)})
+        await asyncio.sleep(every_s)

@@ -1,0 +1,231 @@
+"""One realistic instance of every message and result type, for round-trip tests."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import msgspec
+
+from protocol import chat, lost, matching, notifications, pets, presence, session, uploads
+from protocol.base import Empty, Message, Result
+from protocol.codes import ErrorCode
+from protocol.objects import (
+    Alert,
+    AlertStatus,
+    Candidate,
+    ChatMessage,
+    Conversation,
+    Device,
+    Match,
+    Notification,
+    Pet,
+    Platform,
+    Preferences,
+    PresenceState,
+    Sex,
+    Sighting,
+    Species,
+    Upload,
+    UploadPurpose,
+    UploadStatus,
+    Watch,
+)
+from protocol.types import Location
+
+T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+HERE = Location(lat=52.52, lng=13.405)
+
+PET = Pet(
+    id="p1",
+    owner_id="u1",
+    name="Rex",
+    species=Species.DOG,
+    breed="Beagle",
+    sex=Sex.MALE,
+    birth_date=date(2022, 5, 1),
+    bio="Good boy",
+    photo_ids=["up1"],
+    location=HERE,
+)
+BARE_PET = Pet(id="p2", owner_id="u2", name="Tom", species=Species.CAT, photo_ids=[])
+MATCH = Match(
+    id="m1", pet_ids=["p1", "p2"], user_ids=["u1", "u2"], conversation_id="c1", created_at=T0
+)
+MESSAGE = ChatMessage(
+    id="msg1",
+    conversation_id="c1",
+    sender_id="u1",
+    client_msg_id="6f1c",
+    body="hi",
+    attachment_ids=[],
+    created_at=T0,
+)
+EDITED = msgspec.structs.replace(MESSAGE, body="hello", edited_at=T0)
+CONVERSATION = Conversation(
+    id="c1",
+    member_ids=["u1", "u2"],
+    match_id="m1",
+    last_message=MESSAGE,
+    unread_count=2,
+    last_activity_at=T0,
+    closed=False,
+)
+NOTIFICATION = Notification(
+    id="n1",
+    kind="match",
+    title="New match",
+    body="Rex likes Tom",
+    data={"match_id": "m1"},
+    created_at=T0,
+)
+ALERT = Alert(
+    id="a1",
+    owner_id="u1",
+    pet_id="p1",
+    description="Lost near the park",
+    location=HERE,
+    radius_m=2000,
+    status=AlertStatus.OPEN,
+    photo_ids=["up2"],
+    created_at=T0,
+)
+SIGHTING = Sighting(
+    id="s1",
+    alert_id="a1",
+    reporter_id="u2",
+    location=HERE,
+    note="by the lake",
+    photo_ids=[],
+    created_at=T0,
+)
+WATCH = Watch(id="w1", location=HERE, radius_m=5000)
+UPLOAD = Upload(
+    id="up1",
+    owner_id="u1",
+    purpose=UploadPurpose.PET_PHOTO,
+    content_type="image/jpeg",
+    size=12345,
+    status=UploadStatus.PENDING,
+    created_at=T0,
+)
+
+CLIENT_SAMPLES: list[Message] = [
+    session.Hello(token="tok", resume_from=41, client="petspark-web/2.3.0"),
+    session.Hello(),
+    session.Pong(),
+    session.Ack(seq=57),
+    session.AuthRefresh(id="c0", token="new-access-token"),
+    pets.PetsCreate(
+        id="c1",
+        name="Rex",
+        species=Species.DOG,
+        breed="Beagle",
+        sex=Sex.MALE,
+        birth_date=date(2022, 5, 1),
+        bio="Good boy",
+        photo_ids=["up1"],
+        location=HERE,
+        idempotency_key="k1",
+    ),
+    pets.PetsUpdate(id="c2", pet_id="p1", name="Rexy", breed=None, location=HERE),
+    pets.PetsMine(id="c3"),
+    matching.PreferencesUpdate(
+        id="c4",
+        species=[Species.DOG, Species.CAT],
+        min_age_years=1,
+        max_age_years=None,
+        max_distance_km=50,
+    ),
+    matching.DiscoveryCandidates(id="c5", pet_id="p1", limit=10, cursor="cur"),
+    matching.Swipe(
+        id="c6", pet_id="p1", target_pet_id="p2", direction=matching.SwipeDirection.LIKE
+    ),
+    matching.MatchesList(id="c7", cursor="cur", limit=5),
+    matching.MatchesUnmatch(id="c8", match_id="m1"),
+    chat.ChatConversations(id="c9"),
+    chat.ChatHistory(id="c10", conversation_id="c1", before="msg9", limit=30),
+    chat.ChatSend(id="c17", conversation_id="c1", client_msg_id="uuid", body="hi"),
+    chat.ChatReadCommand(id="c11", conversation_id="c1", message_id="msg1"),
+    chat.ChatTypingCommand(id="c12", conversation_id="c1"),
+    chat.ChatEdit(id="c13", message_id="msg1", body="hello"),
+    chat.ChatDelete(id="c14", message_id="msg1"),
+    notifications.NotificationsList(id="c15", unread_only=True, limit=10),
+    notifications.NotificationsRead(id="c16", ids=["n1", "n2"]),
+    notifications.NotificationsRead(id="c16b", all=True),
+    notifications.DevicesRegister(id="c18", platform=Platform.FCM, token="push-token"),
+    lost.LostReport(
+        id="c19",
+        pet_id="p1",
+        description="Lost near the park",
+        location=HERE,
+        radius_m=2000,
+        photo_ids=["up2"],
+        idempotency_key="k2",
+    ),
+    lost.LostUpdate(id="c20", alert_id="a1", radius_m=3000),
+    lost.LostResolve(id="c21", alert_id="a1"),
+    lost.LostNearby(id="c22", location=HERE, radius_m=10_000, limit=20),
+    lost.LostSightingCommand(id="c23", alert_id="a1", location=HERE, note="by the lake"),
+    lost.LostSightings(id="c24", alert_id="a1"),
+    lost.LostWatch(id="c25", location=HERE, radius_m=5000),
+    lost.LostUnwatch(id="c26", watch_id="w1"),
+    lost.LostWatches(id="c27"),
+    presence.PresenceQuery(id="c28", user_ids=["u2", "u3"]),
+]
+
+SERVER_SAMPLES: list[Message] = [
+    session.Welcome(
+        session_id="s1", user_id="u1", last_seq=57, heartbeat_s=25, resumed=True, server_time=T0
+    ),
+    session.Ping(),
+    session.Error(id="c17", code=ErrorCode.TOO_LARGE, message="body: at most 4000 characters"),
+    session.Error(id=None, code=ErrorCode.BAD_REQUEST, message="invalid JSON"),
+    session.Error(id="c2", code=ErrorCode.RATE_LIMITED, message="slow down", retry_after_s=1.5),
+    chat.ChatMessageEvent(seq=12, message=MESSAGE),
+    chat.ChatReadEvent(seq=13, conversation_id="c1", user_id="u2", message_id="msg1"),
+    chat.ConversationClosed(seq=14, conversation_id="c1"),
+    matching.MatchCreated(seq=15, match=MATCH),
+    notifications.NotificationEvent(seq=16, notification=NOTIFICATION),
+    lost.LostAlert(seq=17, alert=ALERT),
+    lost.LostSightingEvent(seq=18, sighting=SIGHTING),
+    uploads.UploadModerated(seq=19, upload_id="up1", status=UploadStatus.APPROVED),
+    chat.ChatTypingEvent(conversation_id="c1", user_id="u2"),
+    presence.PresenceEvent(user_id="u2", online=True),
+]
+"""Every server message but ``ok`` (covered with RESULT_SAMPLES)."""
+
+RESULT_SAMPLES: list[Result] = [
+    Empty(),
+    session.AuthRefreshResult(expires_at=T0),
+    pets.PetResult(pet=PET),
+    pets.PetsResult(pets=[PET, BARE_PET]),
+    matching.PreferencesResult(
+        preferences=Preferences(species=[Species.DOG], min_age_years=1, max_distance_km=30)
+    ),
+    matching.CandidatesResult(
+        candidates=[Candidate(pet=BARE_PET, distance_m=812.5)], next_cursor="n"
+    ),
+    matching.SwipeResult(match=MATCH),
+    matching.SwipeResult(match=None),
+    matching.MatchesResult(matches=[MATCH]),
+    chat.ConversationsResult(
+        conversations=[
+            CONVERSATION,
+            msgspec.structs.replace(
+                CONVERSATION, id="c2", last_message=None, match_id=None, closed=True
+            ),
+        ]
+    ),
+    chat.HistoryResult(messages=[EDITED, MESSAGE], next_before="msg0"),
+    chat.MessageResult(message=MESSAGE),
+    notifications.NotificationsResult(notifications=[NOTIFICATION], unread_count=1),
+    notifications.UnreadCountResult(unread_count=0),
+    notifications.DeviceResult(device=Device(id="d1", platform=Platform.APNS)),
+    lost.AlertResult(alert=ALERT),
+    lost.AlertsResult(alerts=[ALERT]),
+    lost.SightingResult(sighting=SIGHTING),
+    lost.SightingsResult(sightings=[SIGHTING], next_cursor="n"),
+    lost.WatchResult(watch=WATCH),
+    lost.WatchesResult(watches=[WATCH]),
+    presence.PresenceResult(presence=[PresenceState(user_id="u2", online=True)]),
+]
