@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from server.http import health
+from server.http import files, health
 from server.http.middleware import METRICS, request_context
 from server.observability.metrics import Metrics
 from server.realtime.broker import Broker, MemoryBroker, RedisBroker
@@ -39,6 +39,8 @@ def create_app(settings: Settings) -> web.Application:
         [secret_key_ctx, database_ctx, redis_ctx, broker_ctx, storage_ctx, announce_ctx]
     )
     health.add_routes(app)
+    if not settings.s3_bucket:
+        files.add_routes(app)  # the local store's signed URLs
     return app
 
 
