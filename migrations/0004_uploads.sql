@@ -9,7 +9,7 @@
 -- Ids are gen_random_uuid() (122 random bits): unguessable.
 CREATE TABLE uploads (
     id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-    owner_id uuid NOT NULL,
+    owner_id uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     purpose text NOT NULL
         CHECK (purpose IN ('pet_photo', 'chat_attachment', 'lost_poster', 'adoption_photo',
                            'avatar')),

@@ -1,8 +1,9 @@
 """``create_app(settings)``: every resource in a cleanup context, in dependency order.
 
 Order: secret key → database (embedded server if needed, migrations, pool) →
-Redis → broker → object storage → (features). Shutdown runs in reverse: sockets
-are closed 1001 in ``on_shutdown``, before any pool closes.
+Redis → broker → object storage → rate limiter → auth → realtime (event
+stream, presence, hub, the broker subscription) → gateway. Shutdown runs in
+reverse: sockets are closed 1001 in ``on_shutdown``, before any pool closes.
 """
 
 from __future__ import annotations
@@ -12,10 +13,23 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from server.http import files, health
+from server.auth.passwords import Passwords
+from server.auth.service import AUTH, AuthDeps
+from server.auth.sessions import SESSION_COOKIES, SessionCookies
+from server.auth.sessions import middleware as session_middleware
+from server.auth.tokens import AccessTokens, session_cookie_keys
+from server.auth.verifier import VERIFIER, Verifier
+from server.gateway.setup import gateway_ctx, setup_gateway
+from server.http import auth as auth_routes
+from server.http import contracts, files, health
+from server.http import uploads as upload_routes
 from server.http.middleware import METRICS, request_context
+from server.http.security import cors_preflight, security_headers
 from server.observability.metrics import Metrics
+from server.ratelimit import RATE_LIMITER, rate_limiter_ctx
 from server.realtime.broker import Broker, MemoryBroker, RedisBroker
+from server.realtime.control import kick
+from server.realtime.setup import realtime_ctx
 from server.resources.migrations import migrate
 from server.resources.postgres import create_pool, database_dsn
 from server.resources.redis import create_redis
@@ -27,18 +41,40 @@ log = logging.getLogger("server")
 
 
 def create_app(settings: Settings) -> web.Application:
+    # The cookie storage must exist before start-up (its middleware is frozen with
+    # the app); it gets its keys in auth_ctx, once SECRET_KEY is resolved.
+    cookies = SessionCookies.from_settings(settings)
     app = web.Application(
-        middlewares=[request_context],
+        # Outermost first: errors become JSON for everything inside, preflights are
+        # answered before routing, the session middleware saves cookies last.
+        middlewares=[request_context, cors_preflight, session_middleware(cookies)],
         client_max_size=settings.max_request_bytes,
         handler_args={"max_field_size": 16384},
     )
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[BACKENDS] = {}
+    app[SESSION_COOKIES] = cookies
+    app.on_response_prepare.append(security_headers)
     app.cleanup_ctx.extend(
-        [secret_key_ctx, database_ctx, redis_ctx, broker_ctx, storage_ctx, announce_ctx]
+        [
+            secret_key_ctx,
+            database_ctx,
+            redis_ctx,
+            broker_ctx,
+            storage_ctx,
+            rate_limiter_ctx,
+            auth_ctx,
+            realtime_ctx,
+            gateway_ctx,
+            announce_ctx,
+        ]
     )
     health.add_routes(app)
+    auth_routes.add_routes(app)
+    contracts.add_routes(app)
+    setup_gateway(app)
+    upload_routes.setup(app)
     if not settings.s3_bucket:
         files.add_routes(app)  # the local store's signed URLs
     return app
@@ -128,6 +164,36 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
         root, LocalStorage.derive_key(app[SECRET_KEY]), url_base=settings.public_url
     )
     app[BACKENDS]["storage"] = f"local ({root})"
+    yield
+
+
+async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Token keys, cookie keys, the verifier (HTTP and gateway) and the auth service's deps."""
+    settings = app[SETTINGS]
+    secret, previous = app[SECRET_KEY], settings.previous_secret_key
+    tokens = AccessTokens(secret, previous, settings.access_token_ttl_s)
+    cookies = app[SESSION_COOKIES]
+    cookies.use_keys(session_cookie_keys(secret, previous))
+
+    async def kick_sockets(
+        *,
+        session_ids: tuple[str, ...] = (),
+        user_ids: tuple[str, ...] = (),
+        code: int = 4003,
+        reason: str = "revoked",
+    ) -> None:
+        await kick(app, session_ids=session_ids, user_ids=user_ids, code=code, reason=reason)
+
+    app[AUTH] = AuthDeps(
+        db=app[DB],
+        settings=settings,
+        passwords=Passwords.from_settings(settings),
+        tokens=tokens,
+        limiter=app[RATE_LIMITER],
+        kick=kick_sockets,
+    )
+    app[VERIFIER] = Verifier(app[DB], tokens, cookies, settings.refresh_token_ttl_s)
+    app[BACKENDS]["rate_limiter"] = app[RATE_LIMITER].name
     yield
 
 

@@ -96,6 +96,10 @@ class Connection:
         self.metrics.ws_frames_out.labels("event").inc()
         return self._enqueue(frame.msgpack if self.codec.binary else frame.json)
 
+    def send_raw(self, data: bytes) -> bool:
+        """Queue bytes already encoded for this connection's codec."""
+        return self._enqueue(data)
+
     def _enqueue(self, data: bytes) -> bool:
         if self.close_code is not None:
             return False

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import msgspec
 from aiohttp import web
+
+from protocol.codes import HTTP_STATUS
+from server.auth.principal import AuthError
+from server.domain.errors import DomainError, RateLimited
 
 _STATUS_CODE = {
     400: "bad_request",
@@ -52,3 +57,13 @@ def from_http_exception(exc: web.HTTPException) -> web.Response:
         k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")
     }
     return error_response(exc.status, code, exc.reason, headers)
+
+
+def from_domain_error(exc: DomainError | AuthError) -> web.Response:
+    """Typed errors of domain and auth code, as their HTTP status and JSON body."""
+    if isinstance(exc, AuthError):
+        return error_response(exc.status, exc.code, exc.message)
+    headers = None
+    if isinstance(exc, RateLimited):
+        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))}
+    return error_response(HTTP_STATUS[exc.code], exc.code.value, exc.message, headers)

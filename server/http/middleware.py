@@ -1,4 +1,8 @@
-"""Middlewares every HTTP route passes through: request id, metrics, errors as JSON."""
+"""Middlewares every HTTP route passes through: request id, metrics, errors as JSON.
+
+Domain and auth errors raised by handlers are mapped here, in one place
+(``from_domain_error``), so handlers can let them propagate.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,9 @@ import uuid
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from server.http.errors import ApiError, error_response, from_http_exception
+from server.auth.principal import AuthError
+from server.domain.errors import DomainError
+from server.http.errors import ApiError, error_response, from_domain_error, from_http_exception
 from server.observability.logging import request_id
 from server.observability.metrics import Metrics
 
@@ -35,6 +41,8 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
             response = await handler(request)
         except ApiError as exc:
             response = exc.response()
+        except (DomainError, AuthError) as exc:
+            response = from_domain_error(exc)
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise

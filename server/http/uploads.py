@@ -40,11 +40,9 @@ from server.auth.request import authenticate
 from server.domain.errors import DomainError, RateLimited, TooLarge
 from server.http.errors import ApiError
 from server.http.json_body import decode_json_body
-from server.http.middleware import METRICS
 from server.ratelimit import RATE_LIMITER
-from server.realtime.stream import EventStream
 from server.resources.storage import CHUNK_BYTES, Part
-from server.state import BROKER, DB, SETTINGS, STORAGE
+from server.state import DB, EVENT_STREAM, SETTINGS, STORAGE
 from server.uploads.moderation import Moderator, NoModerator
 from server.uploads.service import UploadService, size_cap, spool, to_wire
 
@@ -219,11 +217,8 @@ async def get_upload(request: web.Request) -> web.StreamResponse:
 
 async def uploads_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    # TODO(lead): use the app's EventStream once it has an AppKey; this one is
-    # equivalent (a stateless wrapper over the pool and the broker).
-    stream = EventStream(app[DB], app[BROKER], app[METRICS])
     service = UploadService(
-        pool=app[DB], storage=app[STORAGE], stream=stream, settings=settings,
+        pool=app[DB], storage=app[STORAGE], stream=app[EVENT_STREAM], settings=settings,
         moderator=app[MODERATOR] if MODERATOR in app else NoModerator(),
         tmp_root=settings.data_path / "tmp" / "uploads",
     )

@@ -1,0 +1,133 @@
+"""The auth routes of PROTOCOL §9: register, login, refresh, logout, me.
+
+Bodies are the ``protocol.auth`` Structs. Register and login answer both the
+token pair (native clients) and the session cookie (browsers); both name the
+same session, so logging out through either revokes both. Answers carrying
+credentials are ``Cache-Control: no-store``. Domain and auth errors propagate
+to the middleware, which maps them to JSON errors.
+"""
+
+from __future__ import annotations
+
+import msgspec
+from aiohttp import web
+
+from protocol.auth import (
+    AuthResponse,
+    LoginRequest,
+    LogoutRequest,
+    MeResponse,
+    RefreshRequest,
+    RegisterRequest,
+)
+from protocol.objects import Role, User
+from server.auth import service, sessions
+from server.auth.request import authenticate
+from server.auth.service import AUTH, AuthResult, ClientInfo
+from server.auth.store import UserRow
+from server.http.client import client_address, origin_allowed
+from server.http.errors import ApiError
+from server.http.json_body import decode_json_body
+
+PREFIX = "/api/v1/auth"
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+def wire_user(user: UserRow) -> User:
+    return User(id=user.id, display_name=user.display_name, role=Role(user.role), email=user.email)
+
+
+def _json(body: msgspec.Struct, status: int = 200) -> web.Response:
+    return web.Response(
+        status=status,
+        body=msgspec.json.encode(body),
+        content_type="application/json",
+        headers=_NO_STORE,
+    )
+
+
+def _auth_response(result: AuthResult, status: int = 200) -> web.Response:
+    return _json(
+        AuthResponse(
+            user=wire_user(result.user),
+            access_token=result.access_token,
+            refresh_token=result.refresh_token,
+            expires_at=result.expires_at,
+        ),
+        status,
+    )
+
+
+def _client(request: web.Request) -> ClientInfo:
+    user_agent = request.headers.get("User-Agent")
+    return ClientInfo(
+        address=client_address(request),
+        user_agent=user_agent[:512] if user_agent else None,
+        # A request from an allowed browser origin is a web-app login; the rest are apps.
+        kind="cookie" if origin_allowed(request) else "token",
+    )
+
+
+async def register(request: web.Request) -> web.Response:
+    body = await decode_json_body(request, RegisterRequest)
+    result = await service.register(
+        request.app[AUTH],
+        email=body.email,
+        password=body.password,
+        display_name=body.display_name,
+        client=_client(request),
+    )
+    await sessions.remember(request, result.session_id)
+    return _auth_response(result, 201)
+
+
+async def login(request: web.Request) -> web.Response:
+    body = await decode_json_body(request, LoginRequest)
+    result = await service.login(
+        request.app[AUTH], email=body.email, password=body.password, client=_client(request)
+    )
+    await sessions.remember(request, result.session_id)
+    return _auth_response(result)
+
+
+async def refresh(request: web.Request) -> web.Response:
+    body = await decode_json_body(request, RefreshRequest)
+    result = await service.refresh_session(request.app[AUTH], body.refresh_token)
+    return _auth_response(result)
+
+
+async def logout(request: web.Request) -> web.Response:
+    body = await decode_json_body(request, LogoutRequest, allow_empty=True)
+    session_id = user_id = None
+    try:
+        principal = await authenticate(request)
+        session_id, user_id = principal.session_id, principal.user_id
+    except ApiError as exc:
+        # An expired access token must not keep a native app from logging out:
+        # the refresh token alone identifies (and proves) the session.
+        if exc.status != 401 or not body.refresh_token:
+            raise
+    revoked = await service.logout(
+        request.app[AUTH],
+        session_id=session_id,
+        user_id=user_id,
+        refresh_token=body.refresh_token,
+    )
+    if not revoked:
+        raise ApiError(401, "unauthorized", "invalid or expired credentials")
+    await sessions.forget(request)
+    return web.Response(status=204, headers=_NO_STORE)
+
+
+async def me(request: web.Request) -> web.Response:
+    principal = await authenticate(request)
+    user = await service.get_user(request.app[AUTH], principal.user_id)
+    return _json(MeResponse(user=wire_user(user)))
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post(f"{PREFIX}/register", register)
+    app.router.add_post(f"{PREFIX}/login", login)
+    app.router.add_post(f"{PREFIX}/refresh", refresh)
+    app.router.add_post(f"{PREFIX}/logout", logout)
+    app.router.add_get(f"{PREFIX}/me", me)

@@ -1,0 +1,148 @@
+"""Machine-readable contracts: ``GET /openapi.json`` (``/asyncapi.json`` comes with the gateway).
+
+The OpenAPI 3.1 document is generated from the same ``protocol`` Structs the
+routes decode and encode (``msgspec.json.schema_components`` through
+``protocol.schema``); only the list of operations below is written by hand.
+Features add their routes to ``OPERATIONS``.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from protocol.auth import (
+    AuthResponse,
+    ErrorBody,
+    LoginRequest,
+    LogoutRequest,
+    MeResponse,
+    RefreshRequest,
+    RegisterRequest,
+)
+from protocol.schema import openapi_components, schema_ref
+
+
+class Operation(msgspec.Struct, frozen=True, kw_only=True):
+    method: str
+    path: str
+    summary: str
+    request: type[msgspec.Struct] | None = None
+    request_optional: bool = False
+    status: int = 200
+    response: type[msgspec.Struct] | None = None
+    errors: tuple[int, ...] = ()
+    auth: bool = False
+    sets_cookie: bool = False
+
+
+_ERROR_TEXT = {
+    400: "Malformed body or invalid field (the message names the field).",
+    401: "Missing, wrong, expired or revoked credentials.",
+    403: "Banned account, or a cross-site cookie request.",
+    409: "The email is already registered.",
+    413: "Body larger than MAX_REQUEST_BYTES.",
+    415: "Body is not application/json.",
+    429: "Throttled; see Retry-After.",
+}
+
+OPERATIONS: list[Operation] = [
+    Operation(
+        method="post", path="/api/v1/auth/register", summary="Create an account and log in.",
+        request=RegisterRequest, status=201, response=AuthResponse,
+        errors=(400, 409, 413, 415, 429), sets_cookie=True,
+    ),
+    Operation(
+        method="post", path="/api/v1/auth/login", summary="Log in with email and password.",
+        request=LoginRequest, response=AuthResponse,
+        errors=(400, 401, 403, 413, 415, 429), sets_cookie=True,
+    ),
+    Operation(
+        method="post", path="/api/v1/auth/refresh",
+        summary="Spend a refresh token for a new pair; reusing a spent one revokes its family.",
+        request=RefreshRequest, response=AuthResponse, errors=(400, 401, 403, 413, 415),
+    ),
+    Operation(
+        method="post", path="/api/v1/auth/logout",
+        summary="Revoke the session and its refresh family; clears the cookie.",
+        request=LogoutRequest, request_optional=True, status=204,
+        errors=(400, 401, 403, 413, 415), auth=True,
+    ),
+    Operation(
+        method="get", path="/api/v1/auth/me", summary="The authenticated user, with email.",
+        response=MeResponse, errors=(401, 403), auth=True,
+    ),
+]
+
+
+def _operation(op: Operation) -> dict[str, Any]:
+    out: dict[str, Any] = {"summary": op.summary, "operationId": _operation_id(op)}
+    if op.request is not None:
+        out["requestBody"] = {
+            "required": not op.request_optional,
+            "content": {"application/json": {"schema": schema_ref(op.request)}},
+        }
+    ok: dict[str, Any] = {"description": "Success."}
+    if op.response is not None:
+        ok["content"] = {"application/json": {"schema": schema_ref(op.response)}}
+    if op.sets_cookie:
+        ok["headers"] = {
+            "Set-Cookie": {
+                "description": "The session cookie (HttpOnly, SameSite=Lax).",
+                "schema": {"type": "string"},
+            }
+        }
+    responses: dict[str, Any] = {str(op.status): ok}
+    for status in op.errors:
+        error: dict[str, Any] = {
+            "description": _ERROR_TEXT.get(status, "Error."),
+            "content": {"application/json": {"schema": schema_ref(ErrorBody)}},
+        }
+        if status == 429:
+            error["headers"] = {
+                "Retry-After": {"description": "Seconds.", "schema": {"type": "integer"}}
+            }
+        responses[str(status)] = error
+    out["responses"] = responses
+    if op.auth:
+        out["security"] = [{"bearer": []}, {"sessionCookie": []}]
+    return out
+
+
+def _operation_id(op: Operation) -> str:
+    return op.method + "".join(p.capitalize() for p in op.path.split("/") if p and p != "api")
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    types: list[type[Any]] = []
+    for op in OPERATIONS:
+        for tp in (op.request, op.response):
+            if tp is not None and tp not in types:
+                types.append(tp)
+    types.append(ErrorBody)
+    paths: dict[str, Any] = {}
+    for op in OPERATIONS:
+        paths.setdefault(op.path, {})[op.method] = _operation(op)
+    components = openapi_components(types)
+    components["securitySchemes"] = {
+        "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+        "sessionCookie": {"type": "apiKey", "in": "cookie", "name": "petspark_session"},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "PetSpark HTTP API", "version": "1"},
+        "paths": paths,
+        "components": components,
+    }
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(openapi_document())
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/openapi.json", openapi)

@@ -1,0 +1,69 @@
+"""HTTP hygiene for every route: CORS for ALLOWED_ORIGINS only, and security headers.
+
+- A CORS preflight (``OPTIONS`` with ``Access-Control-Request-Method``) is
+  answered here, before routing: 204 with the CORS headers for an allowed
+  origin, 403 ``forbidden`` otherwise. Credentials are allowed, so the allowed
+  origin is echoed (never ``*``).
+- Every response (errors, WebSocket upgrades and streamed ones included: the
+  headers are added in ``on_response_prepare``) gets
+  ``Content-Security-Policy: default-src 'none'; frame-ancestors 'none'`` (API
+  responses are data, never a page to render or frame), ``X-Content-Type-Options:
+  nosniff``, ``Referrer-Policy: no-referrer``, ``Vary: Origin`` and, in
+  production, ``Strict-Transport-Security``; and the CORS headers when the
+  request's ``Origin`` is allowed.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from server.http.errors import error_response
+from server.state import SETTINGS
+
+CSP = "default-src 'none'; frame-ancestors 'none'"
+HSTS = "max-age=63072000; includeSubDomains"
+ALLOW_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE"
+ALLOW_HEADERS = "Authorization, Content-Type, X-Request-Id, Idempotency-Key"
+EXPOSE_HEADERS = "Retry-After, X-Request-Id"
+PREFLIGHT_MAX_AGE_S = "600"
+
+
+def _allowed_origin(request: web.Request) -> str | None:
+    origin = request.headers.get("Origin")
+    if origin and origin in request.app[SETTINGS].allowed_origins:
+        return origin
+    return None
+
+
+@web.middleware
+async def cors_preflight(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.method != "OPTIONS" or "Access-Control-Request-Method" not in request.headers:
+        return await handler(request)
+    origin = _allowed_origin(request)
+    if origin is None:
+        return error_response(403, "forbidden", "origin is not allowed")
+    return web.Response(
+        status=204,
+        headers={
+            "Access-Control-Allow-Methods": ALLOW_METHODS,
+            "Access-Control-Allow-Headers": ALLOW_HEADERS,
+            "Access-Control-Max-Age": PREFLIGHT_MAX_AGE_S,
+        },
+    )
+
+
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    headers = response.headers
+    headers.setdefault("Content-Security-Policy", CSP)
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    if request.app[SETTINGS].is_production:
+        headers.setdefault("Strict-Transport-Security", HSTS)
+    if "Origin" not in headers.getall("Vary", []):
+        headers.add("Vary", "Origin")
+    origin = _allowed_origin(request)
+    if origin is not None:
+        headers["Access-Control-Allow-Origin"] = origin
+        headers["Access-Control-Allow-Credentials"] = "true"
+        headers["Access-Control-Expose-Headers"] = EXPOSE_HEADERS

@@ -1,0 +1,198 @@
+"""Sliding-window rate limits shared by every feature (login, register, uploads, sockets).
+
+``RateLimiter`` is the contract:
+
+- ``hit(key, limit, window_s)`` records one event for ``key`` if fewer than
+  ``limit`` events were recorded in the last ``window_s`` seconds, and says so.
+  A refused hit is *not* recorded, so a client that keeps knocking while
+  blocked is let in again ``window_s`` after its last accepted event at most.
+  ``retry_after_s`` is > 0 exactly when ``allowed`` is False: the seconds until
+  the oldest event in the window expires.
+- ``peek(key, limit, window_s)`` answers the same question without recording
+  (used to refuse a login before checking a password, while counting failures only).
+- ``reset(key)`` forgets every event of ``key``.
+- ``limit`` is at least 1 and ``window_s`` > 0.
+
+Keys are caller-chosen strings such as ``login:addr:203.0.113.9``; callers hash
+personal data (emails) before putting it in a key.
+
+``RedisRateLimiter`` is shared by every node (one Lua script per call, so the
+check-and-record is atomic); ``MemoryRateLimiter`` is for a single node. Both
+fail open: a Redis outage is logged and the hit allowed, so logins keep working
+while Redis is down (the argon2 cost still bounds a brute-force attempt).
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import math
+import secrets
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+
+import msgspec
+import redis.asyncio as aioredis
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from server.state import REDIS, SETTINGS
+
+log = logging.getLogger(__name__)
+
+
+class Decision(msgspec.Struct, frozen=True):
+    allowed: bool
+    retry_after_s: float = 0.0
+
+    @property
+    def retry_after_header(self) -> str:
+        """The ``Retry-After`` value: whole seconds, rounded up, at least 1."""
+        return str(max(1, math.ceil(self.retry_after_s)))
+
+
+ALLOWED = Decision(True, 0.0)
+
+
+class RateLimiter(abc.ABC):
+    name: str
+
+    @abc.abstractmethod
+    async def hit(self, key: str, limit: int, window_s: float) -> Decision: ...
+
+    @abc.abstractmethod
+    async def peek(self, key: str, limit: int, window_s: float) -> Decision: ...
+
+    @abc.abstractmethod
+    async def reset(self, key: str) -> None: ...
+
+
+class MemoryRateLimiter(RateLimiter):
+    """Single-node limiter: a deque of monotonic timestamps per key."""
+
+    name = "memory"
+    _SWEEP_EVERY = 1024
+
+    def __init__(self) -> None:
+        self._events: dict[str, deque[float]] = {}
+        self._windows: dict[str, float] = {}
+        self._calls = 0
+
+    def _window(self, key: str, window_s: float, now: float) -> deque[float]:
+        events = self._events.setdefault(key, deque())
+        self._windows[key] = window_s
+        while events and events[0] <= now - window_s:
+            events.popleft()
+        return events
+
+    def _decide(self, events: deque[float], limit: int, window_s: float, now: float) -> Decision:
+        if len(events) < limit:
+            return ALLOWED
+        oldest = events[len(events) - limit]
+        return Decision(False, max(oldest + window_s - now, 0.001))
+
+    async def hit(self, key: str, limit: int, window_s: float) -> Decision:
+        now = time.monotonic()
+        self._maybe_sweep(now)
+        events = self._window(key, window_s, now)
+        decision = self._decide(events, limit, window_s, now)
+        if decision.allowed:
+            events.append(now)
+        return decision
+
+    async def peek(self, key: str, limit: int, window_s: float) -> Decision:
+        if key not in self._events:
+            return ALLOWED
+        now = time.monotonic()
+        return self._decide(self._window(key, window_s, now), limit, window_s, now)
+
+    async def reset(self, key: str) -> None:
+        self._events.pop(key, None)
+        self._windows.pop(key, None)
+
+    def _maybe_sweep(self, now: float) -> None:
+        # Keys whose events have all expired would otherwise accumulate forever.
+        self._calls += 1
+        if self._calls % self._SWEEP_EVERY:
+            return
+        for key in list(self._events):
+            events = self._events[key]
+            if not events or events[-1] <= now - self._windows.get(key, 0.0):
+                del self._events[key]
+                self._windows.pop(key, None)
+
+
+# KEYS[1] = the sorted set; ARGV = limit, window (ms), record (0|1), unique member suffix.
+# Scores are Redis server time in ms, so nodes with skewed clocks agree.
+_SCRIPT = """
+if redis.replicate_commands then redis.replicate_commands() end
+local now_parts = redis.call('TIME')
+local now = tonumber(now_parts[1]) * 1000 + math.floor(tonumber(now_parts[2]) / 1000)
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local count = redis.call('ZCARD', KEYS[1])
+if count < limit then
+  if ARGV[3] == '1' then
+    redis.call('ZADD', KEYS[1], now, now .. '-' .. ARGV[4])
+    redis.call('PEXPIRE', KEYS[1], window)
+  end
+  return {1, 0}
+end
+local oldest = redis.call('ZRANGE', KEYS[1], count - limit, count - limit, 'WITHSCORES')
+local retry = tonumber(oldest[2]) + window - now
+if retry < 1 then retry = 1 end
+return {0, retry}
+"""
+
+
+class RedisRateLimiter(RateLimiter):
+    """Cross-node limiter: a sorted set per key under ``{prefix}rl:``, expiring with its window."""
+
+    name = "redis"
+
+    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+        self._client = client
+        self._prefix = f"{prefix}rl:"
+        self._script = client.register_script(_SCRIPT)
+
+    async def _run(self, key: str, limit: int, window_s: float, record: bool) -> Decision:
+        window_ms = max(1, round(window_s * 1000))
+        try:
+            allowed, retry_ms = await self._script(
+                keys=[self._prefix + key],
+                args=[limit, window_ms, "1" if record else "0", secrets.token_hex(4)],
+            )
+        except (RedisError, OSError) as exc:
+            log.error("rate limiter unavailable: allowing", extra={"error": type(exc).__name__})
+            return ALLOWED
+        if int(allowed):
+            return ALLOWED
+        return Decision(False, int(retry_ms) / 1000)
+
+    async def hit(self, key: str, limit: int, window_s: float) -> Decision:
+        return await self._run(key, limit, window_s, record=True)
+
+    async def peek(self, key: str, limit: int, window_s: float) -> Decision:
+        return await self._run(key, limit, window_s, record=False)
+
+    async def reset(self, key: str) -> None:
+        try:
+            await self._client.delete(self._prefix + key)
+        except (RedisError, OSError) as exc:
+            log.error("rate limiter reset failed", extra={"error": type(exc).__name__})
+
+
+RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
+
+
+async def rate_limiter_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Redis when the app has one (shared by every node), memory otherwise."""
+    limiter: RateLimiter
+    if REDIS in app:
+        limiter = RedisRateLimiter(app[REDIS], app[SETTINGS].redis_prefix)
+    else:
+        limiter = MemoryRateLimiter()
+    app[RATE_LIMITER] = limiter
+    yield

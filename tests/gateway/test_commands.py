@@ -1,0 +1,147 @@
+"""Commands, replies, bad frames and limits (PROTOCOL §1, §4, §6)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import msgspec
+import pytest
+
+from protocol.base import Empty
+from protocol.codec import MSGPACK
+from protocol.codes import CloseCode
+from protocol.pets import PetsMine
+from server.domain.errors import NotFound
+from server.gateway.dispatch import CommandContext
+from server.gateway.setup import GATEWAY
+from tests.gateway.conftest import AppClient
+from tests.support.auth import register
+from tests.support.ws import ProtocolSocket, open_session
+
+
+async def session(app_client: AppClient, **overrides: object) -> ProtocolSocket:
+    client = await app_client(**overrides)
+    user = await register(client)
+    return await open_session(client, user.access_token)
+
+
+@pytest.mark.parametrize(
+    ("frame", "expected_id", "fragment"),
+    [
+        ("{not json", None, "invalid JSON"),
+        ('{"type": "no.such", "id": "a1"}', "a1", "unknown type"),
+        ('{"id": "a2"}', "a2", "type"),
+        ('{"type": "chat.send", "id": "a3", "conversation_id": "c"}', "a3", "client_msg_id"),
+        ('{"type": "chat.send", "id": "a4", "conversation_id": "c", "client_msg_id": "m",'
+         ' "body": 5}', "a4", "body"),
+        ('{"type": "lost.nearby", "id": "a5", "location": {"lat": 91, "lng": 0},'
+         ' "radius_m": 10}', "a5", "location.lat"),
+        ('{"type": "pets.mine"}', None, "id"),
+        ("[1, 2, 3]", None, ""),
+    ],
+)
+async def test_bad_frames_get_bad_request_and_connection_stays(
+    app_client: AppClient, frame: str, expected_id: str | None, fragment: str
+) -> None:
+    sock = await session(app_client)
+    await sock.send_raw(frame)
+    error = await sock.expect("error")
+    assert error.code == "bad_request"
+    assert error.id == expected_id
+    assert fragment in error.message
+    # still open and serving
+    await sock.send_raw('{"type": "pong"}')
+    await sock.send_raw('{"type": "ack", "seq": 0}')
+    await sock.expect_nothing(0.1)
+
+
+async def test_wrong_frame_kind_is_bad_request(app_client: AppClient) -> None:
+    sock = await session(app_client)
+    await sock.send_raw(b"\x81\xa4type\xa4pong")
+    error = await sock.expect("error")
+    assert error.code == "bad_request" and "text" in error.message
+
+
+async def test_bad_msgpack_is_bad_request(app_client: AppClient) -> None:
+    client = await app_client()
+    user = await register(client)
+    sock = await open_session(client, user.access_token, codec=MSGPACK.name)
+    await sock.send_raw(b"\xc1\xc1")
+    error = await sock.expect("error")
+    assert error.code == "bad_request"
+    await sock.send_raw(msgspec.msgpack.encode({"type": "chat.send", "id": "m1"}))
+    error = await sock.expect("error")
+    assert error.id == "m1" and "conversation_id" in error.message
+    await sock.send_raw("text on a binary protocol")
+    error = await sock.expect("error")
+    assert "binary" in error.message
+
+
+async def test_oversized_frame_closes_1009(app_client: AppClient) -> None:
+    sock = await session(app_client, ws_max_message_bytes=2048)
+    await sock.send_raw(json.dumps({"type": "pong", "pad": "x" * 4096}))
+    await sock.expect_close(CloseCode.TOO_LARGE)
+
+
+async def test_unsupported_command_is_answered(app_client: AppClient) -> None:
+    client = await app_client()
+    if PetsMine in client.app[GATEWAY].registry:
+        pytest.skip("pets are implemented")
+    user = await register(client)
+    sock = await open_session(client, user.access_token)
+    reply = await sock.request(PetsMine(id="p1"))
+    assert reply.wire_type() == "error" and reply.code == "bad_request"
+
+
+async def test_handler_errors_map_to_codes_and_crashes_to_internal(
+    app_client: AppClient,
+) -> None:
+    client = await app_client()
+    calls: list[str] = []
+
+    async def handler(ctx: CommandContext, command: PetsMine) -> Empty:
+        calls.append(command.id)
+        if command.id == "missing":
+            raise NotFound("pet: not found")
+        if command.id == "boom":
+            raise RuntimeError("unexpected")
+        return Empty()
+
+    registry = client.app[GATEWAY].registry
+    if PetsMine in registry:
+        pytest.skip("pets are implemented")
+    registry.add(PetsMine, handler)
+    user = await register(client)
+    sock = await open_session(client, user.access_token)
+    reply = await sock.request(PetsMine(id="missing"))
+    assert (reply.code, reply.message) == ("not_found", "pet: not found")
+    reply = await sock.request(PetsMine(id="boom"))
+    assert (reply.code, reply.message) == ("internal", "internal error")
+    reply = await sock.request(PetsMine(id="fine"))
+    assert reply.wire_type() == "ok"
+    assert json.loads(bytes(reply.result)) == {}
+    assert calls == ["missing", "boom", "fine"]
+
+
+async def test_rate_limit_replies_then_closes_4029(app_client: AppClient) -> None:
+    sock = await session(app_client, ws_rate_per_s=1.0, ws_rate_burst=3, ws_abuse_s=0.3)
+    for i in range(5):
+        await sock.send_raw(json.dumps({"type": "nope", "id": f"r{i}"}))
+    codes = [(await sock.expect("error")).code for _ in range(5)]
+    assert codes[:3] == ["bad_request"] * 3
+    assert codes[3:] == ["rate_limited"] * 2
+    await asyncio.sleep(0.35)
+    for i in range(3):
+        await sock.send_raw(json.dumps({"type": "nope", "id": f"s{i}"}))
+    await sock.expect_close(CloseCode.RATE_LIMIT_ABUSE)
+
+
+async def test_rate_limited_reply_carries_retry_after(app_client: AppClient) -> None:
+    sock = await session(app_client, ws_rate_per_s=2.0, ws_rate_burst=1)
+    await sock.send_raw('{"type": "nope", "id": "a"}')
+    await sock.send_raw('{"type": "nope", "id": "b"}')
+    await sock.expect("error")
+    limited = await sock.expect("error")
+    assert limited.code == "rate_limited" and limited.id == "b"
+    assert 0 < limited.retry_after_s <= 0.5

@@ -1,0 +1,96 @@
+"""Heartbeat, slow consumers, token expiry/refresh and shutdown (PROTOCOL §5 to §7)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from protocol.codes import CloseCode
+from protocol.session import AuthRefresh
+from tests.gateway.conftest import AppClient
+from tests.support import events
+from tests.support.auth import register
+from tests.support.ws import open_session
+
+
+async def test_server_pings_and_pong_keeps_the_socket(app_client: AppClient) -> None:
+    client = await app_client(heartbeat_s=0.2)
+    user = await register(client)
+    sock = await open_session(client, user.access_token)
+    assert sock.welcome is not None and sock.welcome.heartbeat_s == 0.2
+    sock.auto_pong = False
+    await sock.expect("ping", timeout=1)
+    from protocol.session import Pong
+
+    started = time.monotonic()
+    while time.monotonic() - started < 1.0:  # 5 heartbeats, answering each ping
+        await sock.expect("ping", timeout=1)
+        await sock.send(Pong())
+    assert not sock.ws.closed
+
+
+async def test_silent_client_is_closed_4002(app_client: AppClient) -> None:
+    client = await app_client(heartbeat_s=0.2)
+    user = await register(client)
+    sock = await open_session(client, user.access_token)
+    started = time.monotonic()
+    await sock.expect_close(CloseCode.HEARTBEAT_TIMEOUT, timeout=3)  # never answers pings
+    elapsed = time.monotonic() - started
+    assert 0.35 <= elapsed <= 1.5, elapsed
+
+
+async def test_slow_consumer_is_closed_4008(app_client: AppClient) -> None:
+    client = await app_client(ws_outbox_bytes=8192)
+    user = await register(client)
+    sock = await open_session(client, user.access_token)
+    # One commit of 40 events of ~1 KiB: more than the outbox can take in one go.
+    await events.append_batch(client.app, [user.user_id], 40, body="x" * 1000)
+    await sock.expect_close(CloseCode.SLOW_CONSUMER)
+
+
+async def test_auth_refresh_same_user_other_user_and_garbage(app_client: AppClient) -> None:
+    client = await app_client()
+    user = await register(client)
+    other = await register(client)
+    sock = await open_session(client, user.access_token)
+    resp = await client.post("/api/v1/auth/refresh", json={"refresh_token": user.refresh_token})
+    assert resp.status == 200
+    fresh = (await resp.json())["access_token"]
+    result = await sock.command(AuthRefresh(id="r1", token=fresh))
+    assert result.expires_at.timestamp() > time.time()
+    reply = await sock.request(AuthRefresh(id="r2", token=other.access_token))
+    assert reply.code == "forbidden"
+    reply = await sock.request(AuthRefresh(id="r3", token="garbage"))
+    assert reply.code == "unauthorized"
+
+
+async def test_expired_token_closes_4009(app_client: AppClient) -> None:
+    from tests.support.auth import short_lived_token
+
+    client = await app_client(token_expiry_grace_s=0.0, heartbeat_s=0.2)
+    user = await register(client)
+    token = await short_lived_token(client.app, user, ttl_s=0.5)
+    sock = await open_session(client, token)
+    await sock.expect_close(CloseCode.TOKEN_EXPIRED, timeout=3)
+
+
+async def test_refresh_before_expiry_keeps_the_socket(app_client: AppClient) -> None:
+    from tests.support.auth import short_lived_token
+
+    client = await app_client(token_expiry_grace_s=0.0, heartbeat_s=0.2)
+    user = await register(client)
+    sock = await open_session(client, await short_lived_token(client.app, user, ttl_s=0.5))
+    await sock.command(AuthRefresh(id="r1", token=user.access_token))
+    await asyncio.sleep(0.8)
+    await sock.expect_nothing(0.05)
+    assert not sock.ws.closed
+
+
+async def test_shutdown_closes_every_socket_1001(aiohttp_server: object,
+                                                 app_client: AppClient) -> None:
+    client = await app_client(shutdown_spread_s=0.2)
+    user = await register(client)
+    socks = [await open_session(client, user.access_token) for _ in range(3)]
+    await client.server.app.shutdown()
+    for sock in socks:
+        await sock.expect_close(CloseCode.GOING_AWAY, timeout=3)

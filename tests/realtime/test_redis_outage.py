@@ -1,0 +1,46 @@
+"""Redis restarted mid-test: delivery continues and nothing is lost."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+from tests.gateway.conftest import AppClient
+from tests.realtime.test_delivery import seqs
+from tests.support import events
+from tests.support.auth import register
+from tests.support.services import RedisProcess
+from tests.support.ws import open_session
+
+
+@pytest.fixture
+def private_redis() -> Iterator[RedisProcess]:
+    proc = RedisProcess()
+    proc.start()
+    yield proc
+    proc.cleanup()
+
+
+async def test_redis_restart_loses_nothing(app_client: AppClient,
+                                           private_redis: RedisProcess) -> None:
+    settings = {"redis_url": private_redis.url, "event_position_check_s": 0.3}
+    node_a = await app_client(**settings)
+    node_b = await app_client(**settings)
+    user = await register(node_a)
+    phone = await open_session(node_a, user.access_token)
+    laptop = await open_session(node_b, user.access_token)
+    await events.append(node_a.app, [user.user_id], 2)
+    assert await seqs(laptop, 2) == [1, 2]
+    assert await seqs(phone, 2) == [1, 2]
+
+    private_redis.stop()
+    await events.append(node_a.app, [user.user_id], 2)  # publishes fail: broker down
+    await asyncio.sleep(0.2)
+    private_redis.start()
+    await events.append(node_b.app, [user.user_id], 2)
+
+    assert await seqs(laptop, 4, timeout=10) == [3, 4, 5, 6]
+    assert await seqs(phone, 4, timeout=10) == [3, 4, 5, 6]
+    await phone.expect_nothing()
