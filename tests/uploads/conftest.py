@@ -63,7 +63,8 @@ def upload_settings(
     make_settings: Callable[..., Settings], backend: dict[str, Any]
 ) -> Callable[..., Settings]:
     def factory(**overrides: Any) -> Settings:
-        return make_settings(**{**backend, "upload_cleanup_interval_s": 3600.0, **overrides})
+        base = {"upload_cleanup_interval_s": 3600.0, "auth_register_per_hour": 100_000}
+        return make_settings(**{**backend, **base, **overrides})
 
     return factory
 
