@@ -43,6 +43,7 @@ from server.http.json_body import decode_json_body
 from server.ratelimit import RATE_LIMITER
 from server.resources.storage import CHUNK_BYTES, Part
 from server.state import DB, EVENT_STREAM, SETTINGS, STORAGE
+from server.uploads.image import release_freed_pixels
 from server.uploads.moderation import Moderator, NoModerator
 from server.uploads.service import UploadService, size_cap, spool, to_wire
 
@@ -217,6 +218,7 @@ async def get_upload(request: web.Request) -> web.StreamResponse:
 
 async def uploads_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
+    release_freed_pixels()
     service = UploadService(
         pool=app[DB], storage=app[STORAGE], stream=app[EVENT_STREAM], settings=settings,
         moderator=app[MODERATOR] if MODERATOR in app else NoModerator(),

@@ -41,6 +41,7 @@ except ImportError:  # pragma: no cover - depends on the installation
     HEIC_SUPPORTED = False
 
 SNIFF_BYTES = 32
+ORIENTATION = 0x0112  # the EXIF tag
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,9 @@ def process_image(src: Path, workdir: Path, *, max_pixels: int, thumb_px: int) -
         kind = sniff(f.read(SNIFF_BYTES))
     if kind is None:
         raise UnsupportedImage(unsupported_message())
+    # Everything happens inside the ``with``: closing the file releases the decoded
+    # pixels, and working in place avoids full-size copies (memory per image is
+    # about one decoded frame, two when a rotation is needed).
     try:
         with Image.open(src, formats=[kind.pil_format]) as opened:
             width, height = opened.size
@@ -136,7 +140,7 @@ def process_image(src: Path, workdir: Path, *, max_pixels: int, thumb_px: int) -
                 )
             opened.seek(0)
             opened.load()
-            image = _oriented(opened)
+            return _clean(opened, kind, workdir, thumb_px)
     except ImageRefused:
         raise
     except Image.DecompressionBombError:
@@ -145,7 +149,9 @@ def process_image(src: Path, workdir: Path, *, max_pixels: int, thumb_px: int) -
         # Pillow's decoders raise these for truncated or malformed files.
         raise CorruptImage("the file is not a readable image") from None
 
-    image = _to_srgb(image)
+
+def _clean(decoded: Image.Image, kind: ImageKind, workdir: Path, thumb_px: int) -> CleanImage:
+    image = _to_srgb(_oriented(decoded))
     keep: dict[str | tuple[int, int], Any] = {
         k: image.info[k] for k in ("transparency",) if k in image.info
     }
@@ -168,8 +174,10 @@ def process_image(src: Path, workdir: Path, *, max_pixels: int, thumb_px: int) -
 
 
 def _oriented(image: Image.Image) -> Image.Image:
+    if image.getexif().get(ORIENTATION, 1) in (0, 1):
+        return image  # nothing to turn: no copy
     transposed = ImageOps.exif_transpose(image)
-    return transposed if transposed is not None else image.copy()
+    return transposed if transposed is not None else image
 
 
 def _to_srgb(image: Image.Image) -> Image.Image:
@@ -210,10 +218,36 @@ def _save(image: Image.Image, path: Path, fmt: str) -> None:
 
 
 def _save_thumbnail(image: Image.Image, path: Path, px: int) -> None:
-    thumb = image.copy()
-    if thumb.mode not in ("RGB", "RGBA"):
-        has_alpha = "A" in thumb.getbands() or "transparency" in thumb.info
-        thumb = thumb.convert("RGBA" if has_alpha else "RGB")
-    thumb.thumbnail((px, px), Image.Resampling.LANCZOS)
+    source = image
+    if source.mode not in ("RGB", "RGBA"):
+        has_alpha = "A" in source.getbands() or "transparency" in source.info
+        source = source.convert("RGBA" if has_alpha else "RGB")
+    scale = min(1.0, px / max(source.size))
+    size = (max(1, round(source.width * scale)), max(1, round(source.height * scale)))
+    # reducing_gap: a cheap box reduction first, so no full-size copy is made
+    thumb = source.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
     thumb.info = {}
     thumb.save(path, "WEBP", quality=80)
+
+
+def release_freed_pixels() -> bool:
+    """Make glibc return freed image buffers to the OS (Linux/glibc only; else a no-op).
+
+    glibc raises its mmap threshold after the first large block is freed, so
+    later decoded frames come from the heap and stay in RSS after they are
+    freed: the server's memory would ratchet up to its worst moment and stay
+    there. A fixed threshold (256 KiB) keeps big pixel buffers in their own
+    mappings, released on free. Returns whether the setting was applied.
+    """
+    import ctypes
+    import platform
+    import sys
+
+    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
+        return False
+    m_mmap_threshold = -3
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(m_mmap_threshold, 256 * 1024))
+    except (OSError, AttributeError):
+        return False

@@ -55,7 +55,6 @@ from server.uploads.store import UploadRow
 
 log = logging.getLogger(__name__)
 
-WRITE_BUFFER = 1024 * 1024
 THUMB_TYPE = "image/webp"
 
 
@@ -111,12 +110,11 @@ async def spool(
     """Write a byte stream to ``dest``; raise ``too_large()`` the moment ``limit`` is crossed.
 
     With ``sniff``, the first bytes must look like a supported image (415 at
-    once otherwise, before the rest is read). Memory use is bounded by
-    ``WRITE_BUFFER`` whatever the stream's length.
+    once otherwise, before the rest is read). Memory use is one chunk,
+    whatever the stream's length.
     """
     size = 0
     head = b""
-    buffer = bytearray()
     f = await asyncio.to_thread(dest.open, "wb")
     try:
         async for chunk in chunks:
@@ -127,12 +125,7 @@ async def spool(
                 head += chunk[: image.SNIFF_BYTES - len(head)]
                 if len(head) >= image.SNIFF_BYTES and image.sniff(head) is None:
                     raise UnsupportedMediaType(f"file: {image.unsupported_message()}")
-            buffer += chunk
-            if len(buffer) >= WRITE_BUFFER:
-                await asyncio.to_thread(f.write, bytes(buffer))
-                buffer.clear()
-        if buffer:
-            await asyncio.to_thread(f.write, bytes(buffer))
+            await asyncio.to_thread(f.write, chunk)
     finally:
         await asyncio.to_thread(f.close)
     if sniff and image.sniff(head) is None:
