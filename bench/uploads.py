@@ -49,6 +49,11 @@ def photo(target_bytes: int) -> bytes:
     return out.getvalue()
 
 
+def start_server(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """The server under test, in its own process (so its RSS is its own)."""
+    return subprocess.Popen([sys.executable, "-m", "server"], cwd=ROOT, env=env)
+
+
 async def wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     async with aiohttp.ClientSession() as http:
@@ -87,7 +92,7 @@ async def run(args: argparse.Namespace, admin_dsn: str) -> None:
                "PASSWORD_HASH_MEMORY_KIB": "8"}
         for name in ("REDIS_URL", "S3_BUCKET"):
             env.pop(name, None)
-        proc = subprocess.Popen([sys.executable, "-m", "server"], cwd=ROOT, env=env)
+        proc = start_server(env)
         try:
             await wait_ready(base, proc)
             await measure(args, base, proc.pid, data)
