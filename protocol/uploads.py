@@ -12,9 +12,13 @@ from protocol.objects import Upload, UploadPurpose, UploadStatus
 from protocol.types import ContentType, Id, Timestamp
 
 __all__ = [
+    "CompleteRequest",
+    "CompletedPart",
+    "MultipartResponse",
     "PresignRequest",
     "PresignResponse",
     "UploadModerated",
+    "UploadPart",
     "UploadPurpose",
     "UploadResponse",
 ]
@@ -51,3 +55,37 @@ class UploadModerated(DurableEvent, tag="upload.moderated", kw_only=True):
 
     upload_id: Id
     status: UploadStatus
+
+
+# --- resumable multipart uploads (added by the uploads branch; see docs/protocol.md) ---
+
+PartNumber = Annotated[int, Meta(ge=1, le=10_000)]
+
+
+class UploadPart(msgspec.Struct, kw_only=True):
+    """One part to PUT: exactly ``size`` bytes to ``url``; keep the response's ``ETag``."""
+
+    part_number: PartNumber
+    size: Annotated[int, Meta(ge=1)]
+    url: str
+
+
+class MultipartResponse(msgspec.Struct, kw_only=True):
+    """201 of ``POST /api/v1/uploads/multipart`` (body: a ``PresignRequest``)."""
+
+    upload_id: Id
+    part_size: Annotated[int, Meta(ge=1)]
+    parts: list[UploadPart]
+    expires_at: Timestamp
+
+
+class CompletedPart(msgspec.Struct, kw_only=True):
+    part_number: PartNumber
+    etag: Annotated[str, Meta(min_length=1, max_length=256)]
+
+
+class CompleteRequest(msgspec.Struct, kw_only=True):
+    """Optional body of ``POST /api/v1/uploads/{id}/complete``: ``parts`` is required
+    for a multipart upload (every part, ascending), absent for a presigned POST."""
+
+    parts: list[CompletedPart] | None = None

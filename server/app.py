@@ -22,7 +22,8 @@ from server.auth.tokens import AccessTokens, session_cookie_keys
 from server.auth.verifier import VERIFIER, Verifier
 from server.gateway.setup import gateway_ctx, setup_gateway
 from server.http import auth as auth_routes
-from server.http import contracts, health
+from server.http import contracts, files, health
+from server.http import uploads as upload_routes
 from server.http.middleware import METRICS, request_context
 from server.http.security import cors_preflight, security_headers
 from server.observability.metrics import Metrics
@@ -74,6 +75,9 @@ def create_app(settings: Settings) -> web.Application:
     auth_routes.add_routes(app)
     contracts.add_routes(app)
     setup_gateway(app)
+    upload_routes.setup(app)
+    if not settings.s3_bucket:
+        files.add_routes(app)  # the local store's signed URLs
     return app
 
 
@@ -157,7 +161,9 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
             yield
         return
     root = settings.data_path / "uploads"
-    app[STORAGE] = LocalStorage(root)
+    app[STORAGE] = LocalStorage(
+        root, LocalStorage.derive_key(app[SECRET_KEY]), url_base=settings.public_url
+    )
     app[BACKENDS]["storage"] = f"local ({root})"
     yield
 

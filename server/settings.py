@@ -86,6 +86,60 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         bool, _doc("Use path-style S3 addressing (most self-hosted S3 servers need it).")
     ] = False
 
+    # --- uploads -----------------------------------------------------------------------
+    public_url: Annotated[
+        str,
+        _doc("Public base URL of this server (e.g. https://api.petspark.example), used in "
+             "local-storage URLs. Empty: root-relative URLs (/api/v1/files/...)."),
+    ] = ""
+    upload_max_bytes: Annotated[
+        int, _doc("Largest upload through POST /api/v1/uploads, bytes (every purpose but "
+                  "avatar).", ge=1024)
+    ] = 10_485_760
+    upload_avatar_max_bytes: Annotated[
+        int, _doc("Largest avatar upload (any flow), bytes.", ge=1024)
+    ] = 5_242_880
+    upload_large_max_bytes: Annotated[
+        int, _doc("Largest upload through the presigned and multipart flows, bytes (every "
+                  "purpose but avatar).", ge=1024)
+    ] = 31_457_280
+    upload_max_pixels: Annotated[
+        int, _doc("Largest image accepted, pixels (width x height); more is refused 413 "
+                  "before decoding (decompression bombs).", ge=1024)
+    ] = 40_000_000
+    upload_thumbnail_px: Annotated[
+        int, _doc("Longest side of the thumbnail stored beside each image, pixels.",
+                  ge=16, le=2048)
+    ] = 320
+    upload_part_bytes: Annotated[
+        int, _doc("Part size of resumable multipart uploads, bytes (S3 needs at least 5 MiB).",
+                  ge=5_242_880, le=104_857_600)
+    ] = 8_388_608
+    upload_presign_ttl_s: Annotated[
+        int, _doc("Seconds a presigned form or part URL stays valid.", ge=1, le=86400)
+    ] = 900
+    upload_url_ttl_s: Annotated[
+        int, _doc("Seconds a download URL returned by GET /api/v1/uploads/{id} stays valid.",
+                  ge=1, le=604800)
+    ] = 300
+    upload_abandon_grace_s: Annotated[
+        int, _doc("Seconds after a presign expires before an upload never completed is "
+                  "deleted (and before /complete refuses it).", ge=0)
+    ] = 3600
+    upload_cleanup_interval_s: Annotated[
+        float, _doc("Seconds between sweeps for abandoned uploads.", gt=0)
+    ] = 300.0
+    upload_per_hour: Annotated[
+        int, _doc("Uploads (direct, presign and multipart starts) per user per hour.", ge=1)
+    ] = 60
+    upload_bytes_per_day: Annotated[
+        int, _doc("Bytes a user may upload in any 24 hours.", ge=1024)
+    ] = 524_288_000
+    upload_process_concurrency: Annotated[
+        int, _doc("Images decoded at once per process (bounds memory: each may take "
+                  "4 bytes x UPLOAD_MAX_PIXELS).", ge=1, le=64)
+    ] = 2
+
     # --- HTTP & auth -----------------------------------------------------------------
     allowed_origins: Annotated[
         tuple[str, ...],

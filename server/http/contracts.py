@@ -24,6 +24,14 @@ from protocol.auth import (
     RegisterRequest,
 )
 from protocol.schema import asyncapi_document, openapi_components, schema_ref
+from protocol.uploads import (
+    CompleteRequest,
+    MultipartResponse,
+    PresignRequest,
+    PresignResponse,
+    UploadPurpose,
+    UploadResponse,
+)
 
 
 class Operation(msgspec.Struct, frozen=True, kw_only=True):
@@ -37,15 +45,18 @@ class Operation(msgspec.Struct, frozen=True, kw_only=True):
     errors: tuple[int, ...] = ()
     auth: bool = False
     sets_cookie: bool = False
+    multipart: bool = False
+    """The body is ``multipart/form-data`` with fields ``purpose`` then ``file``."""
 
 
 _ERROR_TEXT = {
     400: "Malformed body or invalid field (the message names the field).",
     401: "Missing, wrong, expired or revoked credentials.",
     403: "Banned account, or a cross-site cookie request.",
-    409: "The email is already registered.",
-    413: "Body larger than MAX_REQUEST_BYTES.",
-    415: "Body is not application/json.",
+    404: "Unknown id, or another user's (existence does not leak).",
+    409: "Conflict: the email is already registered / the upload is not ready.",
+    413: "Body (or file) larger than its limit, or an image with too many pixels.",
+    415: "Body is not application/json / the file's bytes are not a supported image.",
     429: "Throttled; see Retry-After.",
 }
 
@@ -75,11 +86,49 @@ OPERATIONS: list[Operation] = [
         method="get", path="/api/v1/auth/me", summary="The authenticated user, with email.",
         response=MeResponse, errors=(401, 403), auth=True,
     ),
+    Operation(
+        method="post", path="/api/v1/uploads",
+        summary="Upload an image (streamed; sniffed, cleaned of metadata, thumbnailed).",
+        multipart=True, status=201, response=UploadResponse,
+        errors=(400, 401, 403, 413, 415, 429), auth=True,
+    ),
+    Operation(
+        method="post", path="/api/v1/uploads/presign",
+        summary="A presigned POST for a direct upload to storage; then call complete.",
+        request=PresignRequest, status=201, response=PresignResponse,
+        errors=(400, 401, 403, 413, 415, 429), auth=True,
+    ),
+    Operation(
+        method="post", path="/api/v1/uploads/multipart",
+        summary="A resumable upload: presigned part URLs; then call complete with the parts.",
+        request=PresignRequest, status=201, response=MultipartResponse,
+        errors=(400, 401, 403, 413, 415, 429), auth=True,
+    ),
+    Operation(
+        method="post", path="/api/v1/uploads/{id}/complete",
+        summary="Verify and process a presigned or multipart upload.",
+        request=CompleteRequest, request_optional=True, response=UploadResponse,
+        errors=(400, 401, 403, 404, 409, 413, 415), auth=True,
+    ),
+    Operation(
+        method="get", path="/api/v1/uploads/{id}",
+        summary="An upload's metadata with a short-lived download URL.",
+        response=UploadResponse, errors=(401, 403, 404), auth=True,
+    ),
 ]
 
 
 def _operation(op: Operation) -> dict[str, Any]:
     out: dict[str, Any] = {"summary": op.summary, "operationId": _operation_id(op)}
+    if op.multipart:
+        out["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": {
+            "type": "object", "required": ["purpose", "file"],
+            "properties": {"purpose": schema_ref(UploadPurpose),
+                           "file": {"type": "string", "format": "binary"}},
+        }}}}
+    if "{id}" in op.path:
+        out["parameters"] = [{"name": "id", "in": "path", "required": True,
+                              "schema": {"type": "string"}}]
     if op.request is not None:
         out["requestBody"] = {
             "required": not op.request_optional,
@@ -113,7 +162,8 @@ def _operation(op: Operation) -> dict[str, Any]:
 
 
 def _operation_id(op: Operation) -> str:
-    return op.method + "".join(p.capitalize() for p in op.path.split("/") if p and p != "api")
+    parts = (p.strip("{}") for p in op.path.split("/") if p and p != "api")
+    return op.method + "".join(p[:1].upper() + p[1:] for p in parts)
 
 
 @cache
@@ -124,6 +174,8 @@ def openapi_document() -> dict[str, Any]:
             if tp is not None and tp not in types:
                 types.append(tp)
     types.append(ErrorBody)
+    if any(op.multipart for op in OPERATIONS):
+        types.append(UploadPurpose)
     paths: dict[str, Any] = {}
     for op in OPERATIONS:
         paths.setdefault(op.path, {})[op.method] = _operation(op)

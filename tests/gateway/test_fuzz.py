@@ -29,7 +29,7 @@ json_values = st.recursive(
 )
 shaped = st.fixed_dictionaries(
     {"type": st.sampled_from(TAGS)},
-    optional={"id": st.one_of(st.text(max_size=70), st.integers(), st.none()),
+    optional={"id": st.one_of(st.text(max_size=70), st.integers(-(2**63), 2**64 - 1), st.none()),
               "seq": json_values, "body": json_values, "token": json_values,
               "location": json_values, "conversation_id": json_values},
 )

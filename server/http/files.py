@@ -1,0 +1,150 @@
+"""The local store's signed endpoints: what S3 does for clients when objects live on disk.
+
+Registered only when ``S3_BUCKET`` is unset. No session or token is needed:
+the signature (made by ``LocalStorage`` with a key derived from SECRET_KEY) is
+the credential, exactly like an S3 presigned URL, and it expires.
+
+- ``GET  /api/v1/files/{key}?exp&sig`` — download (``Storage.download_url``).
+- ``POST /api/v1/files`` — multipart form ``key``, ``policy``, ``signature``,
+  then ``file`` last (``Storage.presigned_post``); 204 when stored.
+- ``PUT  /api/v1/files/{key}?upload_id&part&size&exp&sig`` — one part of a
+  multipart upload (``Storage.part_url``); 200 with the part's ``ETag``.
+
+A bad, tampered or expired signature is 403 ``forbidden``; a body larger than
+signed is 413 ``too_large``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import BodyPartReader, web
+
+from server.http.errors import ApiError
+from server.resources.storage import (
+    CHUNK_BYTES,
+    BadSignature,
+    LocalStorage,
+    ObjectNotFound,
+    StorageError,
+)
+from server.state import STORAGE
+
+_FORM_FIELD_MAX = 8192
+
+
+def _local(request: web.Request) -> LocalStorage:
+    storage = request.app[STORAGE]
+    assert isinstance(storage, LocalStorage)
+    return storage
+
+
+def _forbidden(exc: BadSignature) -> ApiError:
+    return ApiError(403, "forbidden", f"signature: {exc}")
+
+
+def _query(request: web.Request, *names: str) -> list[str]:
+    try:
+        return [request.query[n] for n in names]
+    except KeyError as exc:
+        raise ApiError(403, "forbidden", f"signature: missing {exc.args[0]}") from None
+
+
+async def download(request: web.Request) -> web.StreamResponse:
+    storage = _local(request)
+    key = request.match_info["key"]
+    exp, sig = _query(request, "exp", "sig")
+    try:
+        path = storage.verify_download(key, exp, sig)
+    except BadSignature as exc:
+        raise _forbidden(exc) from None
+    except StorageError:
+        raise ApiError(404, "not_found", "file: not found") from None
+    if not path.is_file():
+        raise ApiError(404, "not_found", "file: not found")
+    return web.FileResponse(
+        path,
+        headers={
+            "Content-Type": storage.content_type_of(key),
+            "Cache-Control": "private, max-age=60",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+async def _part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
+    while chunk := await part.read_chunk(CHUNK_BYTES):
+        yield chunk
+
+
+async def post_form(request: web.Request) -> web.Response:
+    storage = _local(request)
+    if not request.content_type.startswith("multipart/form-data"):
+        raise ApiError(415, "unsupported_media_type", "expected multipart/form-data")
+    reader = await request.multipart()
+    fields: dict[str, str] = {}
+    while True:
+        part = await reader.next()
+        if part is None:
+            raise ApiError(400, "bad_request", "file: missing")
+        if not isinstance(part, BodyPartReader) or part.name is None:
+            raise ApiError(400, "bad_request", "form: unexpected part")
+        if part.name != "file":
+            value = await part.read_chunk(_FORM_FIELD_MAX + 1)
+            if len(value) > _FORM_FIELD_MAX or await part.read_chunk(1):
+                raise ApiError(400, "bad_request", f"{part.name}: too long")
+            fields[part.name] = value.decode("utf-8", "replace")
+            continue
+        # As with S3, the file comes last and the policy is checked before its bytes are read.
+        try:
+            policy = storage.verify_post_policy(
+                fields.get("policy", ""), fields.get("signature", "")
+            )
+        except BadSignature as exc:
+            raise _forbidden(exc) from None
+        except (StorageError, KeyError, TypeError):
+            raise ApiError(403, "forbidden", "signature: malformed policy") from None
+        if fields.get("key") != policy["key"]:
+            raise ApiError(403, "forbidden", "key: does not match the policy")
+        try:
+            size = await storage.write_object(
+                policy["key"], _part_chunks(part), int(policy["max_size"])
+            )
+        except StorageError:
+            raise ApiError(
+                413, "too_large", f"file: larger than the {policy['max_size']} bytes signed"
+            ) from None
+        if size == 0:
+            await storage.delete(policy["key"])
+            raise ApiError(400, "bad_request", "file: empty")
+        return web.Response(status=204)
+
+
+async def put_part(request: web.Request) -> web.Response:
+    storage = _local(request)
+    key = request.match_info["key"]
+    upload_id, number, size, exp, sig = _query(request, "upload_id", "part", "size", "exp", "sig")
+    try:
+        part_number, part_size = storage.verify_part(key, upload_id, number, size, exp, sig)
+    except BadSignature as exc:
+        raise _forbidden(exc) from None
+    except (StorageError, ValueError):
+        raise ApiError(403, "forbidden", "signature: malformed") from None
+    if request.content_length is not None and request.content_length != part_size:
+        raise ApiError(400, "bad_request", f"part: expected exactly {part_size} bytes")
+    try:
+        etag = await storage.write_part(
+            upload_id, part_number, request.content.iter_chunked(CHUNK_BYTES), part_size
+        )
+    except ObjectNotFound:
+        raise ApiError(404, "not_found", "multipart upload: not found") from None
+    except StorageError as exc:
+        raise ApiError(400, "bad_request", f"part: {exc}") from None
+    return web.Response(status=200, headers={"ETag": etag})
+
+
+def add_routes(app: web.Application) -> None:
+    route = LocalStorage.route
+    app.router.add_get(route + "/{key:.+}", download, allow_head=False)
+    app.router.add_put(route + "/{key:.+}", put_part)
+    app.router.add_post(route, post_form)
