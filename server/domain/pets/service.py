@@ -17,6 +17,7 @@ from server.domain.errors import BadRequest, Forbidden, NotFound
 from server.domain.idempotency import run_idempotent
 from server.domain.pets import store
 from server.realtime.stream import EventStream, Transaction
+from server.uploads.service import mark_public
 
 
 def pet_from_row(row: asyncpg.Record) -> Pet:
@@ -63,6 +64,7 @@ async def create_pet(stream: EventStream, user_id: str, cmd: PetsCreate) -> PetR
 
     async def work(tx: Transaction) -> PetResult:
         photos = await attachments.check_owned_uploads(tx.conn, user_id, cmd.photo_ids)
+        await mark_public(tx.conn, user_id, photos)
         row = await store.insert_pet(
             tx.conn, user_id, name=name, species=cmd.species.value, breed=breed,
             sex=cmd.sex.value if cmd.sex else None, birth_date=birth_date, bio=bio,
@@ -102,6 +104,9 @@ async def update_pet(stream: EventStream, user_id: str, cmd: PetsUpdate) -> PetR
         if cmd.photo_ids is not UNSET:
             changes["photo_ids"] = await attachments.check_owned_uploads(
                 tx.conn, user_id, cmd.photo_ids)
+            # A pet profile is public: its (approved) photos become visible to everyone.
+            # Photos dropped from the list stay public (another pet may still use them).
+            await mark_public(tx.conn, user_id, changes["photo_ids"])
         if changes:
             row = await store.update_pet(tx.conn, pet_id, changes)
         return PetResult(pet=pet_from_row(row))
