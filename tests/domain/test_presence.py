@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from protocol.presence import PresenceQuery
 from tests.domain.conftest import AppClient, cid, make_match, new_user, wait_online
 
@@ -43,3 +45,30 @@ async def test_presence_query_answers_only_for_matched_users(app_client: AppClie
     await wait_online(client, bob.id, False)
     result = await alice.cmd(PresenceQuery(id=cid(), user_ids=[bob.id]))
     assert result.presence[0].online is False
+
+
+async def test_welcome_comes_first_even_when_presence_races_the_handshake(
+    app_client: AppClient,
+) -> None:
+    """Sockets join the hub before their welcome; a matched user's presence event offered
+    in between must not overtake the welcome (it is dropped instead)."""
+    client = await app_client()
+    pairs = []
+    for i in range(8):
+        a, b = await new_user(client), await new_user(client)
+        await make_match(a, await a.pet(f"A{i}"), b, await b.pet(f"B{i}"))
+        pairs.append((a, b))
+    for a, b in pairs:
+        await a.sock.close()
+        await b.sock.close()
+    for a, b in pairs:
+        await wait_online(client, a.id, False)
+        await wait_online(client, b.id, False)
+    for _ in range(3):
+        # every hello() asserts that the first message is the welcome
+        socks = await asyncio.gather(*(u.connect() for pair in pairs for u in pair))
+        for sock in socks:
+            await sock.close()
+        for a, b in pairs:
+            await wait_online(client, a.id, False)
+            await wait_online(client, b.id, False)
