@@ -34,10 +34,13 @@ def encode_cursor(*parts: Any) -> str:
 
 
 def decode_cursor(cursor: str, types: tuple[type, ...], field: str = "cursor") -> tuple[Any, ...]:
-    """Decode a cursor made by ``encode_cursor`` whose parts have ``types``; else bad_request."""
+    """Decode a cursor made by ``encode_cursor`` whose parts have ``types``; else bad_request.
+    The last part is always a row id (the tie-breaker) and must be a UUID."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         parts = msgspec.msgpack.decode(raw, type=tuple[types])  # type: ignore[valid-type]
     except (binascii.Error, ValueError, msgspec.DecodeError):
         raise BadRequest(f"{field}: not a cursor this server issued") from None
+    if not parts or not isinstance(parts[-1], str) or not is_uuid(parts[-1]):
+        raise BadRequest(f"{field}: not a cursor this server issued")
     return tuple(parts)

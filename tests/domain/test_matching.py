@@ -223,3 +223,19 @@ async def test_matches_list_pages_newest_first(app_client: AppClient) -> None:
     assert [m.id for m in page1.matches] == [made[2].id, made[1].id]
     page2 = await alice.cmd(MatchesList(id=cid(), limit=2, cursor=page1.next_cursor))
     assert [m.id for m in page2.matches] == [made[0].id] and page2.next_cursor is None
+
+
+async def test_forged_cursors_are_bad_request(app_client: AppClient) -> None:
+    from protocol.chat import ChatConversations
+    from protocol.notifications import NotificationsList
+    from server.domain.common import encode_cursor
+
+    alice = await new_user(await app_client())
+    mine = await alice.pet()
+    forged = encode_cursor(1.5, "not-a-uuid")
+    for command in (DiscoveryCandidates(id=cid(), pet_id=mine.id, cursor=forged),
+                    MatchesList(id=cid(), cursor="%%%"),
+                    ChatConversations(id=cid(), cursor=forged),
+                    NotificationsList(id=cid(), cursor=forged)):
+        error = await alice.error(command)
+        assert error.code == "bad_request" and error.message.startswith("cursor"), command

@@ -102,7 +102,7 @@ async def conversations(conn: asyncpg.Connection, user_id: str, cursor: str | No
     after: tuple[datetime, str] | None = None
     if cursor is not None:
         at, cid = decode_cursor(cursor, (datetime, str))
-        after = (at, require_id(cid, "cursor"))
+        after = (at, cid)
     rows = await store.select_conversations(conn, user_id, after=after, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]

@@ -111,7 +111,7 @@ async def candidates(conn: asyncpg.Connection, user_id: str, pet_id: str, limit:
     after: tuple[float, str] | None = None
     if cursor is not None:
         distance, last_id = decode_cursor(cursor, (float, str))
-        after = (distance, require_id(last_id, "cursor"))
+        after = (distance, last_id)
     radius_m = prefs.max_distance_km * 1000.0
     rows = await store.select_candidates(
         conn, user_id=user_id, pet_id=pet["id"], lat=pet["lat"], lng=pet["lng"],
@@ -181,7 +181,7 @@ async def list_matches(conn: asyncpg.Connection, user_id: str, cursor: str | Non
     after: tuple[datetime, str] | None = None
     if cursor is not None:
         at, mid = decode_cursor(cursor, (datetime, str))
-        after = (at, require_id(mid, "cursor"))
+        after = (at, mid)
     rows = await store.select_matches(conn, user_id, after=after, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
