@@ -6,6 +6,7 @@ does not exist (``not_found``, the same answer as for an id never issued).
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -49,6 +50,10 @@ def message_from_row(row: asyncpg.Record, prefix: str = "") -> ChatMessage:
     )
 
 
+async def _no_presence() -> dict[str, bool]:
+    return {}
+
+
 def _body(value: str) -> str:
     body = value.strip()
     if not body:
@@ -70,19 +75,27 @@ async def send_message(stream: EventStream, presence: Presence, user_id: str,
     body = _body(cmd.body)
 
     async def work(tx: Transaction) -> MessageResult:
-        conv = await _member(tx.conn, cmd.conversation_id, user_id)
-        if conv["closed_at"] is not None:
-            raise Conflict("conversation_id: the conversation is closed")
+        conversation_id = require_id(cmd.conversation_id, "conversation_id",
+                                     "no such conversation")
+        # Attachments first: their answer does not depend on the conversation, so it
+        # says nothing about whether a conversation the sender cannot see exists.
         files = await attachments.check_owned_uploads(tx.conn, user_id, cmd.attachment_ids,
                                                       field="attachment_ids")
-        row = await store.insert_message(
-            tx.conn, conversation_id=conv["id"], sender_id=user_id,
+        row = await store.insert_message_as_member(
+            tx.conn, conversation_id=conversation_id, sender_id=user_id,
             client_msg_id=cmd.client_msg_id, body=body, attachment_ids=files)
+        if row is None:
+            raise NotFound("conversation_id: no such conversation")
+        if row["closed_at"] is not None:
+            raise Conflict("conversation_id: the conversation is closed")
         message = message_from_row(row)
-        members: list[str] = list(conv["member_ids"])
-        await tx.append(members, ChatMessageEvent(seq=0, message=message))
+        members: list[str] = list(row["member_ids"])
         others = [m for m in members if m != user_id]
-        online = await presence.online(others) if others else {}
+        # The presence lookup (Redis) overlaps the event append (PostgreSQL).
+        online, _ = await asyncio.gather(
+            presence.online(others) if others else _no_presence(),
+            tx.append(members, ChatMessageEvent(seq=0, message=message)),
+        )
         offline = [m for m in others if not online.get(m, False)]
         if offline:
             sender = await store.select_display_name(tx.conn, user_id)

@@ -54,19 +54,33 @@ async def select_membership(conn: asyncpg.Connection, conversation_id: str, user
     return row
 
 
-async def insert_message(
+async def insert_message_as_member(
     conn: asyncpg.Connection, *, conversation_id: str, sender_id: str, client_msg_id: str,
     body: str, attachment_ids: list[str],
-) -> asyncpg.Record:
-    row: asyncpg.Record = await conn.fetchrow(
-        f"""WITH m AS (
+) -> asyncpg.Record | None:
+    """One round trip for a send: insert the message only if the sender is a member of
+    the conversation and it is open, and bump the conversation's activity.
+
+    None: not a member (or no such conversation). Otherwise a row with ``member_ids`` and
+    ``closed_at``, plus the message columns (null when closed: nothing was inserted)."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        f"""WITH conv AS (
+                SELECT c.id, c.closed_at,
+                       (SELECT array_agg(cm.user_id::text ORDER BY cm.user_id)
+                        FROM conversation_members cm WHERE cm.conversation_id = c.id)
+                           AS member_ids
+                FROM conversation_members me JOIN conversations c ON c.id = me.conversation_id
+                WHERE me.conversation_id = $1 AND me.user_id = $2),
+            m AS (
                 INSERT INTO messages (conversation_id, sender_id, client_msg_id, body,
                                       attachment_ids)
-                VALUES ($1, $2, $3, $4, $5::uuid[]) RETURNING *),
-            c AS (UPDATE conversations SET last_message_id = (SELECT id FROM m),
-                         last_activity_at = (SELECT created_at FROM m)
-                  WHERE id = $1)
-            SELECT {MESSAGE_COLUMNS} FROM m""",
+                SELECT conv.id, $2, $3, $4, $5::uuid[] FROM conv WHERE conv.closed_at IS NULL
+                RETURNING *),
+            bump AS (
+                UPDATE conversations SET last_message_id = m.id, last_activity_at = m.created_at
+                FROM m WHERE conversations.id = m.conversation_id)
+            SELECT conv.member_ids, conv.closed_at, {MESSAGE_COLUMNS}
+            FROM conv LEFT JOIN m ON true""",
         conversation_id, sender_id, client_msg_id, body, attachment_ids,
     )
     return row
