@@ -71,6 +71,9 @@ class CloseCode(IntEnum):
     """The outbound queue overflowed. Client: reconnect with resume; nothing is lost."""
     TOKEN_EXPIRED = 4009
     """The access token expired. Client: refresh it (HTTP), then reconnect with resume."""
+    REPLACED = 4010
+    """The user opened more than ``WS_MAX_CONNECTIONS_PER_USER`` sockets; this, the
+    oldest, was closed. Client: do not reconnect by itself (it would close another)."""
     RATE_LIMIT_ABUSE = 4029
     """Kept exceeding the command rate for ``WS_ABUSE_S``. Client: reconnect after backoff."""
 
@@ -81,6 +84,7 @@ _NO_RECONNECT = frozenset(
         CloseCode.PROTOCOL_VIOLATION,
         CloseCode.NOT_AUTHENTICATED,
         CloseCode.FORBIDDEN,
+        CloseCode.REPLACED,
     }
 )
 
@@ -89,7 +93,8 @@ def should_reconnect(code: int) -> bool:
     """Whether a client should reconnect (with jittered backoff) after close ``code``.
 
     False for codes that a retry cannot fix by itself: 1009 and 4000 (client bug),
-    4001 (get new credentials first) and 4003 (banned). Unknown codes, including
+    4001 (get new credentials first), 4003 (banned) and 4010 (replaced by a
+    newer connection of the same user). Unknown codes, including
     abnormal closes such as 1006, return True.
     """
     return code not in _NO_RECONNECT

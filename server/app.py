@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 
@@ -194,5 +195,6 @@ async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def announce_ctx(app: web.Application) -> AsyncIterator[None]:
-    log.info("backends in use", extra={"backends": dict(app[BACKENDS])})
+    backends: dict[str, Any] = app[BACKENDS]
+    log.info("backends in use", extra={"backends": dict(backends)})
     yield

@@ -294,9 +294,10 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             continue
         raw = environ[name]
         try:
-            values[field.name] = msgspec.convert(
+            one = msgspec.convert(
                 {field.name: _raw_value(field, raw)}, _single_field_struct(field), strict=False
-            ).value
+            )
+            values[field.name] = getattr(one, "value")  # noqa: B009 - dynamic one-field struct
         except msgspec.ValidationError:
             shown = "***" if field.name in SECRET_FIELDS else raw
             raise SettingsError(

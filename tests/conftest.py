@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
+from aiohttp.test_utils import TestClient
 
+from server.app import create_app
 from server.resources.migrations import migrate
 from server.settings import Settings
 from tests.support import services
@@ -97,11 +99,33 @@ def make_settings(
             "allowed_origins": (TEST_ORIGIN,),
             "password_hash_time_cost": 1,
             "password_hash_memory_kib": 8,
+            # Every test connects from 127.0.0.1 and the Redis prefix lasts the whole run:
+            # the auth throttles would trip across unrelated tests. Throttling tests set
+            # small limits explicitly.
+            "auth_register_per_hour": 100_000,
+            "auth_login_max_failures": 100_000,
             "db_pool_min": 1,
             "db_pool_max": 10,
             "shutdown_spread_s": 0.0,
         }
         values.update(overrides)
         return Settings(**values)
+
+    return factory
+
+
+AppClient = Callable[..., Awaitable[TestClient]]
+
+
+@pytest.fixture
+def app_client(
+    aiohttp_client: Any, make_settings: Callable[..., Settings], clean_db: None
+) -> AppClient:
+    """Start an app (a node) with Settings overrides; returns its HTTP/WS test client.
+    Several calls in one test are several nodes on the same database and Redis."""
+
+    async def factory(**overrides: Any) -> TestClient:
+        client: TestClient = await aiohttp_client(create_app(make_settings(**overrides)))
+        return client
 
     return factory

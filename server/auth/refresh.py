@@ -59,15 +59,19 @@ async def rotate(conn: Executor, token: str) -> tuple[SessionState, str]:
     row = await store.select_refresh_token_for_update(conn, old_hash)
     if row is None:
         raise InvalidCredential()
+    state = await store.select_session_state(conn, row.session_id)
+    if state is None:
+        raise InvalidCredential()
+    # A ban or a revocation explains a spent token (logout, an earlier reuse): only a
+    # spent token of a live session is a stolen copy.
+    if state.banned:
+        raise AccountBanned()
+    if state.revoked:
+        raise InvalidCredential()
     if row.spent_at is not None:
         raise RefreshReused(row.session_id)
     if row.expires_at <= datetime.now(UTC):
         raise InvalidCredential()
-    state = await store.select_session_state(conn, row.session_id)
-    if state is None or state.revoked:
-        raise InvalidCredential()
-    if state.banned:
-        raise AccountBanned()
     new_token, new_hash = new_refresh_token()
     await store.insert_refresh_token(
         conn, token_hash=new_hash, session_id=row.session_id, expires_at=row.expires_at

@@ -158,14 +158,21 @@ class Connection:
                                 message=self.close_reason.encode())
 
     async def finish(self) -> None:
-        """Called once the reader is done: stop background tasks of this connection."""
-        self.cursor.cancel() if self.cursor is not None else None
+        """Called once the reader is done: stop this connection's background tasks.
+
+        A close this side started is still in its handshake (the writer waits for
+        the client's close frame): let it finish briefly instead of cutting the
+        transport, so the client sees our close code rather than 1006.
+        """
+        if self.cursor is not None:
+            self.cursor.cancel()
         for task in (self._writer, self._closer):
-            if task is not None and not task.done():
-                if task is self._closer:
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await asyncio.wait_for(task, timeout=1)
-                else:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await task
+            if task is None or task.done():
+                continue
+            if self.close_code is not None:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(asyncio.shield(task), timeout=2)
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task

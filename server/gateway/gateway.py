@@ -48,7 +48,6 @@ from server.settings import Settings
 
 log = logging.getLogger("server.gateway")
 
-REPLACED = 4010  # closed because the user opened more than WS_MAX_CONNECTIONS_PER_USER
 _NODE = os.urandom(2).hex()
 
 
@@ -65,7 +64,7 @@ class Gateway:
         settings: Settings,
         metrics: Metrics,
         verifier: Verifier,
-        hub: Hub,
+        hub: Hub[Connection],
         stream: EventStream,
         presence: Presence,
         registry: CommandRegistry,
@@ -228,7 +227,8 @@ class Gateway:
             registered = True
             if len(live_ids) > settings.ws_max_connections_per_user:
                 oldest = tuple(live_ids[: len(live_ids) - settings.ws_max_connections_per_user])
-                await self._kick_connections(oldest, REPLACED, "too many connections")
+                await self._kick_connections(oldest, CloseCode.REPLACED,
+                                             "replaced by a newer connection")
             last_seq = await self.stream.last_seq(user_id)
             resumed = False
             start = last_seq
@@ -368,7 +368,7 @@ class Gateway:
     # --- node-wide sweeper ------------------------------------------------------------------
     async def _sweep_loop(self) -> None:
         heartbeat = self.settings.heartbeat_s
-        interval = min(heartbeat / 4, 5.0)
+        interval = min(heartbeat / 4, 1.0)
         last_refresh = 0.0
         while True:
             await asyncio.sleep(interval)

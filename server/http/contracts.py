@@ -1,4 +1,4 @@
-"""Machine-readable contracts: ``GET /openapi.json`` (``/asyncapi.json`` comes with the gateway).
+"""Machine-readable contracts: ``GET /openapi.json`` and ``GET /asyncapi.json``.
 
 The OpenAPI 3.1 document is generated from the same ``protocol`` Structs the
 routes decode and encode (``msgspec.json.schema_components`` through
@@ -23,7 +23,7 @@ from protocol.auth import (
     RefreshRequest,
     RegisterRequest,
 )
-from protocol.schema import openapi_components, schema_ref
+from protocol.schema import asyncapi_document, openapi_components, schema_ref
 
 
 class Operation(msgspec.Struct, frozen=True, kw_only=True):
@@ -144,5 +144,15 @@ async def openapi(request: web.Request) -> web.Response:
     return web.json_response(openapi_document())
 
 
+async def asyncapi(request: web.Request) -> web.Response:
+    return web.json_response(_asyncapi())
+
+
+@cache
+def _asyncapi() -> dict[str, Any]:
+    return asyncapi_document()
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/openapi.json", openapi)
+    app.router.add_get("/asyncapi.json", asyncapi)

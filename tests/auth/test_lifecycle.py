@@ -1,4 +1,4 @@
-"""The whole lifecycle through the HTTP routes, for native clients (tokens) and browsers (cookie)."""
+"""The whole lifecycle through the HTTP routes: native clients (tokens), browsers (cookie)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ async def test_token_lifecycle_register_me_refresh_reuse_logout(
     assert first["refresh_token"] != reg.refresh_token
     assert first["user"]["email"] == "pet.owner@example.com"
     assert first["expires_at"].endswith("Z")
-    resp = await client.get(f"{API}/me", headers={"Authorization": f"Bearer {first['access_token']}"})
+    resp = await client.get(f"{API}/me",
+                            headers={"Authorization": f"Bearer {first['access_token']}"})
     assert resp.status == 200
 
     # The newest token refreshes once more, fine.

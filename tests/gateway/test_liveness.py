@@ -10,6 +10,7 @@ from protocol.session import AuthRefresh
 from tests.gateway.conftest import AppClient
 from tests.support import events
 from tests.support.auth import register
+from tests.support.tokens import short_lived_token
 from tests.support.ws import open_session
 
 
@@ -19,9 +20,10 @@ async def test_server_pings_and_pong_keeps_the_socket(app_client: AppClient) -> 
     sock = await open_session(client, user.access_token)
     assert sock.welcome is not None and sock.welcome.heartbeat_s == 0.2
     sock.auto_pong = False
-    await sock.expect("ping", timeout=1)
     from protocol.session import Pong
 
+    await sock.expect("ping", timeout=1)
+    await sock.send(Pong())
     started = time.monotonic()
     while time.monotonic() - started < 1.0:  # 5 heartbeats, answering each ping
         await sock.expect("ping", timeout=1)
@@ -65,23 +67,19 @@ async def test_auth_refresh_same_user_other_user_and_garbage(app_client: AppClie
 
 
 async def test_expired_token_closes_4009(app_client: AppClient) -> None:
-    from tests.support.auth import short_lived_token
-
-    client = await app_client(token_expiry_grace_s=0.0, heartbeat_s=0.2)
+    client = await app_client(token_expiry_grace_s=0.0, heartbeat_s=5)
     user = await register(client)
-    token = await short_lived_token(client.app, user, ttl_s=0.5)
+    token = short_lived_token(client.app, user, ttl_s=1)
     sock = await open_session(client, token)
     await sock.expect_close(CloseCode.TOKEN_EXPIRED, timeout=3)
 
 
 async def test_refresh_before_expiry_keeps_the_socket(app_client: AppClient) -> None:
-    from tests.support.auth import short_lived_token
-
-    client = await app_client(token_expiry_grace_s=0.0, heartbeat_s=0.2)
+    client = await app_client(token_expiry_grace_s=0.0, heartbeat_s=5)
     user = await register(client)
-    sock = await open_session(client, await short_lived_token(client.app, user, ttl_s=0.5))
+    sock = await open_session(client, short_lived_token(client.app, user, ttl_s=1))
     await sock.command(AuthRefresh(id="r1", token=user.access_token))
-    await asyncio.sleep(0.8)
+    await asyncio.sleep(2.5)
     await sock.expect_nothing(0.05)
     assert not sock.ws.closed
 

@@ -107,10 +107,15 @@ class ProtocolSocket:
                 msg = await self.ws.receive(timeout=max(remaining, 0.01))
             except TimeoutError:
                 raise AssertionError(f"socket still open, expected close {code}") from None
-            if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.CLOSING,
-                            WSMsgType.ERROR):
+            if msg.type == WSMsgType.CLOSE:
+                # The frame's code is the server's word; the client's close_code can
+                # read 1006 when the server drops the transport right after.
+                got = msg.data
                 break
-        assert self.ws.close_code == code, f"closed {self.ws.close_code}, expected {code}"
+            if msg.type in (WSMsgType.CLOSED, WSMsgType.CLOSING, WSMsgType.ERROR):
+                got = self.ws.close_code
+                break
+        assert got == code, f"closed {got}, expected {code}"
 
     async def close(self) -> None:
         await self.ws.close()
@@ -130,6 +135,9 @@ async def connect(
     headers: dict[str, str] | None = None,
     **kwargs: Any,
 ) -> ProtocolSocket:
+    # Cookie auth is always explicit (a Cookie header): the shared jar would
+    # otherwise carry register()'s session cookie into every upgrade.
+    client.session.cookie_jar.clear()
     all_headers = dict(headers or {})
     if token is not None:
         all_headers["Authorization"] = f"Bearer {token}"

@@ -1,0 +1,114 @@
+"""Both RateLimiter implementations honour one contract (Redis for real, not mocked)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from server.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from tests.support.services import free_port
+
+
+@pytest.fixture(params=["redis", "memory"])
+async def limiter(request: pytest.FixtureRequest, redis_url: str,
+                  redis_prefix: str) -> AsyncIterator[RateLimiter]:
+    if request.param == "memory":
+        yield MemoryRateLimiter()
+        return
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        yield RedisRateLimiter(client, f"{redis_prefix}{uuid.uuid4().hex[:8]}:")
+    finally:
+        await client.aclose()
+
+
+async def test_allows_up_to_the_limit_then_refuses_with_retry_after(limiter: RateLimiter) -> None:
+    for _ in range(3):
+        assert (await limiter.hit("k", 3, 10)).allowed
+    refused = await limiter.hit("k", 3, 10)
+    assert not refused.allowed
+    assert 9 < refused.retry_after_s <= 10
+    assert refused.retry_after_header == "10"
+    # Keys are independent.
+    assert (await limiter.hit("other", 3, 10)).allowed
+
+
+async def test_peek_does_not_count(limiter: RateLimiter) -> None:
+    for _ in range(5):
+        assert (await limiter.peek("p", 2, 10)).allowed
+    await limiter.hit("p", 2, 10)
+    assert (await limiter.peek("p", 2, 10)).allowed
+    await limiter.hit("p", 2, 10)
+    decision = await limiter.peek("p", 2, 10)
+    assert not decision.allowed and decision.retry_after_s > 0
+
+
+async def test_window_slides_and_refusals_are_not_recorded(limiter: RateLimiter) -> None:
+    assert (await limiter.hit("w", 2, 0.3)).allowed
+    await asyncio.sleep(0.15)
+    assert (await limiter.hit("w", 2, 0.3)).allowed
+    refused = await limiter.hit("w", 2, 0.3)
+    assert not refused.allowed
+    # The oldest event leaves the window first: retry_after counts to it.
+    assert refused.retry_after_s <= 0.2
+    await asyncio.sleep(refused.retry_after_s + 0.05)
+    assert (await limiter.hit("w", 2, 0.3)).allowed
+    assert not (await limiter.hit("w", 2, 0.3)).allowed
+
+
+async def test_reset_forgets_the_key(limiter: RateLimiter) -> None:
+    await limiter.hit("r", 1, 10)
+    assert not (await limiter.hit("r", 1, 10)).allowed
+    await limiter.reset("r")
+    assert (await limiter.hit("r", 1, 10)).allowed
+
+
+async def test_concurrent_hits_never_exceed_the_limit(limiter: RateLimiter) -> None:
+    results = await asyncio.gather(*(limiter.hit("c", 10, 10) for _ in range(50)))
+    assert sum(d.allowed for d in results) == 10
+
+
+async def test_two_redis_limiters_share_counts(redis_url: str, redis_prefix: str) -> None:
+    prefix = f"{redis_prefix}{uuid.uuid4().hex[:8]}:"
+    a, b = aioredis.Redis.from_url(redis_url), aioredis.Redis.from_url(redis_url)
+    try:
+        node1, node2 = RedisRateLimiter(a, prefix), RedisRateLimiter(b, prefix)
+        assert (await node1.hit("shared", 2, 10)).allowed
+        assert (await node2.hit("shared", 2, 10)).allowed
+        assert not (await node1.hit("shared", 2, 10)).allowed
+        keys = [k async for k in a.scan_iter(match=f"{prefix}*")]
+        assert keys == [f"{prefix}rl:shared".encode()]
+        assert 0 < await a.ttl(keys[0]) <= 10
+    finally:
+        await a.aclose()
+        await b.aclose()
+
+
+async def test_redis_outage_fails_open(caplog: pytest.LogCaptureFixture) -> None:
+    client = aioredis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0",
+                                     socket_connect_timeout=0.5)
+    try:
+        limiter = RedisRateLimiter(client, "x:")
+        assert (await limiter.hit("k", 1, 10)).allowed
+        assert (await limiter.hit("k", 1, 10)).allowed
+        await limiter.reset("k")
+    finally:
+        await client.aclose()
+    assert "rate limiter unavailable" in caplog.text
+
+
+def test_memory_limiter_sweeps_idle_keys() -> None:
+    limiter = MemoryRateLimiter()
+
+    async def fill() -> None:
+        for i in range(MemoryRateLimiter._SWEEP_EVERY * 2):
+            await limiter.hit(f"key{i}", 1, 0.001)
+            if i == 0:
+                await asyncio.sleep(0.01)
+
+    asyncio.run(fill())
+    assert len(limiter._events) < MemoryRateLimiter._SWEEP_EVERY * 2
