@@ -17,9 +17,9 @@ def app_client(
 ) -> AppClient:
     """As tests/gateway's, but these tests register many users from one address."""
 
-    async def factory(**overrides: Any) -> TestClient:
+    async def factory(**overrides: Any) -> TestClient[Any, Any]:
         overrides.setdefault("auth_register_per_hour", 1_000_000)
-        client: TestClient = await aiohttp_client(create_app(make_settings(**overrides)))
+        client: TestClient[Any, Any] = await aiohttp_client(create_app(make_settings(**overrides)))
         return client
 
     return factory

@@ -67,20 +67,22 @@ class User:
         return alerts
 
 
-async def new_user(client: TestClient, **hello: Any) -> User:
+async def new_user(client: TestClient[Any, Any], **hello: Any) -> User:
     reg = await register(client)
     return User(reg, await open_session(client, reg.access_token, **hello))
 
 
-def app_of(client: TestClient) -> web.Application:
-    return client.server.app
+def app_of(client: TestClient[Any, Any]) -> web.Application:
+    app = client.app
+    assert isinstance(app, web.Application)
+    return app
 
 
-def deps(client: TestClient) -> LostFound:
+def deps(client: TestClient[Any, Any]) -> LostFound:
     return app_of(client)[LOST_FOUND]
 
 
-async def wait_jobs_done(client: TestClient, timeout: float = 10.0) -> None:
+async def wait_jobs_done(client: TestClient[Any, Any], timeout: float = 10.0) -> None:
     pool = app_of(client)[DB]
     deadline = asyncio.get_running_loop().time() + timeout
     while await pool.fetchval("SELECT count(*) FROM lost_fanout_jobs WHERE done_at IS NULL"):
@@ -88,7 +90,7 @@ async def wait_jobs_done(client: TestClient, timeout: float = 10.0) -> None:
         await asyncio.sleep(0.02)
 
 
-async def alert_events_by_user(client: TestClient, alert_id: str) -> dict[str, int]:
+async def alert_events_by_user(client: TestClient[Any, Any], alert_id: str) -> dict[str, int]:
     """How many lost.alert events for ``alert_id`` each user's stream holds."""
     rows = await app_of(client)[DB].fetch(
         """SELECT user_id::text AS u, count(*) AS n FROM events
