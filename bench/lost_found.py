@@ -45,6 +45,7 @@ from server.ratelimit import MemoryRateLimiter
 from server.realtime.broker import MemoryBroker
 from server.realtime.stream import EventStream
 from server.resources.migrations import migrate
+from server.state import DB as DB_KEY
 
 LAT0, LAT1, LNG0, LNG1 = 47.0, 55.0, 6.0, 15.0
 CLUSTER = (50.11, 8.68)  # Frankfurt
@@ -261,11 +262,109 @@ async def bench_fanout(pool: asyncpg.Pool, reporter: str, cluster: list[str],
               f"{done * 1000:.0f} ms after the report ({batches} batches of <= 500)")
 
 
+async def bench_sockets(dsn: str, reporter: str, cluster: list[str], data_dir: Path) -> None:
+    """The whole path: the real app on a loopback port, one socket per cluster watcher;
+    time from sending lost.report to its ack, and to the last watcher's lost.alert frame."""
+    import aiohttp
+    from aiohttp import web
+
+    from server.app import create_app
+    from server.auth.service import AUTH
+    from server.settings import Settings
+
+    settings = Settings(database_url=dsn, redis_url=None, data_dir=str(data_dir),
+                        secret_key="bench-secret-" + "x" * 40, db_pool_max=10,
+                        shutdown_spread_s=0.0)
+    app = create_app(settings)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    url = f"http://127.0.0.1:{port}/ws"
+    pool = app[DB_KEY]
+    rows = await pool.fetch(
+        """INSERT INTO sessions (user_id, kind) SELECT u, 'token' FROM unnest($1::uuid[]) AS u
+           RETURNING id::text AS sid, user_id::text AS uid""", [reporter, *cluster])
+    tokens = {r["uid"]: app[AUTH].tokens.issue(user_id=r["uid"], role="user",
+                                                session_id=r["sid"])[0] for r in rows}
+    received: dict[str, float] = {}
+    all_in = asyncio.Event()
+    # limit=0: every WebSocket holds its connection (the default pool stops at 100).
+    http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
+                                 timeout=aiohttp.ClientTimeout(total=60))
+    sockets: list[aiohttp.ClientWebSocketResponse] = []
+    readers: list[asyncio.Task[None]] = []
+
+    async def open_socket(user_id: str) -> aiohttp.ClientWebSocketResponse:
+        ws = await http.ws_connect(url, protocols=("petspark.v1.json",),
+                                   headers={"Authorization": f"Bearer {tokens[user_id]}"})
+        await ws.send_str('{"type": "hello"}')
+        welcome = await ws.receive(timeout=30)
+        assert '"welcome"' in welcome.data, welcome
+        return ws
+
+    async def read(user_id: str, ws: aiohttp.ClientWebSocketResponse) -> None:
+        async for msg in ws:
+            data = msg.data
+            if '"lost.alert"' in data and user_id not in received:
+                received[user_id] = time.perf_counter()
+                if len(received) == len(cluster):
+                    all_in.set()
+            elif '"ping"' in data:
+                await ws.send_str('{"type": "pong"}')
+
+    try:
+        t = time.perf_counter()
+        gate = asyncio.Semaphore(50)
+
+        async def connect(user_id: str) -> None:
+            async with gate:
+                ws = await open_socket(user_id)
+            sockets.append(ws)
+            readers.append(asyncio.create_task(read(user_id, ws)))
+
+        await asyncio.gather(*(connect(u) for u in cluster))
+        print(f"{len(cluster):,} watcher sockets open in {time.perf_counter() - t:.1f} s")
+        rep = await open_socket(reporter)
+        report = ('{"type": "lost.report", "id": "r1", "description": "Black cat",'
+                  f' "location": {{"lat": {CLUSTER[0]}, "lng": {CLUSTER[1]}}},'
+                  ' "radius_m": 2000}')
+        t0 = time.perf_counter()
+        await rep.send_str(report)
+        while True:
+            reply = await rep.receive(timeout=30)
+            if '"ok"' in reply.data or '"error"' in reply.data:
+                break
+        acked = time.perf_counter() - t0
+        assert '"ok"' in reply.data, reply.data
+        try:
+            await asyncio.wait_for(all_in.wait(), 60)
+        except TimeoutError:
+            print(f"only {len(received):,} of {len(cluster):,} sockets got lost.alert in 60 s")
+        times = sorted(v - t0 for v in received.values())
+        if times:
+            print(f"over sockets: lost.report ok in {acked * 1000:.1f} ms; lost.alert received "
+                  f"by {len(times):,} watchers: first {times[0] * 1000:.0f} ms, "
+                  f"p50 {pct(times, 50) * 1000:.0f} ms, last {times[-1] * 1000:.0f} ms "
+                  "(server and clients share one process and event loop)")
+        await rep.close()
+    finally:
+        for task in readers:
+            task.cancel()
+        for ws in sockets:
+            await ws.close()
+        await http.close()
+        await runner.cleanup()
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--watches", type=int, default=100_000)
     parser.add_argument("--alerts", type=int, default=10_000)
     parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--no-sockets", action="store_true",
+                        help="skip the end-to-end run over 2,000 WebSockets")
     args = parser.parse_args()
     async with admin_dsn() as admin, bench_database(admin) as dsn:
         conn = await asyncpg.connect(dsn)
@@ -281,6 +380,12 @@ async def main() -> None:
             await bench_fanout(pool, reporter, cluster)
         finally:
             await pool.close()
+        if not args.no_sockets:
+            data_dir = Path(tempfile.mkdtemp(prefix="petspark-bench-data-"))
+            try:
+                await bench_sockets(dsn, reporter, cluster, data_dir)
+            finally:
+                shutil.rmtree(data_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
