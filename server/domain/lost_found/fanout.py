@@ -119,6 +119,13 @@ class FanoutRunner:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.poll_s)
                 continue
+            except Exception:
+                # A bug must not kill the runner for good; the batch rolled back and is
+                # retried (a job that always fails is retried forever: see the README).
+                log.exception("lost & found fan-out batch crashed; will retry")
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.poll_s)
+                continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_s)
 
