@@ -1,8 +1,9 @@
 """One WebSocket's state: identity, stream cursor, limits, and its single writer.
 
 Writes go through a bounded outbox measured in bytes: ``offer`` appends and
-returns at once (it never awaits), one writer task per connection drains the
-outbox to the socket. A client that lets the outbox fill past
+returns at once (it never awaits); the connection's one writer task drains the
+outbox to the socket. The writer exists only while there is something to write
+(an idle socket holds no task: less memory per connection). A client that lets the outbox fill past
 ``WS_OUTBOX_BYTES`` is closed 4008 at once (it resumes and loses nothing).
 """
 
@@ -29,6 +30,13 @@ log = logging.getLogger("server.gateway")
 
 
 class Connection:
+    # Slots: thousands of idle sockets per node, each instance without a __dict__.
+    __slots__ = (
+        "_closer", "_limit", "_opcode", "_queue", "_queued", "_writer", "acked_seq", "bucket",
+        "client", "close_code", "close_reason", "codec", "cursor", "id", "last_heard",
+        "last_ping", "metrics", "opened", "principal", "remote", "session_id", "user_id", "ws",
+    )
+
     def __init__(
         self,
         *,
@@ -63,7 +71,6 @@ class Connection:
         self._limit = outbox_limit
         self._queue: deque[bytes] = deque()
         self._queued = 0
-        self._wake = asyncio.Event()
         self._opcode = WSMsgType.BINARY if codec.binary else WSMsgType.TEXT
         self._writer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
@@ -78,22 +85,19 @@ class Connection:
         self.session_id = principal.session_id
 
     # --- output -------------------------------------------------------------------------
-    def start_writer(self) -> None:
-        self._writer = asyncio.create_task(self._write_loop(), name=f"ws-writer:{self.id}")
-
     def send(self, message: Message) -> bool:
         """Encode and queue one message (replies, welcome, pings)."""
-        self.metrics.ws_frames_out.labels(message.wire_type()).inc()
+        self.metrics.child(self.metrics.ws_frames_out, message.wire_type()).inc()
         return self._enqueue(self.codec.encode(message))
 
     def offer(self, frame: Frame) -> bool:
         """Queue an already-encoded frame (ephemeral events shared across sockets)."""
-        self.metrics.ws_frames_out.labels("ephemeral").inc()
+        self.metrics.child(self.metrics.ws_frames_out, "ephemeral").inc()
         return self._enqueue(frame.msgpack if self.codec.binary else frame.json)
 
     def offer_event(self, frame: EventFrame) -> bool:
         """Queue a durable event (called by this connection's cursor, in seq order)."""
-        self.metrics.ws_frames_out.labels("event").inc()
+        self.metrics.child(self.metrics.ws_frames_out, "event").inc()
         return self._enqueue(frame.msgpack if self.codec.binary else frame.json)
 
     def send_raw(self, data: bytes) -> bool:
@@ -110,26 +114,32 @@ class Connection:
             return False
         self._queue.append(data)
         self._queued += size
-        self._wake.set()
+        if self._writer is None:
+            self._start_writer()
         return True
 
-    async def _write_loop(self) -> None:
+    def _start_writer(self) -> None:
+        self._writer = asyncio.create_task(self._drain(), name=f"ws-writer:{self.id}")
+
+    async def _drain(self) -> None:
+        """The connection's one writer: runs while there is something to write, then
+        ends (an idle socket holds no task). Closes the socket when a close was asked."""
         ws, queue, opcode = self.ws, self._queue, self._opcode
         try:
-            while True:
-                if not queue:
-                    if self.close_code is not None:
-                        break
-                    self._wake.clear()
-                    await self._wake.wait()
-                    continue
+            while queue:
                 data = queue.popleft()
                 self._queued -= len(data)
                 await ws.send_frame(data, opcode)
-            await ws.close(code=self.close_code or 1000, message=self.close_reason.encode())
+            if self.close_code is not None:
+                await ws.close(code=self.close_code, message=self.close_reason.encode())
         except (ConnectionError, RuntimeError) as exc:
             # The peer went away mid-write; the reader notices and cleans up.
             log.debug("writer stopped", extra={"conn": self.id, "error": repr(exc)})
+        finally:
+            # No await between the empty-queue check and here: an offer() either
+            # landed before it (and was written) or sees None and starts a writer.
+            if self._writer is asyncio.current_task():
+                self._writer = None
 
     # --- closing --------------------------------------------------------------------------
     def close_soon(self, code: int, reason: str) -> None:
@@ -138,7 +148,8 @@ class Connection:
             return
         self.close_code = code
         self.close_reason = reason
-        self._wake.set()
+        if self._writer is None:
+            self._start_writer()
 
     def close_now(self, code: int, reason: str) -> None:
         """Close without flushing (slow consumer): drop the queue, stop the writer."""

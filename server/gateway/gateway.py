@@ -220,7 +220,6 @@ class Gateway:
         # either arrives live or is found by the cursor's catch-up.
         self.hub.add(conn)
         self.metrics.ws_open.inc()
-        conn.start_writer()
         registered = False
         try:
             live_ids = await self.presence.connected(user_id, conn.id)
@@ -287,7 +286,7 @@ class Gateway:
     async def _on_frame(self, conn: Connection, data: bytes, binary: bool) -> None:
         metrics = self.metrics
         if binary != conn.codec.binary:
-            metrics.ws_frames_in.labels("invalid").inc()
+            metrics.child(metrics.ws_frames_in, "invalid").inc()
             if self._rate_ok(conn, None):
                 conn.send(Error(id=None, code=ErrorCode.BAD_REQUEST,
                                 message=f"{conn.codec.name} takes "
@@ -296,12 +295,12 @@ class Gateway:
         try:
             message = conn.codec.decode_client(data)
         except DecodeError as exc:
-            metrics.ws_frames_in.labels("invalid").inc()
+            metrics.child(metrics.ws_frames_in, "invalid").inc()
             if self._rate_ok(conn, exc.id):
                 conn.send(Error(id=exc.id, code=exc.code, message=exc.message))
             return
         tag = message.wire_type()
-        metrics.ws_frames_in.labels(tag).inc()
+        metrics.child(metrics.ws_frames_in, tag).inc()
         if isinstance(message, Pong):
             return
         if isinstance(message, Ack):
@@ -353,7 +352,8 @@ class Gateway:
             conn.send(Error(id=command.id, code=code, message=message,
                             retry_after_s=retry_after))
         finally:
-            self.metrics.ws_command_latency.labels(tag).observe(time.perf_counter() - started)
+            self.metrics.child(self.metrics.ws_command_latency, tag).observe(
+                time.perf_counter() - started)
 
     async def _auth_refresh(self, conn: Connection, command: AuthRefresh) -> AuthRefreshResult:
         principal = await self.verifier.from_bearer(command.token)
@@ -398,5 +398,5 @@ class Gateway:
                 continue
             if now - conn.last_ping >= heartbeat:
                 conn.last_ping = now
-                conn.metrics.ws_frames_out.labels("ping").inc()
+                conn.metrics.child(conn.metrics.ws_frames_out, "ping").inc()
                 conn.send_raw(self._ping_frames[conn.codec.name])

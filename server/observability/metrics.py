@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -55,6 +57,16 @@ class Metrics:
         self.broker_publish_failures = Counter(
             "petspark_broker_publish_failures_total", "Publishes the broker refused", registry=r
         )
+
+        self._children: dict[tuple[int, str], Any] = {}
+
+    def child(self, metric: Any, label: str) -> Any:
+        """``metric.labels(label)``, cached: per-frame paths skip prometheus' lock + lookup."""
+        key = (id(metric), label)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(label)
+        return found
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

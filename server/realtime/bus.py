@@ -1,8 +1,9 @@
 """What nodes say to each other over the broker (MessagePack, tag field ``k``).
 
-- ``Events``: durable events that were just committed. ``payload`` is the event
-  as sent on the JSON sub-protocol; it is None for large fan-outs, where nodes
-  read the rows from PostgreSQL instead (the notice alone says "seq N exists").
+- ``Events``: durable events that were just committed, one group per appended
+  event: its JSON once (with ``"seq":0``, see ``stream.with_seq``) and every
+  recipient's seq. For very large payloads the JSON is left out and nodes read
+  the rows from PostgreSQL (the notice alone says "seq N exists").
 - ``Ephemeral``: a frame for some users' sockets wherever they are (typing,
   presence). Not stored, not replayed.
 - ``Kick``: close the sockets of some sessions, users or connections.
@@ -13,9 +14,18 @@ from __future__ import annotations
 import msgspec
 
 
+class EventGroup(msgspec.Struct, array_like=True, frozen=True):
+    """One event appended for several users: the payload once, each user's seq."""
+
+    template: bytes | None
+    """The event as sent on the JSON sub-protocol with ``"seq":0``; None when too
+    large to carry (nodes then read the users' rows from PostgreSQL)."""
+    targets: list[tuple[str, int]]
+    """(user_id, seq) for each recipient."""
+
+
 class Events(msgspec.Struct, tag="ev", tag_field="k", frozen=True):
-    items: list[tuple[str, int, bytes | None]]
-    """(user_id, seq, JSON payload or None)."""
+    groups: list[EventGroup]
 
 
 class Ephemeral(msgspec.Struct, tag="eph", tag_field="k", frozen=True):

@@ -18,11 +18,17 @@ import msgspec
 from server.observability.metrics import Metrics
 from server.realtime import bus
 from server.realtime.cursor import EventFrame, Frame, StreamCursor
-from server.realtime.stream import EventStream
+from server.realtime.stream import EventStream, with_seq
 
 log = logging.getLogger(__name__)
 
 POSITION_CHECK_CHUNK = 1000
+_SEQ0 = b',"seq":0'
+
+
+def seq_offset_of(template: bytes) -> int:
+    """Offset of the 0 in the template's leading ``"seq":0`` (the tag comes first)."""
+    return template.index(_SEQ0) + len(_SEQ0) - 1
 
 
 class HubConnection(Protocol):
@@ -95,16 +101,23 @@ class Hub(Generic[C]):
     def _on_events(self, message: bus.Events) -> None:
         by_user = self._by_user
         delivered = 0
-        for user_id, seq, payload in message.items:
-            conns = by_user.get(user_id)
-            if not conns:
-                continue
-            frame = EventFrame(seq, payload) if payload is not None else None
-            for conn in conns:
-                conn.cursor.on_live(seq, frame)
-                delivered += 1
+        for group in message.groups:
+            template = group.template
+            seq_at = 0
+            for user_id, seq in group.targets:
+                conns = by_user.get(user_id)
+                if not conns:
+                    continue
+                frame = None
+                if template is not None:
+                    if not seq_at:
+                        seq_at = seq_offset_of(template)
+                    frame = EventFrame(seq, with_seq(template, seq_at, seq))
+                for conn in conns:
+                    conn.cursor.on_live(seq, frame)
+                    delivered += 1
         if delivered:
-            self.metrics.events_delivered.labels("live").inc(delivered)
+            self.metrics.child(self.metrics.events_delivered, "live").inc(delivered)
 
     def _on_kick(self, kick: bus.Kick) -> None:
         sessions = set(kick.session_ids)

