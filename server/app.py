@@ -20,6 +20,7 @@ from server.auth.sessions import SESSION_COOKIES, SessionCookies
 from server.auth.sessions import middleware as session_middleware
 from server.auth.tokens import AccessTokens, session_cookie_keys
 from server.auth.verifier import VERIFIER, Verifier
+from server.domain.lost_found.setup import lost_found_ctx
 from server.gateway.setup import gateway_ctx, setup_gateway
 from server.http import auth as auth_routes
 from server.http import contracts, files, health
@@ -67,6 +68,7 @@ def create_app(settings: Settings) -> web.Application:
             rate_limiter_ctx,
             auth_ctx,
             realtime_ctx,
+            lost_found_ctx,
             gateway_ctx,
             announce_ctx,
         ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from server.domain import lost_found
 from server.domain.chat import handlers as chat
 from server.domain.matching import handlers as matching
 from server.domain.notifications import handlers as notifications
@@ -12,12 +13,13 @@ from server.gateway.dispatch import CommandRegistry, PresenceListener
 
 
 def register_all(registry: CommandRegistry) -> None:
-    """Add each area's handlers (more areas arrive with their issues: lost, adoption, …)."""
+    """Add each area's handlers (adoption, community and admin arrive with their issues)."""
     pets.register(registry)
     matching.register(registry)
     chat.register(registry)
     notifications.register(registry)
     presence.register(registry)
+    lost_found.register(registry)
 
 
 def presence_listeners() -> list[PresenceListener]:

@@ -1,0 +1,221 @@
+"""lost.alert fan-out to watchers: who gets it, resolution, resume, crash in the job."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from protocol.lost import LostReport, LostResolve
+from protocol.objects import AlertStatus
+from protocol.types import Location
+from server.domain.lost_found.fanout import FanoutRunner
+from server.state import DB
+from tests.domain.lost_found.helpers import (
+    alert_events_by_user,
+    app_of,
+    deps,
+    haversine_m,
+    new_user,
+    wait_jobs_done,
+)
+from tests.gateway.conftest import AppClient
+from tests.support.auth import register
+from tests.support.ws import open_session
+
+
+async def test_inside_overlapping_get_it_outside_and_reporter_do_not(
+    app_client: AppClient,
+) -> None:
+    client = await app_client()
+    reporter, inside, overlapping, outside, twice = [await new_user(client) for _ in range(5)]
+    await reporter.watch(51.5, -0.12, radius_m=5000)      # the reporter's own area: excluded
+    await inside.watch(51.501, -0.121, radius_m=200)       # centre inside the alert circle
+    # Centre 2,500 m away: outside the 2,000 m alert circle but its 600 m circle overlaps.
+    lat = 51.5 + 2500 / 111195.0
+    assert 2490 < haversine_m(51.5, -0.12, lat, -0.12) < 2510
+    await overlapping.watch(lat, -0.12, radius_m=600)
+    await outside.watch(lat, -0.12, radius_m=400)          # 2,000 + 400 < 2,500
+    await twice.watch(51.5, -0.12, radius_m=300)           # two areas, one alert
+    await twice.watch(51.502, -0.12, radius_m=300)
+
+    alert = await reporter.report(51.5, -0.12, radius_m=2000)
+
+    for user in (inside, overlapping, twice):
+        event = await user.sock.expect("lost.alert")
+        assert event.alert.id == alert.id and event.alert.status == AlertStatus.OPEN
+        assert event.seq == 1
+        note = await user.sock.expect("notification")
+        assert note.notification.kind == "lost.alert"
+        assert note.notification.data == {"alert_id": alert.id}
+        assert note.seq == 2
+    await wait_jobs_done(client)
+    await outside.sock.expect_nothing()
+    await reporter.sock.expect_nothing()
+    await twice.sock.expect_nothing()
+    assert await alert_events_by_user(client, alert.id) == {
+        inside.id: 1, overlapping.id: 1, twice.id: 1}
+
+
+async def test_watchers_get_the_rounded_centre(app_client: AppClient) -> None:
+    client = await app_client()
+    reporter, watcher = await new_user(client), await new_user(client)
+    await watcher.watch(40.0, -3.7, radius_m=5000)
+    await reporter.report(40.0012345, -3.7006789, radius_m=1000)
+    event = await watcher.sock.expect("lost.alert")
+    assert (event.alert.location.lat, event.alert.location.lng) == (40.001, -3.701)
+
+
+async def test_fanout_across_the_antimeridian_and_over_a_pole(app_client: AppClient) -> None:
+    client = await app_client()
+    reporter, fiji, arctic = [await new_user(client) for _ in range(3)]
+    await fiji.watch(-17.0, -179.995, radius_m=500)
+    await arctic.watch(89.995, 170.0, radius_m=500)
+    a1 = await reporter.report(-17.0, 179.995, radius_m=1000)   # 1,063 m apart
+    assert (await fiji.sock.expect("lost.alert")).alert.id == a1.id
+    a2 = await reporter.report(89.995, -10.0, radius_m=1000)    # 1,112 m over the pole
+    assert (await arctic.sock.expect("lost.alert")).alert.id == a2.id
+    await wait_jobs_done(client)
+    await fiji.sock.expect("notification")
+    await fiji.sock.expect_nothing()
+
+
+async def test_resolved_alert_is_announced_to_recipients_only(app_client: AppClient) -> None:
+    client = await app_client()
+    reporter, watcher, stranger = [await new_user(client) for _ in range(3)]
+    await watcher.watch(35.0, 139.0, radius_m=1000)
+    alert = await reporter.report(35.0, 139.0, radius_m=1000)
+    await watcher.sock.expect("lost.alert")
+    await watcher.sock.expect("notification")
+
+    forbidden = await stranger.sock.request(LostResolve(id="r1", alert_id=alert.id))
+    assert forbidden.code == "forbidden"  # type: ignore[union-attr]
+    missing = await stranger.sock.request(LostResolve(id="r2", alert_id="nope"))
+    assert missing.code == "not_found"  # type: ignore[union-attr]
+
+    # A watcher added after the alert was sent never got it, so hears nothing now.
+    await stranger.watch(35.0, 139.0, radius_m=1000)
+    done = await reporter.sock.command(LostResolve(id=reporter.sock.next_id(),
+                                                   alert_id=alert.id))
+    assert done.alert.status == AlertStatus.RESOLVED and done.alert.resolved_at is not None
+    event = await watcher.sock.expect("lost.alert")
+    assert event.alert.id == alert.id and event.alert.status == AlertStatus.RESOLVED
+    assert event.seq == 3
+    again = await reporter.sock.command(LostResolve(id=reporter.sock.next_id(),
+                                                    alert_id=alert.id))
+    assert again.alert.resolved_at == done.alert.resolved_at
+    await wait_jobs_done(client)
+    await watcher.sock.expect_nothing()
+    await stranger.sock.expect_nothing()
+    assert await stranger.nearby(35.0, 139.0) == []
+
+
+async def test_alert_resolved_before_its_fanout_reaches_nobody(app_client: AppClient) -> None:
+    client = await app_client()
+    await deps(client).runner.stop()
+    reporter, watcher = await new_user(client), await new_user(client)
+    await watcher.watch(1.0, 1.0)
+    alert = await reporter.report(1.0, 1.0)
+    await reporter.sock.command(LostResolve(id=reporter.sock.next_id(), alert_id=alert.id))
+    assert await FanoutRunner(deps(client).stream).drain() == 2
+    await watcher.sock.expect_nothing()
+    assert await alert_events_by_user(client, alert.id) == {}
+
+
+async def test_report_is_acknowledged_before_any_watcher_is_told(app_client: AppClient) -> None:
+    client = await app_client()
+    await deps(client).runner.stop()  # no runner: the reply must not depend on one
+    reporter, watcher = await new_user(client), await new_user(client)
+    await watcher.watch(1.0, 1.0)
+    alert = await reporter.report(1.0, 1.0)
+    pending = await app_of(client)[DB].fetchval(
+        "SELECT count(*) FROM lost_fanout_jobs WHERE alert_id = $1 AND done_at IS NULL",
+        alert.id)
+    assert pending == 1
+    await watcher.sock.expect_nothing()
+    await FanoutRunner(deps(client).stream).drain()
+    assert (await watcher.sock.expect("lost.alert")).alert.id == alert.id
+
+
+async def test_offline_watcher_resumes_and_gets_the_alert(app_client: AppClient) -> None:
+    client = await app_client()
+    reporter = await new_user(client)
+    reg = await register(client)
+    sock = await open_session(client, reg.access_token)
+    from tests.domain.lost_found.helpers import User
+    watcher = User(reg, sock)
+    await watcher.watch(-33.87, 151.21, radius_m=3000)
+    assert sock.welcome is not None
+    last = sock.welcome.last_seq
+    await sock.close()
+
+    alert = await reporter.report(-33.86, 151.2, radius_m=1000)
+    await wait_jobs_done(client)
+
+    back = await open_session(client, reg.access_token, resume_from=last)
+    assert back.welcome is not None and back.welcome.resumed is True
+    event = await back.expect("lost.alert")
+    assert event.alert.id == alert.id and event.seq == last + 1
+    assert (await back.expect("notification")).seq == last + 2
+    await back.expect_nothing()
+
+
+@pytest.mark.parametrize("batch_size", [2, 3])
+async def test_crash_mid_job_resumes_and_every_watcher_gets_it_once(
+    app_client: AppClient, batch_size: int
+) -> None:
+    client = await app_client()
+    await deps(client).runner.stop()  # this test plays the runners itself
+    stream = deps(client).stream
+    reporter = await new_user(client)
+    watchers = [await new_user(client) for _ in range(7)]
+    for w in watchers:
+        await w.watch(45.0, 7.0, radius_m=1000)
+    alert = await reporter.report(45.0, 7.0, radius_m=1000)
+
+    # Node 1 does one batch, then dies in the middle of its second (after appending,
+    # before commit): that batch must vanish.
+    node1 = FanoutRunner(stream, batch_size=batch_size)
+    assert await node1.run_batch()
+
+    async def crash() -> None:
+        raise RuntimeError("node 1 died")
+
+    node1.before_commit = crash
+    with pytest.raises(RuntimeError):
+        await node1.run_batch()
+    assert sum((await alert_events_by_user(client, alert.id)).values()) == batch_size
+
+    # Two fresh nodes finish the job concurrently.
+    node2 = FanoutRunner(stream, batch_size=batch_size)
+    node3 = FanoutRunner(stream, batch_size=batch_size)
+    await asyncio.gather(node2.drain(), node3.drain())
+
+    assert await alert_events_by_user(client, alert.id) == {w.id: 1 for w in watchers}
+    job = await app_of(client)[DB].fetchrow(
+        "SELECT delivered, done_at FROM lost_fanout_jobs WHERE alert_id = $1", alert.id)
+    assert job["delivered"] == 7 and job["done_at"] is not None
+    for w in watchers:
+        event = await w.sock.expect("lost.alert")
+        assert event.alert.id == alert.id and event.seq == 1
+        assert (await w.sock.expect("notification")).seq == 2
+        await w.sock.expect_nothing(0.05)
+    # Streams have no gaps: every watcher's last seq is 2 (alert + notification).
+    positions = await stream.positions([w.id for w in watchers])
+    assert set(positions.values()) == {2}
+
+
+async def test_idempotent_resend_creates_one_alert_and_one_fanout(app_client: AppClient) -> None:
+    client = await app_client()
+    reporter, watcher = await new_user(client), await new_user(client)
+    await watcher.watch(1.0, 2.0)
+    cmd = dict(description="Grey cat", location=Location(lat=1.0, lng=2.0), radius_m=500,
+               idempotency_key="lost-1")
+    first = await reporter.sock.command(LostReport(id="a", **cmd))  # type: ignore[arg-type]
+    second = await reporter.sock.command(LostReport(id="b", **cmd))  # type: ignore[arg-type]
+    assert first.alert == second.alert
+    await wait_jobs_done(client)
+    pool = app_of(client)[DB]
+    assert await pool.fetchval("SELECT count(*) FROM lost_alerts") == 1
+    assert await pool.fetchval("SELECT count(*) FROM lost_fanout_jobs") == 1
+    assert await alert_events_by_user(client, first.alert.id) == {watcher.id: 1}
