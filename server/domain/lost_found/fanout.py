@@ -30,8 +30,9 @@ import asyncpg
 
 from protocol.lost import LostAlert
 from server.domain.lost_found import store
-from server.domain.lost_found.notify import notify
 from server.domain.lost_found.objects import alert_for
+from server.domain.notifications.service import notify
+from server.realtime.presence import Presence
 from server.realtime.stream import EventStream
 
 log = logging.getLogger(__name__)
@@ -41,9 +42,10 @@ DEFAULT_POLL_S = 5.0
 
 
 class FanoutRunner:
-    def __init__(self, stream: EventStream, *, batch_size: int = DEFAULT_BATCH_SIZE,
-                 poll_s: float = DEFAULT_POLL_S) -> None:
+    def __init__(self, stream: EventStream, presence: Presence, *,
+                 batch_size: int = DEFAULT_BATCH_SIZE, poll_s: float = DEFAULT_POLL_S) -> None:
         self.stream = stream
+        self.presence = presence
         self.batch_size = batch_size
         self.poll_s = poll_s
         # Test hook: awaited after a batch's work, before its commit (raise to "crash").
@@ -80,7 +82,7 @@ class FanoutRunner:
                         public = alert_for(alert, None)
                         await tx.append(users, LostAlert(seq=0, alert=public))
                         await notify(
-                            tx, users, kind="lost.alert", source_id=alert["id"],
+                            tx, self.presence, users, kind="lost.alert",
                             title="A pet is lost near you", body=public.description[:140],
                             data={"alert_id": alert["id"]},
                         )

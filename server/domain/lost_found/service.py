@@ -26,14 +26,17 @@ from protocol.lost import (
     WatchesResult,
     WatchResult,
 )
+from server.domain.attachments import check_owned_uploads
 from server.domain.errors import BadRequest, Conflict, Forbidden, NotFound, RateLimited
 from server.domain.idempotency import run_idempotent
 from server.domain.lost_found import store
 from server.domain.lost_found.fanout import FanoutRunner
-from server.domain.lost_found.notify import notify
 from server.domain.lost_found.objects import alert_for, sighting_from, watch_from
+from server.domain.notifications.service import notify
 from server.ratelimit import RateLimiter
+from server.realtime.presence import Presence
 from server.realtime.stream import EventStream, Transaction
+from server.uploads.service import mark_public
 
 MAX_WATCHES_PER_USER = 5
 SIGHTINGS_PER_ALERT_LIMIT = 5  # per user per alert ...
@@ -47,6 +50,7 @@ class LostFound:
     stream: EventStream
     limiter: RateLimiter
     runner: FanoutRunner
+    presence: Presence
 
 
 def parse_id(value: str) -> str | None:
@@ -70,23 +74,14 @@ async def _visible_alert(conn: asyncpg.Connection, alert_id: str, *, lock: str =
 
 async def _check_photos(conn: asyncpg.Connection, user_id: str, photo_ids: Sequence[str]
                         ) -> list[str]:
-    ids = list(dict.fromkeys(photo_ids))
-    if not ids:
-        return ids
-    owned = await store.select_owned_upload_ids(conn, user_id, ids)
-    if owned is None:
-        raise BadRequest("photo_ids: uploads are not available on this server yet")
-    for upload_id in ids:
-        if upload_id not in owned:
-            raise NotFound(f"photo_ids: no such upload {upload_id!r}")
-    return ids
+    return await check_owned_uploads(conn, user_id, list(photo_ids), "photo_ids")
 
 
 async def _check_pet(conn: asyncpg.Connection, user_id: str, pet_id: str | None) -> str | None:
     if pet_id is None:
         return None
     parsed = parse_id(pet_id)
-    if parsed is None or await store.select_pet_is_owned(conn, user_id, parsed) is False:
+    if parsed is None or not await store.select_pet_is_owned(conn, user_id, parsed):
         raise NotFound("pet_id: no such pet")
     return parsed
 
@@ -99,6 +94,7 @@ async def report_lost(deps: LostFound, user_id: str, cmd: LostReport) -> AlertRe
     async def work(tx: Transaction) -> AlertResult:
         pet_id = await _check_pet(tx.conn, user_id, cmd.pet_id)
         photos = await _check_photos(tx.conn, user_id, cmd.photo_ids)
+        await mark_public(tx.conn, user_id, photos)  # a lost poster is for everyone
         row = await store.insert_alert(
             tx.conn, owner_id=user_id, pet_id=pet_id, description=cmd.description,
             lat=cmd.location.lat, lng=cmd.location.lng, radius_m=cmd.radius_m,
@@ -122,6 +118,8 @@ async def update_alert(deps: LostFound, user_id: str, cmd: LostUpdate) -> AlertR
             raise Conflict("alert_id: the alert is resolved")
         photos = (None if cmd.photo_ids is UNSET
                   else await _check_photos(tx.conn, user_id, cmd.photo_ids))
+        if photos:
+            await mark_public(tx.conn, user_id, photos)
         row = await store.update_alert(
             tx.conn, row["id"],
             description=None if cmd.description is UNSET else cmd.description,
@@ -212,7 +210,7 @@ async def report_sighting(deps: LostFound, user_id: str, cmd: LostSightingComman
         sighting = sighting_from(row)
         await tx.append([alert["owner_id"]], LostSightingEvent(seq=0, sighting=sighting))
         await notify(
-            tx, [alert["owner_id"]], kind="lost.sighting", source_id=sighting.id,
+            tx, deps.presence, [alert["owner_id"]], kind="lost.sighting",
             title="Someone saw your pet", body=(cmd.note or "")[:140],
             data={"alert_id": alert["id"], "sighting_id": sighting.id},
         )

@@ -238,26 +238,9 @@ async def select_sightings(
 
 # --- things other areas own -------------------------------------------------------------
 
-async def select_owned_upload_ids(conn: asyncpg.Connection, owner_id: str,
-                                  upload_ids: Sequence[str]) -> set[str] | None:
-    """Which of ``upload_ids`` are the owner's finished (not rejected) uploads; None while
-    the uploads table (issue #8, migration 0004) does not exist."""
-    if await conn.fetchval("SELECT to_regclass('uploads') IS NULL"):
-        return None
-    rows = await conn.fetch(
-        """SELECT id::text AS id FROM uploads
-           WHERE owner_id = $1 AND id::text = ANY($2::text[])
-             AND status IN ('pending', 'approved')""",
-        owner_id, list(upload_ids),
-    )
-    return {r["id"] for r in rows}
-
-
 async def select_pet_is_owned(conn: asyncpg.Connection, owner_id: str, pet_id: str
-                              ) -> bool | None:
-    """Whether the pet is the owner's; None while the pets table does not exist."""
-    if await conn.fetchval("SELECT to_regclass('pets') IS NULL"):
-        return None
+                              ) -> bool:
+    """Whether the pet is the owner's."""
     found = await conn.fetchval(
         "SELECT 1 FROM pets WHERE id::text = $1 AND owner_id = $2", pet_id, owner_id
     )

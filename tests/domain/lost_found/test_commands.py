@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import aiohttp
 import pytest
 
 from protocol.lost import (
@@ -176,20 +177,37 @@ async def test_sighting_on_resolved_or_unknown_alert(app_client: AppClient) -> N
     assert err.code == "not_found"  # type: ignore[union-attr]
 
 
-@pytest.mark.skip(reason="uploads (issue #8, migration 0004) is not on main yet: photo ids "
-                         "cannot be validated; reports with photo_ids answer bad_request")
-async def test_photo_ids_must_be_own_uploads_and_exif_is_stripped() -> None:
-    """To do at merge: another user's upload id → not_found; an owned pending/approved
-    upload is accepted; end to end, a JPEG with GPS EXIF uploaded then attached to an
-    alert and a sighting is served without GPS tags."""
+async def test_photo_ids_must_be_own_uploads_and_gps_is_gone_end_to_end(
+    app_client: AppClient,
+) -> None:
+    import io
 
+    from PIL import Image
 
-async def test_photo_ids_refused_until_uploads_exist(app_client: AppClient) -> None:
+    from tests.uploads import images
+
     client = await app_client()
-    owner = await new_user(client)
-    if await app_of(client)[DB].fetchval("SELECT to_regclass('uploads') IS NOT NULL"):
-        pytest.skip("uploads exist: covered by the photo id test")
-    err = await owner.sock.request(LostReport(
+    owner, other = await new_user(client), await new_user(client)
+    form = aiohttp.FormData()
+    form.add_field("purpose", "lost_poster")
+    form.add_field("file", images.jpeg_with_gps(), filename="dog.jpg", content_type="image/jpeg")
+    resp = await client.post("/api/v1/uploads", data=form, headers=owner.reg.bearer)
+    assert resp.status == 201, await resp.text()
+    upload = (await resp.json())["upload"]
+
+    err = await other.sock.request(LostReport(
         id="p1", description="dog", location=Location(lat=0, lng=0), radius_m=100,
-        photo_ids=["7b0ad3c4-1111-4222-8333-944455556666"]))
-    assert err.code == "bad_request" and "photo_ids" in err.message  # type: ignore[union-attr]
+        photo_ids=[upload["id"]]))
+    assert err.code == "not_found"  # type: ignore[union-attr]
+    alert = (await owner.sock.command(LostReport(
+        id="p2", description="dog", location=Location(lat=0, lng=0), radius_m=100,
+        photo_ids=[upload["id"]]))).alert
+    assert alert.photo_ids == [upload["id"]]
+
+    # The poster as stored and served: no EXIF at all, so no GPS.
+    resp = await client.get(f"/api/v1/uploads/{upload['id']}", headers=owner.reg.bearer)
+    url = (await resp.json())["upload"]["url"]
+    stored = await (await client.get(url)).read()
+    assert b"Exif" not in stored
+    with Image.open(io.BytesIO(stored)) as im:
+        assert not im.getexif()

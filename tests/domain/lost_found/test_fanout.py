@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from protocol.lost import LostReport, LostResolve
+from protocol.notifications import NotificationsList
 from protocol.objects import AlertStatus
 from protocol.types import Location
 from server.domain.lost_found.fanout import FanoutRunner
@@ -117,7 +118,7 @@ async def test_alert_resolved_before_its_fanout_reaches_nobody(app_client: AppCl
     await watcher.watch(1.0, 1.0)
     alert = await reporter.report(1.0, 1.0)
     await reporter.sock.command(LostResolve(id=reporter.sock.next_id(), alert_id=alert.id))
-    assert await FanoutRunner(deps(client).stream).drain() == 2
+    assert await FanoutRunner(deps(client).stream, deps(client).presence).drain() == 2
     await watcher.sock.expect_nothing()
     assert await alert_events_by_user(client, alert.id) == {}
 
@@ -133,7 +134,7 @@ async def test_report_is_acknowledged_before_any_watcher_is_told(app_client: App
         alert.id)
     assert pending == 1
     await watcher.sock.expect_nothing()
-    await FanoutRunner(deps(client).stream).drain()
+    await FanoutRunner(deps(client).stream, deps(client).presence).drain()
     assert (await watcher.sock.expect("lost.alert")).alert.id == alert.id
 
 
@@ -156,8 +157,16 @@ async def test_offline_watcher_resumes_and_gets_the_alert(app_client: AppClient)
     assert back.welcome is not None and back.welcome.resumed is True
     event = await back.expect("lost.alert")
     assert event.alert.id == alert.id and event.seq == last + 1
-    assert (await back.expect("notification")).seq == last + 2
+    note = await back.expect("notification")
+    assert note.seq == last + 2 and note.notification.kind == "lost.alert"
     await back.expect_nothing()
+    # The same notification is in the inbox, and a push was queued (they were offline).
+    inbox = await back.command(NotificationsList(id="n1"))
+    assert [n.id for n in inbox.notifications] == [note.notification.id]
+    assert inbox.unread_count == 1
+    queued = await app_of(client)[DB].fetchval(
+        "SELECT count(*) FROM push_outbox WHERE user_id = $1", reg.user_id)
+    assert queued == 1
 
 
 @pytest.mark.parametrize("batch_size", [2, 3])
@@ -175,7 +184,7 @@ async def test_crash_mid_job_resumes_and_every_watcher_gets_it_once(
 
     # Node 1 does one batch, then dies in the middle of its second (after appending,
     # before commit): that batch must vanish.
-    node1 = FanoutRunner(stream, batch_size=batch_size)
+    node1 = FanoutRunner(stream, deps(client).presence, batch_size=batch_size)
     assert await node1.run_batch()
 
     async def crash() -> None:
@@ -187,8 +196,8 @@ async def test_crash_mid_job_resumes_and_every_watcher_gets_it_once(
     assert sum((await alert_events_by_user(client, alert.id)).values()) == batch_size
 
     # Two fresh nodes finish the job concurrently.
-    node2 = FanoutRunner(stream, batch_size=batch_size)
-    node3 = FanoutRunner(stream, batch_size=batch_size)
+    node2 = FanoutRunner(stream, deps(client).presence, batch_size=batch_size)
+    node3 = FanoutRunner(stream, deps(client).presence, batch_size=batch_size)
     await asyncio.gather(node2.drain(), node3.drain())
 
     assert await alert_events_by_user(client, alert.id) == {w.id: 1 for w in watchers}
