@@ -2,9 +2,12 @@
 
 Writes go through a bounded outbox measured in bytes: ``offer`` appends and
 returns at once (it never awaits); the connection's one writer task drains the
-outbox to the socket. The writer exists only while there is something to write
-(an idle socket holds no task: less memory per connection). A client that lets the outbox fill past
-``WS_OUTBOX_BYTES`` is closed 4008 at once (it resumes and loses nothing).
+outbox to the socket. The writer exists only while there is output: after
+one-off frames it ends at once, after command replies it waits ~1 s for the
+next one (the sweeper ends it), so an idle socket holds no task (less memory
+per connection) and request/reply traffic does not start a task per reply.
+A client that lets the outbox fill past ``WS_OUTBOX_BYTES`` is closed 4008 at
+once (it resumes and loses nothing).
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ log = logging.getLogger("server.gateway")
 class Connection:
     # Slots: thousands of idle sockets per node, each instance without a __dict__.
     __slots__ = (
-        "_closer", "_limit", "_opcode", "_queue", "_queued", "_writer", "acked_seq", "bucket",
+        "_closer", "_last_write", "_limit", "_linger", "_opcode", "_queue", "_queued", "_waiter",
+        "_writer", "acked_seq", "bucket",
         "client", "close_code", "close_reason", "codec", "cursor", "id", "last_heard",
         "last_ping", "metrics", "opened", "principal", "remote", "session_id", "user_id",
         "welcomed", "ws",
@@ -78,6 +82,9 @@ class Connection:
         self._queued = 0
         self._opcode = WSMsgType.BINARY if codec.binary else WSMsgType.TEXT
         self._writer: asyncio.Task[None] | None = None
+        self._waiter: asyncio.Future[bool] | None = None
+        self._linger = False
+        self._last_write = 0.0
         self._closer: asyncio.Task[None] | None = None
 
     # --- identity -----------------------------------------------------------------------
@@ -91,9 +98,15 @@ class Connection:
 
     # --- output -------------------------------------------------------------------------
     def send(self, message: Message) -> bool:
-        """Encode and queue one message (replies, welcome, pings)."""
+        """Encode and queue one message (welcome, pings)."""
         self.metrics.child(self.metrics.ws_frames_out, message.wire_type()).inc()
         return self._enqueue(self.codec.encode(message))
+
+    def reply(self, message: Message) -> bool:
+        """Queue a reply to a command. The writer then stays for the next one instead
+        of ending at once: request/reply traffic does not start a task per reply."""
+        self._linger = True
+        return self.send(message)
 
     def offer(self, frame: Frame) -> bool:
         """Queue an already-encoded frame (ephemeral events shared across sockets)."""
@@ -125,32 +138,55 @@ class Connection:
         self._queued += size
         if self._writer is None:
             self._start_writer()
+        elif self._waiter is not None:
+            self._wake_writer(True)
         return True
+
+    def _wake_writer(self, more: bool) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(more)
+
+    def release_idle_writer(self, now: float, idle_s: float) -> None:
+        """Called by the node's sweeper: end the writer of a socket quiet for ``idle_s``."""
+        if self._waiter is not None and now - self._last_write >= idle_s:
+            self._wake_writer(False)
 
     def _start_writer(self) -> None:
         self._writer = asyncio.create_task(self._drain(), name=f"ws-writer:{self.id}")
 
     async def _drain(self) -> None:
-        """The connection's one writer: runs while there is something to write, then
-        ends (an idle socket holds no task). Closes the socket when a close was asked."""
+        """The connection's one writer. It waits for more while the socket is busy and
+        ends once it has been idle for a while (the sweeper says when), so an idle
+        socket holds no task. Closes the socket when a close was asked."""
         ws, opcode = self.ws, self._opcode
+        loop = asyncio.get_running_loop()
         try:
-            while (queue := self._queue):
-                data = queue.popleft()
-                self._queued -= len(data)
-                await ws.send_frame(data, opcode)
-            if self.close_code is not None:
-                await ws.close(code=self.close_code, message=self.close_reason.encode())
+            while True:
+                while (queue := self._queue):
+                    data = queue.popleft()
+                    self._queued -= len(data)
+                    await ws.send_frame(data, opcode)
+                if self.close_code is not None:
+                    await ws.close(code=self.close_code, message=self.close_reason.encode())
+                    return
+                if not self._linger:
+                    return  # one-off output (welcome, ping, an event): no task kept
+                self._linger = False
+                self._last_write = time.monotonic()
+                waiter = self._waiter = loop.create_future()
+                if not await waiter and not self._queue:
+                    return  # idle: release the task
         except (ConnectionError, RuntimeError) as exc:
             # The peer went away mid-write; the reader notices and cleans up.
             log.debug("writer stopped", extra={"conn": self.id, "error": repr(exc)})
         finally:
-            # No await between the empty-queue check and here: an offer() either
+            # No await between the last empty-queue check and here: an offer() either
             # landed before it (and was written) or sees None and starts a writer.
-            if self._writer is asyncio.current_task():
-                self._writer = None
-                if not self._queue:
-                    self._queue = None
+            self._writer = None
+            self._waiter = None
+            if not self._queue:
+                self._queue = None
 
     # --- closing --------------------------------------------------------------------------
     def close_soon(self, code: int, reason: str) -> None:
@@ -161,6 +197,8 @@ class Connection:
         self.close_reason = reason
         if self._writer is None:
             self._start_writer()
+        else:
+            self._wake_writer(True)
 
     def close_now(self, code: int, reason: str) -> None:
         """Close without flushing (slow consumer): drop the queue, stop the writer."""
@@ -170,6 +208,7 @@ class Connection:
         self.close_reason = reason
         self._queue = None
         self._queued = 0
+        self._waiter = None
         if self._writer is not None:
             self._writer.cancel()
         self._closer = asyncio.create_task(self._close_socket(), name=f"ws-close:{self.id}")

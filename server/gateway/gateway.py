@@ -54,6 +54,8 @@ from server.settings import Settings
 
 log = logging.getLogger("server.gateway")
 
+WRITER_IDLE_S = 1.0  # a socket's writer task ends after this long without output
+
 _NODE = os.urandom(2).hex()
 
 
@@ -320,7 +322,7 @@ class Gateway:
         if binary != conn.codec.binary:
             metrics.child(metrics.ws_frames_in, "invalid").inc()
             if self._rate_ok(conn, None):
-                conn.send(Error(id=None, code=ErrorCode.BAD_REQUEST,
+                conn.reply(Error(id=None, code=ErrorCode.BAD_REQUEST,
                                 message=f"{conn.codec.name} takes "
                                         f"{'binary' if conn.codec.binary else 'text'} frames"))
             return
@@ -329,7 +331,7 @@ class Gateway:
         except DecodeError as exc:
             metrics.child(metrics.ws_frames_in, "invalid").inc()
             if self._rate_ok(conn, exc.id):
-                conn.send(Error(id=exc.id, code=exc.code, message=exc.message))
+                conn.reply(Error(id=exc.id, code=exc.code, message=exc.message))
             return
         tag = message.wire_type()
         metrics.child(metrics.ws_frames_in, tag).inc()
@@ -340,7 +342,7 @@ class Gateway:
             return
         if isinstance(message, Hello):
             if self._rate_ok(conn, None):
-                conn.send(Error(id=None, code=ErrorCode.BAD_REQUEST,
+                conn.reply(Error(id=None, code=ErrorCode.BAD_REQUEST,
                                 message="hello: already sent on this connection"))
             return
         assert isinstance(message, Command)
@@ -356,7 +358,7 @@ class Gateway:
         if conn.bucket.limited_for() >= self.settings.ws_abuse_s:
             conn.close_soon(CloseCode.RATE_LIMIT_ABUSE, "rate limit abuse")
             return False
-        conn.send(Error(id=command_id, code=ErrorCode.RATE_LIMITED,
+        conn.reply(Error(id=command_id, code=ErrorCode.RATE_LIMITED,
                         message="too many commands", retry_after_s=round(wait, 3)))
         return False
 
@@ -369,19 +371,19 @@ class Gateway:
             else:
                 handler = self.registry.get(type(command))
                 if handler is None:
-                    conn.send(Error(id=command.id, code=ErrorCode.BAD_REQUEST,
+                    conn.reply(Error(id=command.id, code=ErrorCode.BAD_REQUEST,
                                     message=f"type: '{tag}' is not supported by this server yet"))
                     return
                 ctx = CommandContext(app=self.app, principal=conn.principal,
                                      connection_id=conn.id)
                 result = await handler(ctx, command)
-            conn.send(Ok(id=command.id, result=result))
+            conn.reply(Ok(id=command.id, result=result))
         except Exception as exc:
             code, message, retry_after = error_fields(exc)
             if code is ErrorCode.INTERNAL:
                 log.exception("command failed", extra={
                     "command": tag, "command_id": command.id, "user_id": conn.user_id})
-            conn.send(Error(id=command.id, code=code, message=message,
+            conn.reply(Error(id=command.id, code=code, message=message,
                             retry_after_s=retry_after))
         finally:
             self.metrics.child(self.metrics.ws_command_latency, tag).observe(
@@ -421,6 +423,7 @@ class Gateway:
         for conn in self.hub.connections():
             if conn.close_code is not None:
                 continue
+            conn.release_idle_writer(now, WRITER_IDLE_S)
             if now - conn.last_heard > 2 * heartbeat:
                 conn.close_soon(CloseCode.HEARTBEAT_TIMEOUT, "heartbeat timeout")
                 continue
