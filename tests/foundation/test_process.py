@@ -15,6 +15,7 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
+import psutil
 
 from server.resources.embedded_postgres import EmbeddedPostgres
 from tests.conftest import TEST_SECRET
@@ -85,8 +86,6 @@ def test_embedded_postgres_keeps_data_and_stops_a_leftover() -> None:
             assert asyncio.run(_fetchval(dsn, "SELECT x FROM kept")) == 7
         finally:
             second.stop()
-        import psutil
-
         left = [p for p in psutil.process_iter(["cmdline"])
                 if str(root / "postgres") in " ".join(p.info["cmdline"] or [])]
         assert not left, "PostgreSQL left running"
