@@ -34,8 +34,9 @@ async def test_sigterm_closes_sockets_1001_and_exits_0(
            "SECRET_KEY": TEST_SECRET, "PASSWORD_HASH_TIME_COST": "1",
            "PASSWORD_HASH_MEMORY_KIB": "8", "LOG_LEVEL": "warning",
            "AUTH_REGISTER_PER_HOUR": "100000", "SHUTDOWN_SPREAD_S": "0.2"}
-    proc = subprocess.Popen([sys.executable, "-m", "server"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    log = (tmp_path / "server.log").open("wb")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "server", cwd=ROOT, env=env, stdout=log, stderr=log)
     base = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as http:
@@ -47,7 +48,7 @@ async def test_sigterm_closes_sockets_1001_and_exits_0(
                             break
                 except aiohttp.ClientError:
                     pass
-                assert time.monotonic() < deadline, "server never became ready"
+                assert time.monotonic() < deadline, (tmp_path / "server.log").read_text()
                 await asyncio.sleep(0.1)
             async with http.post(f"{base}/api/v1/auth/register", json={
                     "email": unique_email(), "password": "correct horse 1",
@@ -60,11 +61,12 @@ async def test_sigterm_closes_sockets_1001_and_exits_0(
             proc.send_signal(signal.SIGTERM)
             msg = await ws.receive(timeout=10)
             assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 1001
-        assert proc.wait(timeout=20) == 0
+        assert await asyncio.wait_for(proc.wait(), timeout=20) == 0
     finally:
-        if proc.poll() is None:
+        if proc.returncode is None:
             proc.kill()
-            proc.wait()
+            await proc.wait()
+        log.close()
 
 
 def test_embedded_postgres_keeps_data_and_stops_a_leftover() -> None:
