@@ -92,7 +92,6 @@ class Gateway:
         self._kick_connections = kick_connections
         self._accepting = True
         self._sweeper: asyncio.Task[None] | None = None
-        self._ping_json = JSON.encode(Ping())
         self._ping_frames = {name: codec.encode(Ping()) for name, codec in CODECS.items()}
 
     # --- lifecycle ----------------------------------------------------------------------

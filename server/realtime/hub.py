@@ -71,9 +71,6 @@ class Hub(Generic[C]):
         for conns in list(self._by_user.values()):
             yield from list(conns)
 
-    def user_connections(self, user_id: str) -> set[C]:
-        return self._by_user.get(user_id, set())
-
     def __len__(self) -> int:
         return sum(len(c) for c in self._by_user.values())
 

@@ -6,7 +6,6 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import asyncpg
 import msgspec
@@ -54,7 +53,3 @@ async def database_dsn(settings: Settings) -> AsyncIterator[tuple[str, str]]:
 
 async def ping(pool: asyncpg.Pool) -> None:
     await pool.fetchval("SELECT 1", timeout=2)
-
-
-def record_to_dict(record: Any) -> dict[str, Any]:
-    return dict(record.items())
