@@ -232,8 +232,13 @@ class Gateway:
         self.metrics.ws_open.inc()
         registered = False
         try:
-            live_ids = await self.presence.connected(user_id, conn.id)
-            registered = True
+            try:
+                live_ids = await self.presence.connected(user_id, conn.id)
+                registered = True
+            except Exception as exc:  # Redis down: serve anyway; the sweeper's refresh
+                # re-adds this socket to presence once Redis is back.
+                log.warning("presence unavailable at connect", extra={"error": repr(exc)})
+                live_ids = []
             if live_ids == [conn.id]:
                 self._presence_changed(user_id, True)
             if len(live_ids) > settings.ws_max_connections_per_user:

@@ -44,3 +44,14 @@ async def test_redis_restart_loses_nothing(app_client: AppClient,
     assert await seqs(laptop, 4, timeout=10) == [3, 4, 5, 6]
     assert await seqs(phone, 4, timeout=10) == [3, 4, 5, 6]
     await phone.expect_nothing()
+
+
+async def test_sockets_still_open_while_redis_is_down(app_client: AppClient,
+                                                      private_redis: RedisProcess) -> None:
+    node = await app_client(redis_url=private_redis.url, event_position_check_s=0.3)
+    user = await register(node)
+    private_redis.stop()
+    sock = await open_session(node, user.access_token)  # welcome despite no presence
+    await events.append(node.app, [user.user_id], 1)  # notice lost: found by the check
+    assert await seqs(sock, 1, timeout=5) == [1]
+    private_redis.start()
