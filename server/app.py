@@ -8,10 +8,12 @@ reverse: sockets are closed 1001 in ``on_shutdown``, before any pool closes.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 from aiohttp import web
 
 from server.auth.passwords import Passwords
@@ -108,7 +110,18 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
             app[BACKENDS]["database"] = kind
             yield
         finally:
-            await pool.close()
+            await close_pool(pool, settings.shutdown_timeout_s)
+
+
+async def close_pool(pool: asyncpg.Pool, timeout_s: float) -> None:
+    """Close gracefully, but bounded: a connection still held by a stuck task must not
+    keep the process from exiting (``pool.close()`` waits for every release)."""
+    try:
+        await asyncio.wait_for(pool.close(), timeout=timeout_s)
+    except TimeoutError:
+        log.warning("database pool did not close in time; terminating its connections",
+                    extra={"timeout_s": timeout_s})
+        pool.terminate()
 
 
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:

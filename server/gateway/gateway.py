@@ -118,6 +118,11 @@ class Gateway:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
+        # Presence listeners hold database connections: end them before pools close.
+        for task in list(self._listener_tasks):
+            task.cancel()
+        if self._listener_tasks:
+            await asyncio.gather(*self._listener_tasks, return_exceptions=True)
 
     # --- handshake ------------------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.StreamResponse:

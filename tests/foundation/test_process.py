@@ -109,3 +109,16 @@ async def _fetchval(dsn: str, sql: str) -> object:
         return await conn.fetchval(sql)
     finally:
         await conn.close()
+
+
+async def test_pool_close_is_bounded_when_a_connection_is_stuck(database_url: str) -> None:
+    from server.app import close_pool
+    from server.resources.postgres import create_pool
+
+    pool = await create_pool(database_url, min_size=1, max_size=2)
+    held = await pool.acquire()  # a stuck task that never releases its connection
+    started = time.monotonic()
+    await close_pool(pool, timeout_s=0.3)
+    assert time.monotonic() - started < 2
+    assert pool.is_closing()
+    del held
