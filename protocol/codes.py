@@ -59,6 +59,9 @@ class CloseCode(IntEnum):
     """Server going away (deploy, shutdown). Client: reconnect at once, with resume."""
     TOO_LARGE = 1009
     """An inbound frame was over ``WS_MAX_MESSAGE_BYTES``. Client: fix the client."""
+    INTERNAL_ERROR = 1011
+    """The server hit a bug serving this socket. Client: reconnect with backoff and resume;
+    nothing durable is lost."""
     PROTOCOL_VIOLATION = 4000
     """Protocol violation, e.g. no ``hello`` first. Client: fix the client."""
     NOT_AUTHENTICATED = 4001

@@ -1,52 +1,82 @@
-"""``create_app(settings)``: every resource in a cleanup context, in dependency order.
+"""The composition root: ``create_app(settings)`` builds every resource, the dependency
+bundle, every area's service and the command table — in dependency order, in one place.
 
-Order: secret key → database (embedded server if needed, migrations, pool) →
-Redis → broker → object storage → rate limiter → auth → realtime (event
-stream, presence, hub, the broker subscription) → gateway. Shutdown runs in
-reverse: sockets are closed 1001 in ``on_shutdown``, before any pool closes.
+Start-up order (``runtime_ctx``): secret key → database (embedded if needed, migrated)
+→ Redis → object storage → rate limiter → the realtime node (broker subscription, hub,
+event stream, presence) → ``Deps`` → auth → every area's service bound into the command
+table → background workers → the gateway. Shutdown: ``on_shutdown`` closes every socket
+1001 first (``server.gateway.routes``); then everything stops in reverse order.
+
+Adding a domain area: write ``store.py``, ``service.py`` and ``handlers.py`` under
+``server/domain/<area>/`` and bind it below with one line (``docs/architecture.md``).
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
-import asyncpg
+import redis.asyncio as aioredis
 from aiohttp import web
 
+from protocol.base import Command
 from server.auth.passwords import Passwords
-from server.auth.service import AUTH, AuthDeps
-from server.auth.sessions import SESSION_COOKIES, SessionCookies
+from server.auth.service import AuthService
+from server.auth.sessions import SessionCookies
 from server.auth.sessions import middleware as session_middleware
 from server.auth.tokens import AccessTokens, session_cookie_keys
-from server.auth.verifier import VERIFIER, Verifier
-from server.domain.lost_found.setup import lost_found_ctx
-from server.gateway.setup import gateway_ctx, setup_gateway
+from server.auth.verifier import Verifier
+from server.commands import CommandTable, Handler
+from server.deps import Deps
+from server.domain.chat import handlers as chat
+from server.domain.chat.service import ChatService
+from server.domain.lost_found import handlers as lost_found
+from server.domain.lost_found.service import LostFoundService
+from server.domain.matching import handlers as matching
+from server.domain.matching.service import MatchingService
+from server.domain.notifications import handlers as notifications
+from server.domain.notifications.service import NotificationService
+from server.domain.pets import handlers as pets
+from server.domain.pets.service import PetService
+from server.domain.presence import handlers as presence
+from server.domain.presence.service import PresenceService
+from server.domain.uploads.moderation import Moderator, NoModerator
+from server.domain.uploads.service import UploadService
+from server.gateway import routes as gateway_routes
+from server.gateway.gateway import Gateway
 from server.http import auth as auth_routes
 from server.http import contracts, files, health
 from server.http import uploads as upload_routes
-from server.http.middleware import METRICS, request_context
+from server.http.middleware import request_context
 from server.http.security import cors_preflight, security_headers
 from server.observability.metrics import Metrics
-from server.ratelimit import RATE_LIMITER, rate_limiter_ctx
 from server.realtime.broker import Broker, MemoryBroker, RedisBroker
-from server.realtime.control import kick
-from server.realtime.setup import realtime_ctx
-from server.resources.migrations import migrate
-from server.resources.postgres import create_pool, database_dsn
+from server.realtime.node import Node
+from server.realtime.presence import MemoryPresence, Presence, RedisPresence
+from server.resources.postgres import open_database
+from server.resources.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from server.resources.redis import create_redis
-from server.resources.storage import LocalStorage, S3Storage
+from server.resources.storage import open_storage
 from server.settings import Settings, resolve_secret_key
-from server.state import BACKENDS, BROKER, DB, REDIS, SECRET_KEY, SETTINGS, STORAGE
+from server.state import BACKENDS, METRICS, RUNTIME, SESSION_COOKIES, SETTINGS, Runtime
 
 log = logging.getLogger("server")
 
+HandlerOverrides = Mapping[type[Command], Handler | None]
 
-def create_app(settings: Settings) -> web.Application:
+
+def create_app(
+    settings: Settings,
+    *,
+    moderator: Moderator | None = None,
+    handlers: HandlerOverrides | None = None,
+) -> web.Application:
+    """The app for ``settings``. ``moderator`` is the automatic upload check (default: none,
+    a human decides); ``handlers`` replaces (or, with None, removes) command handlers —
+    for tests and embedders."""
     # The cookie storage must exist before start-up (its middleware is frozen with
-    # the app); it gets its keys in auth_ctx, once SECRET_KEY is resolved.
+    # the app); it gets its keys in runtime_ctx, once SECRET_KEY is resolved.
     cookies = SessionCookies.from_settings(settings)
     app = web.Application(
         # Outermost first: errors become JSON for everything inside, preflights are
@@ -60,160 +90,117 @@ def create_app(settings: Settings) -> web.Application:
     app[BACKENDS] = {}
     app[SESSION_COOKIES] = cookies
     app.on_response_prepare.append(security_headers)
-    app.cleanup_ctx.extend(
-        [
-            secret_key_ctx,
-            database_ctx,
-            redis_ctx,
-            broker_ctx,
-            storage_ctx,
-            rate_limiter_ctx,
-            auth_ctx,
-            realtime_ctx,
-            lost_found_ctx,
-            gateway_ctx,
-            announce_ctx,
-        ]
-    )
+    app.cleanup_ctx.append(_runtime_ctx(moderator or NoModerator(), handlers or {}))
     health.add_routes(app)
     auth_routes.add_routes(app)
     contracts.add_routes(app)
-    setup_gateway(app)
-    upload_routes.setup(app)
+    upload_routes.add_routes(app)
+    gateway_routes.add_routes(app)
     if not settings.s3_bucket:
         files.add_routes(app)  # the local store's signed URLs
     return app
 
 
-async def secret_key_ctx(app: web.Application) -> AsyncIterator[None]:
-    key, generated = resolve_secret_key(app[SETTINGS])
+def _runtime_ctx(moderator: Moderator, overrides: HandlerOverrides
+                 ) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            app[RUNTIME] = await start_runtime(app, stack, moderator, overrides)
+            backends: dict[str, str] = app[BACKENDS]
+            log.info("backends in use", extra={"backends": backends})
+            yield
+    return runtime_ctx
+
+
+async def start_runtime(app: web.Application, stack: contextlib.AsyncExitStack,
+                        moderator: Moderator, overrides: HandlerOverrides) -> Runtime:
+    """Start everything in dependency order; ``stack`` stops it in reverse."""
+    settings, metrics, backends = app[SETTINGS], app[METRICS], app[BACKENDS]
+    secret = _secret_key(settings)
+
+    # --- resources ---------------------------------------------------------------------
+    db, backends["database"] = await stack.enter_async_context(open_database(settings))
+    redis = await stack.enter_async_context(_redis(settings))
+    storage, backends["storage"] = await stack.enter_async_context(
+        open_storage(settings, secret))
+    limiter: RateLimiter = (RedisRateLimiter(redis, settings.redis_prefix) if redis
+                            else MemoryRateLimiter())
+    backends["rate_limiter"] = limiter.name
+
+    # --- the realtime node, and the bundle every service is built from ------------------
+    node = Node(db=db, broker=_broker(settings, redis), presence=_presence(settings, redis),
+                settings=settings, metrics=metrics)
+    await _started(stack, node.start, node.stop)
+    backends["broker"] = node.broker.name
+    deps = Deps(settings=settings, db=db, node=node, storage=storage, limiter=limiter,
+                metrics=metrics)
+
+    # --- auth ------------------------------------------------------------------------------
+    tokens = AccessTokens(secret, settings.previous_secret_key, settings.access_token_ttl_s)
+    cookies = app[SESSION_COOKIES]
+    cookies.use_keys(session_cookie_keys(secret, settings.previous_secret_key))
+    verifier = Verifier(db, tokens, cookies, settings.refresh_token_ttl_s)
+    auth = AuthService(deps, passwords=Passwords.from_settings(settings), tokens=tokens)
+
+    # --- the domain: every area's service, bound into the command table -------------------
+    commands = CommandTable()
+    commands.bind(PetService(deps), pets.HANDLERS)
+    commands.bind(MatchingService(deps), matching.HANDLERS)
+    commands.bind(ChatService(deps), chat.HANDLERS)
+    commands.bind(NotificationService(deps), notifications.HANDLERS)
+    presence_service = commands.bind(PresenceService(deps), presence.HANDLERS)
+    lost = commands.bind(LostFoundService(deps), lost_found.HANDLERS)
+    uploads = UploadService(deps, moderator)
+    commands.override(overrides)
+
+    # --- background workers, then the gateway ---------------------------------------------
+    await _started(stack, lost.start, lost.stop)
+    await _started(stack, uploads.start, uploads.stop)
+    gateway = Gateway(settings=settings, metrics=metrics, verifier=verifier, node=node,
+                      commands=commands, on_presence=presence_service.announce)
+    gateway.start()
+    stack.push_async_callback(gateway.sweeper.stop)  # shutdown() stopped it already
+    return Runtime(deps=deps, verifier=verifier, auth=auth, uploads=uploads,
+                   commands=commands, gateway=gateway)
+
+
+async def _started(stack: contextlib.AsyncExitStack, start: Callable[[], Awaitable[None]],
+                   stop: Callable[[], Awaitable[None]]) -> None:
+    await start()
+    stack.push_async_callback(stop)
+
+
+def _secret_key(settings: Settings) -> str:
+    key, generated = resolve_secret_key(settings)
     if generated:
         log.warning(
             "SECRET_KEY is unset: using a generated development key from DATA_DIR "
             "(set SECRET_KEY in production)"
         )
-    app[SECRET_KEY] = key
-    yield
+    return key
 
 
-async def database_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    async with database_dsn(settings) as (dsn, kind):
-        pool = await create_pool(dsn, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
-        try:
-            if settings.migrate_on_start:
-                async with pool.acquire() as conn:
-                    applied = await migrate(conn)
-                if applied:
-                    log.info("migrations applied", extra={"applied": applied})
-            app[DB] = pool
-            app[BACKENDS]["database"] = kind
-            yield
-        finally:
-            await close_pool(pool, settings.shutdown_timeout_s)
-
-
-async def close_pool(pool: asyncpg.Pool, timeout_s: float) -> None:
-    """Close gracefully, but bounded: a connection still held by a stuck task must not
-    keep the process from exiting (``pool.close()`` waits for every release)."""
-    try:
-        await asyncio.wait_for(pool.close(), timeout=timeout_s)
-    except TimeoutError:
-        log.warning("database pool did not close in time; terminating its connections",
-                    extra={"timeout_s": timeout_s})
-        pool.terminate()
-
-
-async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
-    url = app[SETTINGS].redis_url
-    if not url:
-        yield
+@contextlib.asynccontextmanager
+async def _redis(settings: Settings) -> AsyncIterator[aioredis.Redis | None]:
+    """The Redis client when REDIS_URL is set (else None: single node, in-process)."""
+    if not settings.redis_url:
+        yield None
         return
-    client = create_redis(url)
-    app[REDIS] = client
+    client = create_redis(settings.redis_url)
     try:
-        yield
+        yield client
     finally:
         await client.aclose()
 
 
-async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    broker: Broker
-    if REDIS in app:
-        broker = RedisBroker(app[REDIS], channel=f"{settings.redis_prefix}bus")
-    else:
-        broker = MemoryBroker()
-    app[BROKER] = broker
-    app[BACKENDS]["broker"] = broker.name
-    try:
-        yield
-    finally:
-        await broker.close()
+def _broker(settings: Settings, redis: aioredis.Redis | None) -> Broker:
+    if redis is None:
+        return MemoryBroker()
+    return RedisBroker(redis, channel=f"{settings.redis_prefix}bus",
+                       start_timeout_s=settings.broker_start_timeout_s)
 
 
-async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    if settings.s3_bucket:
-        from aiobotocore.session import get_session
-        from botocore.config import Config
-
-        session = get_session()
-        config = Config(
-            signature_version="s3v4",
-            s3={"addressing_style": "path" if settings.s3_path_style else "auto"},
-        )
-        async with session.create_client(
-            "s3",
-            region_name=settings.s3_region,
-            endpoint_url=settings.s3_endpoint_url,
-            aws_access_key_id=settings.s3_access_key_id,
-            aws_secret_access_key=settings.s3_secret_access_key,
-            config=config,
-        ) as client:
-            app[STORAGE] = S3Storage(client, settings.s3_bucket)
-            app[BACKENDS]["storage"] = f"s3 ({settings.s3_bucket})"
-            yield
-        return
-    root = settings.data_path / "uploads"
-    app[STORAGE] = LocalStorage(
-        root, LocalStorage.derive_key(app[SECRET_KEY]), url_base=settings.public_url
-    )
-    app[BACKENDS]["storage"] = f"local ({root})"
-    yield
-
-
-async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Token keys, cookie keys, the verifier (HTTP and gateway) and the auth service's deps."""
-    settings = app[SETTINGS]
-    secret, previous = app[SECRET_KEY], settings.previous_secret_key
-    tokens = AccessTokens(secret, previous, settings.access_token_ttl_s)
-    cookies = app[SESSION_COOKIES]
-    cookies.use_keys(session_cookie_keys(secret, previous))
-
-    async def kick_sockets(
-        *,
-        session_ids: tuple[str, ...] = (),
-        user_ids: tuple[str, ...] = (),
-        code: int = 4003,
-        reason: str = "revoked",
-    ) -> None:
-        await kick(app, session_ids=session_ids, user_ids=user_ids, code=code, reason=reason)
-
-    app[AUTH] = AuthDeps(
-        db=app[DB],
-        settings=settings,
-        passwords=Passwords.from_settings(settings),
-        tokens=tokens,
-        limiter=app[RATE_LIMITER],
-        kick=kick_sockets,
-    )
-    app[VERIFIER] = Verifier(app[DB], tokens, cookies, settings.refresh_token_ttl_s)
-    app[BACKENDS]["rate_limiter"] = app[RATE_LIMITER].name
-    yield
-
-
-async def announce_ctx(app: web.Application) -> AsyncIterator[None]:
-    backends: dict[str, Any] = app[BACKENDS]
-    log.info("backends in use", extra={"backends": dict(backends)})
-    yield
+def _presence(settings: Settings, redis: aioredis.Redis | None) -> Presence:
+    if redis is None:
+        return MemoryPresence()
+    return RedisPresence(redis, settings.redis_prefix, ttl_s=max(2 * settings.heartbeat_s, 1.0))

@@ -73,6 +73,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     redis_prefix: Annotated[
         str, _doc("Prefix of every Redis key and channel, so deployments can share a Redis.")
     ] = "petspark:"
+    broker_start_timeout_s: Annotated[
+        float, _doc("Seconds start-up waits for the broker subscription before serving anyway "
+                    "(it keeps retrying in the background).", gt=0, le=60)
+    ] = 5.0
     s3_bucket: Annotated[
         str | None, _doc("S3 bucket for uploads. Unset: objects on local disk under DATA_DIR.")
     ] = None
@@ -216,6 +220,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     token_expiry_grace_s: Annotated[
         float, _doc("Seconds after access-token expiry before the socket is closed 4009.", ge=0)
     ] = 5.0
+    ws_writer_idle_s: Annotated[
+        float, _doc("Seconds a socket's writer task waits for more output after a reply before "
+                    "it ends (an idle socket holds no task).", gt=0, le=60)
+    ] = 1.0
 
     # --- durable events ----------------------------------------------------------------
     event_retention_days: Annotated[
@@ -225,6 +233,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         float, _doc("Seconds between each node's check of its users' latest seq against the "
                     "database (fills gaps left by dropped pub/sub messages).", gt=0, le=300)
     ] = 2.0
+
+    # --- lost & found ------------------------------------------------------------------
+    lost_fanout_poll_s: Annotated[
+        float, _doc("Seconds between each node's look for lost-alert fan-out jobs created on "
+                    "other nodes or left by a crash (its own jobs start at once).",
+                    gt=0, le=300)
+    ] = 5.0
 
     @property
     def data_path(self) -> Path:

@@ -1,27 +1,51 @@
-"""Typed keys for what the app holds (``app[DB]``), one place for all of them."""
+"""Every ``AppKey`` the app holds, in one place, and the started ``Runtime`` they lead to.
+
+``create_app`` sets the first four before start-up; the composition root's start-up
+context sets ``RUNTIME`` once every resource and service exists. The edges (HTTP routes,
+the ``/ws`` route) read what they need from it; domain code never sees the app.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Protocol
 
-import asyncpg
-import redis.asyncio as aioredis
 from aiohttp import web
 
-from server.realtime.broker import Broker
-from server.realtime.hub import Hub
-from server.realtime.presence import Presence
-from server.realtime.stream import EventStream
-from server.resources.storage import Storage
+from server.auth.service import AuthService
+from server.auth.sessions import SessionCookies
+from server.auth.verifier import Verifier
+from server.commands import CommandTable
+from server.deps import Deps
+from server.domain.uploads.service import UploadService
+from server.observability.metrics import Metrics
 from server.settings import Settings
 
+
+class SocketEndpoint(Protocol):
+    """The gateway as the app sees it (``server.gateway.gateway.Gateway``)."""
+
+    async def handle(self, request: web.Request) -> web.StreamResponse: ...
+
+    async def shutdown(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    """What start-up built: the bundle, the services the edges call, the gateway."""
+
+    deps: Deps
+    verifier: Verifier
+    auth: AuthService
+    uploads: UploadService
+    commands: CommandTable
+    """Command class → handler, with every area's service bound (``commands.service(T)``)."""
+    gateway: SocketEndpoint
+
+
 SETTINGS = web.AppKey("settings", Settings)
-DB = web.AppKey("db", asyncpg.Pool)
-REDIS = web.AppKey("redis", aioredis.Redis)  # absent when REDIS_URL is unset
-BROKER = web.AppKey("broker", Broker)
-STORAGE = web.AppKey("storage", Storage)
-BACKENDS = web.AppKey("backends", dict[str, Any])
-SECRET_KEY = web.AppKey("secret_key", str)
-EVENT_STREAM = web.AppKey("event_stream", EventStream)
-PRESENCE = web.AppKey("presence", Presence)
-HUB = web.AppKey("hub", Hub[Any])
+METRICS = web.AppKey("metrics", Metrics)
+BACKENDS = web.AppKey("backends", dict[str, str])
+"""What each backend is (``database: embedded PostgreSQL at …``), for logs and start-up."""
+SESSION_COOKIES = web.AppKey("session_cookies", SessionCookies)
+RUNTIME = web.AppKey("runtime", Runtime)

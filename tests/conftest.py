@@ -12,7 +12,8 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from server.app import create_app
+from server.app import HandlerOverrides, create_app
+from server.domain.uploads.moderation import Moderator
 from server.resources.migrations import migrate
 from server.settings import Settings
 from tests.support import services
@@ -122,10 +123,13 @@ def app_client(
     aiohttp_client: Any, make_settings: Callable[..., Settings], clean_db: None
 ) -> AppClient:
     """Start an app (a node) with Settings overrides; returns its HTTP/WS test client.
-    Several calls in one test are several nodes on the same database and Redis."""
+    Several calls in one test are several nodes on the same database and Redis.
+    ``handlers=`` and ``moderator=`` go to ``create_app`` (test seams)."""
 
-    async def factory(**overrides: Any) -> TestClient:
-        client: TestClient = await aiohttp_client(create_app(make_settings(**overrides)))
+    async def factory(*, handlers: HandlerOverrides | None = None,
+                      moderator: Moderator | None = None, **overrides: Any) -> TestClient:
+        app = create_app(make_settings(**overrides), handlers=handlers, moderator=moderator)
+        client: TestClient = await aiohttp_client(app)
         return client
 
     return factory

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from server.domain.errors import BadRequest
+from server.errors import BadRequest
 
 EMAIL_MAX = 254
 PASSWORD_MIN = 8

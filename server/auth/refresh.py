@@ -16,8 +16,8 @@ import secrets
 from datetime import UTC, datetime
 
 from server.auth import store
-from server.auth.principal import AccountBanned, InvalidCredential
 from server.auth.store import Executor, SessionState
+from server.errors import AccountBanned, InvalidCredential
 
 
 class RefreshReused(InvalidCredential):

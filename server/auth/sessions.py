@@ -7,7 +7,7 @@ out. It carries nothing but ``sid``: whether that session is still live is a
 ``sessions`` row, so a cookie is revocable although it is stored client-side.
 
 The storage exists from ``create_app`` (aiohttp-session's middleware needs it
-before start-up) but gets its keys in ``auth_ctx``, once SECRET_KEY is resolved.
+before start-up) but gets its keys at start-up, once SECRET_KEY is resolved.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from aiohttp_session import get_session, new_session, session_middleware
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from cryptography.fernet import Fernet, MultiFernet
 
-from server.auth.principal import InvalidCredential
+from server.errors import InvalidCredential
 from server.settings import Settings
 
 # aiohttp-session keeps its storage under a plain string request key, which
@@ -87,6 +87,3 @@ async def forget(request: web.Request) -> None:
     """Clear the session cookie on this request's response."""
     session = await get_session(request)
     session.invalidate()
-
-
-SESSION_COOKIES = web.AppKey("session_cookies", SessionCookies)

@@ -25,7 +25,7 @@ import msgspec
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from server.auth.principal import InvalidCredential
+from server.errors import InvalidCredential
 
 ACCESS_TOKEN_LABEL = b"petspark/access-token/v1"
 SESSION_COOKIE_LABEL = b"petspark/session-cookie/v1"

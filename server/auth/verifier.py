@@ -13,16 +13,17 @@ state-changing methods (``server.auth.request``).
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 
 from server.auth import store
-from server.auth.principal import AccountBanned, InvalidCredential, Principal
 from server.auth.sessions import SessionCookies
 from server.auth.store import Executor, SessionState
 from server.auth.tokens import AccessTokens
+from server.errors import AccountBanned, InvalidCredential
+from server.ids import parse_id
+from server.principal import Principal
 
 
 class Verifier:
@@ -74,10 +75,8 @@ class Verifier:
             raise InvalidCredential()
 
     async def _live_session(self, session_id: str) -> SessionState:
-        try:
-            uuid.UUID(session_id)
-        except ValueError:
-            raise InvalidCredential() from None
+        if parse_id(session_id) is None:
+            raise InvalidCredential()
         state = await store.select_session_state(self._db, session_id)
         if state is None:
             raise InvalidCredential()
@@ -86,6 +85,3 @@ class Verifier:
         if state.revoked:
             raise InvalidCredential()
         return state
-
-
-VERIFIER = web.AppKey("verifier", Verifier)

@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from protocol.base import Result
 from protocol.codec import JSON, encode_result
-from server.domain.errors import Conflict
+from server.errors import Conflict
 from server.realtime.stream import EventStream, Transaction
 
 R = TypeVar("R", bound=Result)

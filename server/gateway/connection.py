@@ -24,10 +24,12 @@ from aiohttp import WSMsgType, web
 from protocol.base import Message
 from protocol.codec import Codec
 from protocol.codes import CloseCode
-from server.auth.principal import Principal
-from server.gateway.ratelimit import TokenBucket
+from server.gateway.limits import TokenBucket
 from server.observability.metrics import Metrics
-from server.realtime.cursor import EventFrame, Frame, StreamCursor
+from server.principal import Principal
+from server.realtime.cursor import StreamCursor
+from server.realtime.frames import EventFrame, Frame
+from server.realtime.stream import EventStream
 
 log = logging.getLogger("server.gateway")
 
@@ -49,7 +51,7 @@ class Connection:
         ws: web.WebSocketResponse,
         codec: Codec,
         principal: Principal,
-        cursor: StreamCursor | None,
+        stream: EventStream,
         metrics: Metrics,
         outbox_limit: int,
         bucket: TokenBucket,
@@ -62,7 +64,7 @@ class Connection:
         self.principal = principal
         self.user_id = principal.user_id
         self.session_id = principal.session_id
-        self.cursor: StreamCursor = cursor  # type: ignore[assignment]  # set before use
+        self.cursor = StreamCursor(stream, principal.user_id, self)
         self.metrics = metrics
         self.bucket = bucket
         self.client = client
@@ -95,6 +97,17 @@ class Connection:
     def replace_principal(self, principal: Principal) -> None:
         self.principal = principal
         self.session_id = principal.session_id
+
+    # --- durable events (called by the hub; delivered through the cursor, in seq order) -----
+    @property
+    def delivered_seq(self) -> int:
+        return self.cursor.delivered
+
+    def on_event(self, seq: int, frame: EventFrame | None) -> None:
+        self.cursor.on_live(seq, frame)
+
+    def catch_up(self, last_seq: int) -> None:
+        self.cursor.catch_up(last_seq)
 
     # --- output -------------------------------------------------------------------------
     def send(self, message: Message) -> bool:
@@ -225,8 +238,7 @@ class Connection:
         the client's close frame): let it finish briefly instead of cutting the
         transport, so the client sees our close code rather than 1006.
         """
-        if self.cursor is not None:
-            self.cursor.cancel()
+        self.cursor.cancel()
         for task in (self._writer, self._closer):
             if task is None or task.done():
                 continue

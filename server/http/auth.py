@@ -4,7 +4,7 @@ Bodies are the ``protocol.auth`` Structs. Register and login answer both the
 token pair (native clients) and the session cookie (browsers); both name the
 same session, so logging out through either revokes both. Answers carrying
 credentials are ``Cache-Control: no-store``. Domain and auth errors propagate
-to the middleware, which maps them to JSON errors.
+to the middleware, which maps them to JSON errors (``server.http.errors``).
 """
 
 from __future__ import annotations
@@ -21,13 +21,14 @@ from protocol.auth import (
     RegisterRequest,
 )
 from protocol.objects import Role, User
-from server.auth import service, sessions
-from server.auth.request import authenticate
-from server.auth.service import AUTH, AuthResult, ClientInfo
+from server.auth import sessions
+from server.auth.service import AuthResult, ClientInfo
 from server.auth.store import UserRow
+from server.errors import InvalidCredential, Unauthorized
+from server.http.authenticate import authenticate
 from server.http.client import client_address, origin_allowed
-from server.http.errors import ApiError
 from server.http.json_body import decode_json_body
+from server.state import RUNTIME
 
 PREFIX = "/api/v1/auth"
 _NO_STORE = {"Cache-Control": "no-store"}
@@ -70,8 +71,7 @@ def _client(request: web.Request) -> ClientInfo:
 
 async def register(request: web.Request) -> web.Response:
     body = await decode_json_body(request, RegisterRequest)
-    result = await service.register(
-        request.app[AUTH],
+    result = await request.app[RUNTIME].auth.register(
         email=body.email,
         password=body.password,
         display_name=body.display_name,
@@ -83,8 +83,8 @@ async def register(request: web.Request) -> web.Response:
 
 async def login(request: web.Request) -> web.Response:
     body = await decode_json_body(request, LoginRequest)
-    result = await service.login(
-        request.app[AUTH], email=body.email, password=body.password, client=_client(request)
+    result = await request.app[RUNTIME].auth.login(
+        email=body.email, password=body.password, client=_client(request)
     )
     await sessions.remember(request, result.session_id)
     return _auth_response(result)
@@ -92,7 +92,7 @@ async def login(request: web.Request) -> web.Response:
 
 async def refresh(request: web.Request) -> web.Response:
     body = await decode_json_body(request, RefreshRequest)
-    result = await service.refresh_session(request.app[AUTH], body.refresh_token)
+    result = await request.app[RUNTIME].auth.refresh_session(body.refresh_token)
     return _auth_response(result)
 
 
@@ -102,26 +102,25 @@ async def logout(request: web.Request) -> web.Response:
     try:
         principal = await authenticate(request)
         session_id, user_id = principal.session_id, principal.user_id
-    except ApiError as exc:
+    except Unauthorized:
         # An expired access token must not keep a native app from logging out:
         # the refresh token alone identifies (and proves) the session.
-        if exc.status != 401 or not body.refresh_token:
+        if not body.refresh_token:
             raise
-    revoked = await service.logout(
-        request.app[AUTH],
+    revoked = await request.app[RUNTIME].auth.logout(
         session_id=session_id,
         user_id=user_id,
         refresh_token=body.refresh_token,
     )
     if not revoked:
-        raise ApiError(401, "unauthorized", "invalid or expired credentials")
+        raise InvalidCredential()
     await sessions.forget(request)
     return web.Response(status=204, headers=_NO_STORE)
 
 
 async def me(request: web.Request) -> web.Response:
     principal = await authenticate(request)
-    user = await service.get_user(request.app[AUTH], principal.user_id)
+    user = await request.app[RUNTIME].auth.get_user(principal.user_id)
     return _json(MeResponse(user=wire_user(user)))
 
 

@@ -1,16 +1,23 @@
-"""The one place HTTP errors become JSON ``{"error": {"code", "message"}}`` (PROTOCOL §4)."""
+"""The HTTP edge's one error mapper: ``{"error": {"code", "message"}}`` (PROTOCOL §4, §9).
+
+Handlers raise ``server.errors.AppError``; the middleware calls ``response_for``. aiohttp's
+own ``HTTPException``s (no such route, wrong method, body over the server's limit) are
+mapped by ``from_http_exception`` to the same shape. Every 401 carries
+``WWW-Authenticate: Bearer``; every 429 (and a 503 that knows when to retry) carries
+``Retry-After`` in whole seconds (``server.errors.retry_after_header``).
+"""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import msgspec
 from aiohttp import web
 
-from protocol.codes import HTTP_STATUS
-from server.auth.principal import AuthError
-from server.domain.errors import DomainError, RateLimited
+from protocol.codes import ErrorCode
+from server.errors import AppError, retry_after_header
+
+CHALLENGE = 'Bearer realm="petspark"'
 
 _STATUS_CODE = {
     400: "bad_request",
@@ -35,20 +42,14 @@ def error_response(
     )
 
 
-class ApiError(Exception):
-    """Raised by HTTP handlers; the middleware turns it into the JSON error body."""
-
-    def __init__(
-        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = headers
-
-    def response(self) -> web.Response:
-        return error_response(self.status, self.code, self.message, self.headers)
+def response_for(exc: AppError) -> web.Response:
+    """An ``AppError`` as its HTTP status, headers and JSON body."""
+    headers: dict[str, str] = {}
+    if exc.code is ErrorCode.UNAUTHORIZED:
+        headers["WWW-Authenticate"] = CHALLENGE
+    if exc.retry_after_s is not None:
+        headers["Retry-After"] = retry_after_header(exc.retry_after_s)
+    return error_response(exc.status, exc.code.value, exc.message, headers or None)
 
 
 def from_http_exception(exc: web.HTTPException) -> web.Response:
@@ -57,13 +58,3 @@ def from_http_exception(exc: web.HTTPException) -> web.Response:
         k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")
     }
     return error_response(exc.status, code, exc.reason, headers)
-
-
-def from_domain_error(exc: DomainError | AuthError) -> web.Response:
-    """Typed errors of domain and auth code, as their HTTP status and JSON body."""
-    if isinstance(exc, AuthError):
-        return error_response(exc.status, exc.code, exc.message)
-    headers = None
-    if isinstance(exc, RateLimited):
-        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))}
-    return error_response(HTTP_STATUS[exc.code], exc.code.value, exc.message, headers)

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import BodyPartReader, web
 
-from server.http.errors import ApiError
+from server.errors import AppError, BadRequest, Forbidden, NotFound, TooLarge, UnsupportedMediaType
 from server.resources.storage import (
     CHUNK_BYTES,
     BadSignature,
@@ -28,26 +28,26 @@ from server.resources.storage import (
     ObjectNotFound,
     StorageError,
 )
-from server.state import STORAGE
+from server.state import RUNTIME
 
 _FORM_FIELD_MAX = 8192
 
 
 def _local(request: web.Request) -> LocalStorage:
-    storage = request.app[STORAGE]
+    storage = request.app[RUNTIME].deps.storage
     assert isinstance(storage, LocalStorage)
     return storage
 
 
-def _forbidden(exc: BadSignature) -> ApiError:
-    return ApiError(403, "forbidden", f"signature: {exc}")
+def _forbidden(exc: BadSignature) -> AppError:
+    return Forbidden(f"signature: {exc}")
 
 
 def _query(request: web.Request, *names: str) -> list[str]:
     try:
         return [request.query[n] for n in names]
     except KeyError as exc:
-        raise ApiError(403, "forbidden", f"signature: missing {exc.args[0]}") from None
+        raise Forbidden(f"signature: missing {exc.args[0]}") from None
 
 
 async def download(request: web.Request) -> web.StreamResponse:
@@ -59,9 +59,9 @@ async def download(request: web.Request) -> web.StreamResponse:
     except BadSignature as exc:
         raise _forbidden(exc) from None
     except StorageError:
-        raise ApiError(404, "not_found", "file: not found") from None
+        raise NotFound("file: not found") from None
     if not path.is_file():
-        raise ApiError(404, "not_found", "file: not found")
+        raise NotFound("file: not found")
     return web.FileResponse(
         path,
         headers={
@@ -80,19 +80,19 @@ async def _part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
 async def post_form(request: web.Request) -> web.Response:
     storage = _local(request)
     if not request.content_type.startswith("multipart/form-data"):
-        raise ApiError(415, "unsupported_media_type", "expected multipart/form-data")
+        raise UnsupportedMediaType("expected multipart/form-data")
     reader = await request.multipart()
     fields: dict[str, str] = {}
     while True:
         part = await reader.next()
         if part is None:
-            raise ApiError(400, "bad_request", "file: missing")
+            raise BadRequest("file: missing")
         if not isinstance(part, BodyPartReader) or part.name is None:
-            raise ApiError(400, "bad_request", "form: unexpected part")
+            raise BadRequest("form: unexpected part")
         if part.name != "file":
             value = await part.read_chunk(_FORM_FIELD_MAX + 1)
             if len(value) > _FORM_FIELD_MAX or await part.read_chunk(1):
-                raise ApiError(400, "bad_request", f"{part.name}: too long")
+                raise BadRequest(f"{part.name}: too long")
             fields[part.name] = value.decode("utf-8", "replace")
             continue
         # As with S3, the file comes last and the policy is checked before its bytes are read.
@@ -103,20 +103,19 @@ async def post_form(request: web.Request) -> web.Response:
         except BadSignature as exc:
             raise _forbidden(exc) from None
         except (StorageError, KeyError, TypeError):
-            raise ApiError(403, "forbidden", "signature: malformed policy") from None
+            raise Forbidden("signature: malformed policy") from None
         if fields.get("key") != policy["key"]:
-            raise ApiError(403, "forbidden", "key: does not match the policy")
+            raise Forbidden("key: does not match the policy")
         try:
             size = await storage.write_object(
                 policy["key"], _part_chunks(part), int(policy["max_size"])
             )
         except StorageError:
-            raise ApiError(
-                413, "too_large", f"file: larger than the {policy['max_size']} bytes signed"
+            raise TooLarge(f"file: larger than the {policy['max_size']} bytes signed"
             ) from None
         if size == 0:
             await storage.delete(policy["key"])
-            raise ApiError(400, "bad_request", "file: empty")
+            raise BadRequest("file: empty")
         return web.Response(status=204)
 
 
@@ -129,17 +128,17 @@ async def put_part(request: web.Request) -> web.Response:
     except BadSignature as exc:
         raise _forbidden(exc) from None
     except (StorageError, ValueError):
-        raise ApiError(403, "forbidden", "signature: malformed") from None
+        raise Forbidden("signature: malformed") from None
     if request.content_length is not None and request.content_length != part_size:
-        raise ApiError(400, "bad_request", f"part: expected exactly {part_size} bytes")
+        raise BadRequest(f"part: expected exactly {part_size} bytes")
     try:
         etag = await storage.write_part(
             upload_id, part_number, request.content.iter_chunked(CHUNK_BYTES), part_size
         )
     except ObjectNotFound:
-        raise ApiError(404, "not_found", "multipart upload: not found") from None
+        raise NotFound("multipart upload: not found") from None
     except StorageError as exc:
-        raise ApiError(400, "bad_request", f"part: {exc}") from None
+        raise BadRequest(f"part: {exc}") from None
     return web.Response(status=200, headers={"ETag": etag})
 
 

@@ -6,9 +6,8 @@ import asyncio
 
 from aiohttp import web
 
-from server.http.middleware import METRICS
 from server.resources.postgres import ping as ping_db
-from server.state import BROKER, DB, STORAGE
+from server.state import METRICS, RUNTIME
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -16,11 +15,11 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    app = request.app
+    deps = request.app[RUNTIME].deps
     checks = {
-        "database": ping_db(app[DB]),
-        "broker": app[BROKER].ping(),
-        "storage": app[STORAGE].check(),
+        "database": ping_db(deps.db),
+        "broker": deps.node.broker.ping(),
+        "storage": deps.storage.check(),
     }
     results: dict[str, str] = {}
     for name, check in checks.items():

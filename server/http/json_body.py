@@ -1,4 +1,4 @@
-"""``decode_json_body(request, Type)``: a JSON request body as a typed Struct, or an ApiError.
+"""``decode_json_body(request, Type)``: a JSON request body as a typed Struct, or a kernel error.
 
 - 415 ``unsupported_media_type`` unless the Content-Type is JSON
   (``application/json`` or ``…+json``);
@@ -19,7 +19,7 @@ from typing import TypeVar
 from aiohttp import web
 
 from protocol.codec import JSON, DecodeError
-from server.http.errors import ApiError
+from server.errors import AppError, BadRequest, TooLarge, UnsupportedMediaType
 from server.state import SETTINGS
 
 T = TypeVar("T")
@@ -31,8 +31,8 @@ def is_json(content_type: str) -> bool:
     )
 
 
-def _too_large(limit: int) -> ApiError:
-    return ApiError(413, "too_large", f"request body: at most {limit} bytes")
+def _too_large(limit: int) -> AppError:
+    return TooLarge(f"request body: at most {limit} bytes")
 
 
 async def decode_json_body(request: web.Request, type_: type[T], *, allow_empty: bool = False) -> T:
@@ -40,9 +40,9 @@ async def decode_json_body(request: web.Request, type_: type[T], *, allow_empty:
     if not request.body_exists:
         if allow_empty:
             return JSON.decode_result(b"{}", type_)
-        raise ApiError(400, "bad_request", "body: expected a JSON object")
+        raise BadRequest("body: expected a JSON object")
     if not is_json(request.content_type):
-        raise ApiError(415, "unsupported_media_type", "expected Content-Type: application/json")
+        raise UnsupportedMediaType("expected Content-Type: application/json")
     if request.content_length is not None and request.content_length > limit:
         raise _too_large(limit)
     try:
@@ -56,4 +56,4 @@ async def decode_json_body(request: web.Request, type_: type[T], *, allow_empty:
     try:
         return JSON.decode_result(body, type_)
     except DecodeError as exc:
-        raise ApiError(400, "bad_request", exc.message) from None
+        raise BadRequest(exc.message) from None

@@ -1,7 +1,7 @@
 """Middlewares every HTTP route passes through: request id, metrics, errors as JSON.
 
-Domain and auth errors raised by handlers are mapped here, in one place
-(``from_domain_error``), so handlers can let them propagate.
+Errors raised by handlers (``server.errors.AppError``) are mapped here, in one place
+(``server.http.errors.response_for``), so handlers let them propagate.
 """
 
 from __future__ import annotations
@@ -13,15 +13,12 @@ import uuid
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from server.auth.principal import AuthError
-from server.domain.errors import DomainError
-from server.http.errors import ApiError, error_response, from_domain_error, from_http_exception
+from server.errors import AppError
+from server.http.errors import error_response, from_http_exception, response_for
 from server.observability.logging import request_id
-from server.observability.metrics import Metrics
+from server.state import METRICS
 
 log = logging.getLogger("server.http")
-
-METRICS = web.AppKey("metrics", Metrics)
 
 
 def _route_name(request: web.Request) -> str:
@@ -39,10 +36,8 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     try:
         try:
             response = await handler(request)
-        except ApiError as exc:
-            response = exc.response()
-        except (DomainError, AuthError) as exc:
-            response = from_domain_error(exc)
+        except AppError as exc:
+            response = response_for(exc)
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise

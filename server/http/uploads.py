@@ -16,17 +16,13 @@ and ``UPLOAD_BYTES_PER_DAY`` → 429 with ``Retry-After``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
-import random
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import msgspec
 from aiohttp import BodyPartReader, web
 
-from protocol.codes import HTTP_STATUS
 from protocol.objects import UploadPurpose
 from protocol.uploads import (
     CompleteRequest,
@@ -36,63 +32,23 @@ from protocol.uploads import (
     UploadPart,
     UploadResponse,
 )
-from server.auth.request import authenticate
-from server.domain.errors import DomainError, RateLimited, TooLarge
-from server.http.errors import ApiError
+from server.domain.uploads.service import UploadService, size_cap, spool, to_wire
+from server.errors import AppError, BadRequest, TooLarge, UnsupportedMediaType
+from server.http.authenticate import authenticate
 from server.http.json_body import decode_json_body
-from server.ratelimit import RATE_LIMITER
 from server.resources.storage import CHUNK_BYTES, Part
-from server.state import DB, EVENT_STREAM, SETTINGS, STORAGE
-from server.uploads.image import release_freed_pixels
-from server.uploads.moderation import Moderator, NoModerator
-from server.uploads.service import UploadService, size_cap, spool, to_wire
-
-log = logging.getLogger(__name__)
-
-UPLOADS = web.AppKey("uploads", UploadService)
-# The automatic moderation check. Whoever builds the app may set it before start-up
-# (e.g. to an external moderation API client); the default decides nothing.
-MODERATOR = web.AppKey("moderator", Moderator)
+from server.state import RUNTIME, SETTINGS
 
 _FORM_OVERHEAD = 64 * 1024  # multipart boundaries and the purpose field
 _PURPOSES = ", ".join(p.value for p in UploadPurpose)
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
 
 def _json(status: int, value: msgspec.Struct) -> web.Response:
     return web.Response(status=status, body=msgspec.json.encode(value),
                         content_type="application/json")
 
 
-def _api_error(exc: DomainError) -> ApiError:
-    headers = None
-    if isinstance(exc, RateLimited):
-        headers = {"Retry-After": str(max(1, round(exc.retry_after_s + 0.5)))}
-    return ApiError(HTTP_STATUS[exc.code], str(exc.code), exc.message, headers)
-
-
-def _domain_errors(handler: Handler) -> Handler:
-    async def wrapped(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except DomainError as exc:
-            raise _api_error(exc) from None
-
-    wrapped.__name__ = handler.__name__
-    wrapped.__doc__ = handler.__doc__
-    return wrapped
-
-
-async def _count_creation(request: web.Request, user_id: str) -> None:
-    settings = request.app[SETTINGS]
-    decision = await request.app[RATE_LIMITER].hit(
-        f"uploads:{user_id}", settings.upload_per_hour, 3600.0
-    )
-    if not decision.allowed:
-        raise ApiError(429, "rate_limited",
-                       f"uploads: at most {settings.upload_per_hour} per hour",
-                       {"Retry-After": decision.retry_after_header})
+def _uploads(request: web.Request) -> UploadService:
+    return request.app[RUNTIME].uploads
 
 
 async def _file_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
@@ -103,24 +59,22 @@ async def _file_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
 async def _small_field(part: BodyPartReader, limit: int = 64) -> str:
     value = await part.read_chunk(limit + 1)
     if len(value) > limit or await part.read_chunk(1):
-        raise ApiError(400, "bad_request", f"{part.name}: too long")
+        raise BadRequest(f"{part.name}: too long")
     return value.decode("utf-8", "replace").strip()
 
 
-@_domain_errors
 async def create_upload(request: web.Request) -> web.StreamResponse:
     """The direct flow: the file is streamed to a temporary file, never held in memory."""
     principal = await authenticate(request)
     app = request.app
     settings = app[SETTINGS]
-    service = app[UPLOADS]
+    service = _uploads(request)
     if not request.content_type.startswith("multipart/form-data"):
-        raise ApiError(415, "unsupported_media_type",
-                       "expected multipart/form-data with fields purpose and file")
+        raise UnsupportedMediaType("expected multipart/form-data with fields purpose and file")
     largest = max(settings.upload_max_bytes, settings.upload_avatar_max_bytes)
     if request.content_length is not None and request.content_length > largest + _FORM_OVERHEAD:
-        raise ApiError(413, "too_large", f"file: at most {largest} bytes")
-    await _count_creation(request, principal.user_id)
+        raise TooLarge(f"file: at most {largest} bytes")
+    await service.count_creation(principal.user_id)
     await service.check_daily_bytes(principal.user_id)
 
     workdir = service.workdir()
@@ -131,32 +85,31 @@ async def create_upload(request: web.Request) -> web.StreamResponse:
         size = 0
         while (part := await reader.next()) is not None:
             if not isinstance(part, BodyPartReader):
-                raise ApiError(400, "bad_request", "form: nested multipart is not accepted")
+                raise BadRequest("form: nested multipart is not accepted")
             if part.name == "purpose":
                 text = await _small_field(part)
                 try:
                     purpose = UploadPurpose(text)
                 except ValueError:
-                    raise ApiError(400, "bad_request",
-                                   f"purpose: expected one of {_PURPOSES}") from None
+                    raise BadRequest(f"purpose: expected one of {_PURPOSES}") from None
             elif part.name == "file":
                 if raw is not None:
-                    raise ApiError(400, "bad_request", "file: exactly one file per upload")
+                    raise BadRequest("file: exactly one file per upload")
                 # With purpose first (documented) the purpose's cap applies while
                 # streaming; otherwise the largest cap does, and the purpose's after.
                 cap = size_cap(settings, purpose, large=False) if purpose else largest
                 raw = workdir / "raw"
 
-                def too_large(cap: int = cap) -> DomainError:
+                def too_large(cap: int = cap) -> AppError:
                     return TooLarge(f"file: at most {cap} bytes")
 
                 size = await spool(_file_chunks(part), raw, cap, too_large, sniff=True)
             else:
                 await _small_field(part, 1024)  # unknown small fields are ignored
         if purpose is None:
-            raise ApiError(400, "bad_request", f"purpose: required, one of {_PURPOSES}")
+            raise BadRequest(f"purpose: required, one of {_PURPOSES}")
         if raw is None or size == 0:
-            raise ApiError(400, "bad_request", "file: required")
+            raise BadRequest("file: required")
         row = await service.create_from_file(principal.user_id, purpose, raw, size)
     finally:
         await asyncio.to_thread(shutil.rmtree, workdir, True)
@@ -166,24 +119,22 @@ async def create_upload(request: web.Request) -> web.StreamResponse:
     return _json(201, UploadResponse(upload=to_wire(row, url)))
 
 
-@_domain_errors
 async def presign(request: web.Request) -> web.StreamResponse:
     principal = await authenticate(request)
     body = await decode_json_body(request, PresignRequest)
-    await _count_creation(request, principal.user_id)
-    row, post = await request.app[UPLOADS].presign(
+    await _uploads(request).count_creation(principal.user_id)
+    row, post = await _uploads(request).presign(
         principal.user_id, body.content_type, body.size, body.purpose
     )
     return _json(201, PresignResponse(upload_id=row.id, url=post.url, fields=post.fields,
                                       expires_at=post.expires_at))
 
 
-@_domain_errors
 async def start_multipart(request: web.Request) -> web.StreamResponse:
     principal = await authenticate(request)
     body = await decode_json_body(request, PresignRequest)
-    await _count_creation(request, principal.user_id)
-    started = await request.app[UPLOADS].start_multipart(
+    await _uploads(request).count_creation(principal.user_id)
+    started = await _uploads(request).start_multipart(
         principal.user_id, body.content_type, body.size, body.purpose
     )
     parts = [UploadPart(part_number=p.part_number, size=p.size, url=p.url)
@@ -192,7 +143,6 @@ async def start_multipart(request: web.Request) -> web.StreamResponse:
                                         parts=parts, expires_at=started.row.expires_at))
 
 
-@_domain_errors
 async def complete(request: web.Request) -> web.StreamResponse:
     principal = await authenticate(request)
     parts: list[Part] | None = None
@@ -200,50 +150,19 @@ async def complete(request: web.Request) -> web.StreamResponse:
         body = await decode_json_body(request, CompleteRequest)
         if body.parts is not None:
             parts = [Part(p.part_number, p.etag) for p in body.parts]
-    service = request.app[UPLOADS]
+    service = _uploads(request)
     row = await service.complete(principal.user_id, request.match_info["id"], parts)
     upload = await service.get(principal.user_id, row.id)
     return _json(200, UploadResponse(upload=upload))
 
 
-@_domain_errors
 async def get_upload(request: web.Request) -> web.StreamResponse:
     principal = await authenticate(request)
     variant = request.query.get("variant", "image")
     if variant not in ("image", "thumbnail"):
-        raise ApiError(400, "bad_request", "variant: expected image or thumbnail")
-    upload = await request.app[UPLOADS].get(principal.user_id, request.match_info["id"], variant)
+        raise BadRequest("variant: expected image or thumbnail")
+    upload = await _uploads(request).get(principal.user_id, request.match_info["id"], variant)
     return _json(200, UploadResponse(upload=upload))
-
-
-async def uploads_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    release_freed_pixels()
-    service = UploadService(
-        pool=app[DB], storage=app[STORAGE], stream=app[EVENT_STREAM], settings=settings,
-        moderator=app[MODERATOR] if MODERATOR in app else NoModerator(),
-        tmp_root=settings.data_path / "tmp" / "uploads",
-    )
-    app[UPLOADS] = service
-    sweeper = asyncio.create_task(_sweep_forever(service, settings.upload_cleanup_interval_s))
-    try:
-        yield
-    finally:
-        sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
-
-
-async def _sweep_forever(service: UploadService, every_s: float) -> None:
-    """Delete abandoned uploads periodically; jittered so nodes do not sweep in step."""
-    while True:
-        await asyncio.sleep(every_s * random.uniform(0.5, 1.0))
-        try:
-            deleted = await service.sweep_abandoned()
-            if deleted:
-                log.info("abandoned uploads deleted", extra={"deleted": deleted})
-        except Exception:  # a failed sweep is retried at the next interval
-            log.warning("sweeping abandoned uploads failed", exc_info=True)
 
 
 def add_routes(app: web.Application) -> None:
@@ -253,8 +172,3 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/uploads/{id}/complete", complete)
     app.router.add_get("/api/v1/uploads/{id}", get_upload, allow_head=False)
 
-
-def setup(app: web.Application) -> None:
-    """Routes and the service's cleanup context (after storage, before serving)."""
-    add_routes(app)
-    app.cleanup_ctx.append(uploads_ctx)

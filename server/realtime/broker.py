@@ -80,9 +80,11 @@ class RedisBroker(Broker):
 
     name = "redis"
 
-    def __init__(self, client: aioredis.Redis, channel: str) -> None:
+    def __init__(self, client: aioredis.Redis, channel: str, start_timeout_s: float = 5.0
+                 ) -> None:
         self._client = client
         self._channel = channel
+        self._start_timeout_s = start_timeout_s
         self._task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
 
@@ -90,7 +92,7 @@ class RedisBroker(Broker):
         self._task = asyncio.create_task(self._run(on_message, on_reconnect), name="redis-broker")
         # Wait briefly for the first subscription so a publish right after start is seen.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._subscribed.wait(), timeout=5)
+            await asyncio.wait_for(self._subscribed.wait(), timeout=self._start_timeout_s)
 
     async def _run(self, on_message: MessageHandler, on_reconnect: ReconnectHandler) -> None:
         attempt = 0

@@ -1,9 +1,10 @@
 """What nodes say to each other over the broker (MessagePack, tag field ``k``).
 
 - ``Events``: durable events that were just committed, one group per appended
-  event: its JSON once (with ``"seq":0``, see ``stream.with_seq``) and every
-  recipient's seq. For very large payloads the JSON is left out and nodes read
-  the rows from PostgreSQL (the notice alone says "seq N exists").
+  event: its JSON once (with ``"seq":0``, and where that 0 is: see
+  ``stream.with_seq``) and every recipient's seq. For very large payloads the JSON
+  is left out and nodes read the rows from PostgreSQL (the notice alone says
+  "seq N exists").
 - ``Ephemeral``: a frame for some users' sockets wherever they are (typing,
   presence). Not stored, not replayed.
 - ``Kick``: close the sockets of some sessions, users or connections.
@@ -20,6 +21,8 @@ class EventGroup(msgspec.Struct, array_like=True, frozen=True):
     template: bytes | None
     """The event as sent on the JSON sub-protocol with ``"seq":0``; None when too
     large to carry (nodes then read the users' rows from PostgreSQL)."""
+    seq_at: int
+    """Offset of the ``0`` of ``"seq":0`` in ``template``."""
     targets: list[tuple[str, int]]
     """(user_id, seq) for each recipient."""
 
@@ -35,11 +38,11 @@ class Ephemeral(msgspec.Struct, tag="eph", tag_field="k", frozen=True):
 
 
 class Kick(msgspec.Struct, tag="kick", tag_field="k", frozen=True):
+    code: int
+    reason: str
     session_ids: tuple[str, ...] = ()
     user_ids: tuple[str, ...] = ()
     connection_ids: tuple[str, ...] = ()
-    code: int = 4003
-    reason: str = "revoked"
 
 
 BusMessage = Events | Ephemeral | Kick

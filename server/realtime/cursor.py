@@ -14,41 +14,10 @@ import asyncio
 import logging
 from typing import Protocol
 
-import msgspec
-
+from server.realtime.frames import EventFrame
 from server.realtime.stream import READ_BATCH, EventStream
 
 log = logging.getLogger(__name__)
-
-_to_msgpack = msgspec.msgpack.Encoder()
-
-
-class Frame:
-    """One server message encoded once per codec (MessagePack lazily, on first need)."""
-
-    __slots__ = ("_msgpack", "json")
-
-    def __init__(self, json: bytes) -> None:
-        self.json = json
-        self._msgpack: bytes | None = None
-
-    @property
-    def msgpack(self) -> bytes:
-        if self._msgpack is None:
-            # The JSON is already the wire shape (times as RFC 3339 strings), so a
-            # generic JSON → MessagePack conversion is exact.
-            self._msgpack = _to_msgpack.encode(msgspec.json.decode(self.json))
-        return self._msgpack
-
-
-class EventFrame(Frame):
-    """A durable event for one user (its seq is that user's)."""
-
-    __slots__ = ("seq",)
-
-    def __init__(self, seq: int, json: bytes) -> None:
-        super().__init__(json)
-        self.seq = seq
 
 
 class EventSink(Protocol):
@@ -59,17 +28,21 @@ class EventSink(Protocol):
 class StreamCursor:
     __slots__ = ("_started", "_task", "delivered", "sink", "stream", "target", "user_id")
 
-    def __init__(self, stream: EventStream, user_id: str, sink: EventSink, delivered: int) -> None:
+    def __init__(self, stream: EventStream, user_id: str, sink: EventSink) -> None:
         self.stream = stream
         self.user_id = user_id
         self.sink = sink
-        self.delivered = delivered
-        self.target = delivered
+        # Nothing is delivered before ``start``; live notices meanwhile only raise the
+        # target, so catch-up finds them.
+        self.delivered = -1
+        self.target = -1
         self._started = False
         self._task: asyncio.Task[None] | None = None
 
-    def start(self, known_last_seq: int) -> None:
-        """Begin delivering (after the welcome is queued): replay up to at least this seq."""
+    def start(self, after: int, known_last_seq: int) -> None:
+        """Begin delivering (after the welcome is queued): every seq > ``after``, replaying
+        up to at least ``known_last_seq`` from the database."""
+        self.delivered = after
         self._started = True
         self.catch_up(known_last_seq)
 

@@ -17,18 +17,12 @@ import msgspec
 
 from server.observability.metrics import Metrics
 from server.realtime import bus
-from server.realtime.cursor import EventFrame, Frame, StreamCursor
+from server.realtime.frames import EventFrame, Frame
 from server.realtime.stream import EventStream, with_seq
 
 log = logging.getLogger(__name__)
 
 POSITION_CHECK_CHUNK = 1000
-_SEQ0 = b',"seq":0'
-
-
-def seq_offset_of(template: bytes) -> int:
-    """Offset of the 0 in the template's leading ``"seq":0`` (the tag comes first)."""
-    return template.index(_SEQ0) + len(_SEQ0) - 1
 
 
 class HubConnection(Protocol):
@@ -37,9 +31,20 @@ class HubConnection(Protocol):
     id: str
     user_id: str
     session_id: str
-    cursor: StreamCursor
 
-    def offer(self, frame: Frame) -> bool: ...
+    @property
+    def delivered_seq(self) -> int:
+        """The highest durable seq queued to this socket."""
+
+    def on_event(self, seq: int, frame: EventFrame | None) -> None:
+        """A durable event of this user was committed (``frame`` None: read it from the
+        database). Delivers in seq order, each once."""
+
+    def catch_up(self, last_seq: int) -> None:
+        """The user's stream is at ``last_seq``: fetch whatever was not delivered."""
+
+    def offer(self, frame: Frame) -> bool:
+        """Queue an ephemeral frame; False if the socket is closing or not welcomed."""
 
     def close_soon(self, code: int, reason: str) -> None: ...
 
@@ -99,19 +104,16 @@ class Hub(Generic[C]):
         by_user = self._by_user
         delivered = 0
         for group in message.groups:
-            template = group.template
-            seq_at = 0
+            template, seq_at = group.template, group.seq_at
             for user_id, seq in group.targets:
                 conns = by_user.get(user_id)
                 if not conns:
                     continue
                 frame = None
                 if template is not None:
-                    if not seq_at:
-                        seq_at = seq_offset_of(template)
                     frame = EventFrame(seq, with_seq(template, seq_at, seq))
                 for conn in conns:
-                    conn.cursor.on_live(seq, frame)
+                    conn.on_event(seq, frame)
                     delivered += 1
         if delivered:
             self.metrics.child(self.metrics.events_delivered, "live").inc(delivered)
@@ -157,5 +159,5 @@ class Hub(Generic[C]):
             positions = await self.stream.positions(chunk)
             for user_id, last_seq in positions.items():
                 for conn in self._by_user.get(user_id, ()):
-                    if conn.cursor.delivered < last_seq:
-                        conn.cursor.catch_up(last_seq)
+                    if conn.delivered_seq < last_seq:
+                        conn.catch_up(last_seq)

@@ -9,8 +9,9 @@ Guarantees:
   row until commit, so no reader can see seq N+1 while N is uncommitted.
   Recipients are locked in sorted order, so two transactions appending to the
   same users cannot deadlock each other.
-- After commit, one broker message announces every appended event. The broker
-  may drop it; nodes then find the events by their periodic position check.
+- After commit, every appended event is handed to ``publish`` (the node's, which
+  announces them over the broker in one message). The broker may drop it; nodes then
+  find the events by their periodic position check.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -28,15 +29,26 @@ import msgspec
 from protocol.base import DurableEvent
 from protocol.codec import JSON
 from server.observability.metrics import Metrics
-from server.realtime import bus
-from server.realtime.broker import Broker, BrokerUnavailable
 
 log = logging.getLogger(__name__)
 
-# Above this many template bytes in one commit a notice carries only (user, seq):
-# nodes read the rows from PostgreSQL instead of pushing a huge pub/sub message.
-INLINE_PAYLOAD_LIMIT = 256 * 1024
 READ_BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """One event appended for several users in a committed transaction."""
+
+    template: bytes
+    """The event as sent on the JSON sub-protocol, with ``"seq":0``."""
+    seq_at: int
+    """Offset of that ``0`` in ``template`` (see ``with_seq``)."""
+    targets: list[tuple[str, int]]
+    """(user_id, seq) for each recipient."""
+
+
+Publish = Callable[[Sequence[Appended]], Awaitable[None]]
+"""Announces committed events to every node; never raises (see ``Node.publish_events``)."""
 
 
 def with_seq(template: bytes, seq_at: int, seq: int) -> bytes:
@@ -62,7 +74,7 @@ class Transaction:
     """A database transaction that may append durable events. Use ``EventStream.transaction``."""
 
     conn: asyncpg.Connection
-    _groups: list[tuple[bytes, list[tuple[str, int]]]] = field(default_factory=list)
+    appended: list[Appended] = field(default_factory=list)
 
     async def append(self, user_ids: Iterable[str], event: DurableEvent) -> dict[str, int]:
         """Append ``event`` to each user's stream; return user_id → seq.
@@ -91,20 +103,16 @@ class Transaction:
             users, ordered, [tag] * len(users),
             [with_seq(template, at, seq) for seq in ordered],
         )
-        self._groups.append((template, list(zip(users, ordered, strict=True))))
+        self.appended.append(Appended(template, at, list(zip(users, ordered, strict=True))))
         return seqs
-
-    @property
-    def appended(self) -> int:
-        return sum(len(targets) for _, targets in self._groups)
 
 
 class EventStream:
-    """Append, publish, read and prune durable events. One per app; shared by all domains."""
+    """Append, read and prune durable events. One per node; shared by all domains."""
 
-    def __init__(self, pool: asyncpg.Pool, broker: Broker, metrics: Metrics) -> None:
+    def __init__(self, pool: asyncpg.Pool, publish: Publish, metrics: Metrics) -> None:
         self.pool = pool
-        self.broker = broker
+        self._publish = publish
         self.metrics = metrics
 
     @contextlib.asynccontextmanager
@@ -113,23 +121,9 @@ class EventStream:
         async with self.pool.acquire() as conn, conn.transaction():
             tx = Transaction(conn)
             yield tx
-        if tx._groups:
-            self.metrics.events_appended.inc(tx.appended)
-            await self.publish(tx._groups)
-
-    async def publish(self, groups: Sequence[tuple[bytes, list[tuple[str, int]]]]) -> None:
-        total = sum(len(template) for template, _ in groups)
-        notice = bus.Events(groups=[
-            bus.EventGroup(template if total <= INLINE_PAYLOAD_LIMIT else None, targets)
-            for template, targets in groups
-        ])
-        try:
-            await self.broker.publish(bus.encode(notice))
-        except BrokerUnavailable as exc:
-            # Committed already; nodes pick the events up at their next position check.
-            self.metrics.broker_publish_failures.inc()
-            log.warning("event notice not published", extra={
-                "error": str(exc), "events": sum(len(t) for _, t in groups)})
+        if tx.appended:
+            self.metrics.events_appended.inc(sum(len(a.targets) for a in tx.appended))
+            await self._publish(tx.appended)
 
     async def last_seq(self, user_id: str) -> int:
         value = await self.pool.fetchval(

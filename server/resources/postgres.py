@@ -53,3 +53,33 @@ async def database_dsn(settings: Settings) -> AsyncIterator[tuple[str, str]]:
 
 async def ping(pool: asyncpg.Pool) -> None:
     await pool.fetchval("SELECT 1", timeout=2)
+
+
+@asynccontextmanager
+async def open_database(settings: Settings) -> AsyncIterator[tuple[asyncpg.Pool, str]]:
+    """Yield (pool, what it is): the database (embedded if needed), migrated when
+    ``MIGRATE_ON_START``; the pool is closed at the end, bounded by SHUTDOWN_TIMEOUT_S."""
+    from server.resources.migrations import migrate
+
+    async with database_dsn(settings) as (dsn, kind):
+        pool = await create_pool(dsn, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+        try:
+            if settings.migrate_on_start:
+                async with pool.acquire() as conn:
+                    applied = await migrate(conn)
+                if applied:
+                    log.info("migrations applied", extra={"applied": applied})
+            yield pool, kind
+        finally:
+            await close_pool(pool, settings.shutdown_timeout_s)
+
+
+async def close_pool(pool: asyncpg.Pool, timeout_s: float) -> None:
+    """Close gracefully, but bounded: a connection still held by a stuck task must not
+    keep the process from exiting (``pool.close()`` waits for every release)."""
+    try:
+        await asyncio.wait_for(pool.close(), timeout=timeout_s)
+    except TimeoutError:
+        log.warning("database pool did not close in time; terminating its connections",
+                    extra={"timeout_s": timeout_s})
+        pool.terminate()

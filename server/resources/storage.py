@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -43,6 +44,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
+
+from server.settings import Settings
 
 CHUNK_BYTES = 256 * 1024
 MIN_PART_BYTES = 5 * 1024 * 1024  # S3's minimum for every part but the last
@@ -511,3 +514,30 @@ class S3Storage(Storage):
         except Exception as exc:
             if not _is_missing(exc):
                 raise
+
+
+@contextlib.asynccontextmanager
+async def open_storage(settings: Settings, secret_key: str) -> AsyncIterator[tuple[Storage, str]]:
+    """Yield (storage, what it is): S3 when ``S3_BUCKET`` is set, else local disk under
+    ``DATA_DIR/uploads`` with URLs signed by a key derived from ``secret_key``."""
+    if settings.s3_bucket:
+        from aiobotocore.session import get_session
+        from botocore.config import Config
+
+        config = Config(
+            signature_version="s3v4",
+            s3={"addressing_style": "path" if settings.s3_path_style else "auto"},
+        )
+        async with get_session().create_client(
+            "s3",
+            region_name=settings.s3_region,
+            endpoint_url=settings.s3_endpoint_url,
+            aws_access_key_id=settings.s3_access_key_id,
+            aws_secret_access_key=settings.s3_secret_access_key,
+            config=config,
+        ) as client:
+            yield S3Storage(client, settings.s3_bucket), f"s3 ({settings.s3_bucket})"
+        return
+    root = settings.data_path / "uploads"
+    storage = LocalStorage(root, LocalStorage.derive_key(secret_key), url_base=settings.public_url)
+    yield storage, f"local ({root})"

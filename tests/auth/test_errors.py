@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.auth.service import AUTH, ban_user
+from server.state import RUNTIME
 from tests.auth.conftest import ClientMaker
 from tests.auth.helpers import API, error_of
 from tests.support.auth import register
@@ -111,7 +111,7 @@ async def test_banned_user_gets_403_on_login_and_with_every_credential(
 ) -> None:
     client = await make_client(redis=False)
     reg = await register(client)
-    assert await ban_user(client.app, reg.user_id)
+    assert await client.app[RUNTIME].auth.ban_user(reg.user_id)
     resp = await client.post(f"{API}/login", json={"email": reg.email, "password": reg.password})
     assert resp.status == 403
     assert (await error_of(resp))["code"] == "forbidden"
@@ -123,8 +123,8 @@ async def test_banned_user_gets_403_on_login_and_with_every_credential(
     resp = await client.post(f"{API}/refresh", json={"refresh_token": reg.refresh_token})
     assert resp.status == 403
     # Unknown users: False, nothing raised.
-    assert not await ban_user(client.app[AUTH], "00000000-0000-0000-0000-000000000000")
-    assert not await ban_user(client.app, "not-a-uuid")
+    assert not await client.app[RUNTIME].auth.ban_user("00000000-0000-0000-0000-000000000000")
+    assert not await client.app[RUNTIME].auth.ban_user("not-a-uuid")
 
 
 async def test_unauthenticated_and_malformed_credentials_are_401(make_client: ClientMaker) -> None:

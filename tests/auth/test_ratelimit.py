@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from server.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from server.resources.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from tests.support.services import free_port
 
 

@@ -13,13 +13,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from server.auth.principal import AccountBanned, InvalidCredential
-from server.auth.service import AUTH, ban_user, logout
 from server.auth.sessions import COOKIE_NAME
 from server.auth.tokens import AccessTokens
-from server.auth.verifier import VERIFIER
+from server.errors import AccountBanned, InvalidCredential
 from server.realtime.bus import Kick, decode
-from server.state import BROKER
+from server.state import RUNTIME
 from tests.auth.conftest import ClientMaker
 from tests.auth.helpers import API
 from tests.conftest import TEST_SECRET
@@ -44,8 +42,8 @@ def cookie_request(app: web.Application, value: str | None) -> web.Request:
 async def test_expired_access_token_is_401(make_client: ClientMaker) -> None:
     client = await make_client(redis=False)
     reg = await register(client)
-    claims = client.app[AUTH].tokens.verify(reg.access_token)
-    expired, exp = client.app[AUTH].tokens.issue(
+    claims = client.app[RUNTIME].auth.tokens.verify(reg.access_token)
+    expired, exp = client.app[RUNTIME].auth.tokens.issue(
         user_id=reg.user_id, role="user", session_id=claims.sid,
         now=datetime.now(UTC) - timedelta(hours=1), ttl_s=60,
     )
@@ -53,13 +51,13 @@ async def test_expired_access_token_is_401(make_client: ClientMaker) -> None:
     resp = await client.get(f"{API}/me", headers={"Authorization": f"Bearer {expired}"})
     assert resp.status == 401
     with pytest.raises(InvalidCredential):
-        await client.app[VERIFIER].from_bearer(expired)
+        await client.app[RUNTIME].verifier.from_bearer(expired)
 
 
 async def test_tampered_and_foreign_tokens_are_refused(make_client: ClientMaker) -> None:
     client = await make_client(redis=False)
     reg = await register(client)
-    verifier = client.app[VERIFIER]
+    verifier = client.app[RUNTIME].verifier
     claims = jwt.decode(reg.access_token, options={"verify_signature": False})
     header = jwt.get_unverified_header(reg.access_token)
     for forged in (
@@ -80,7 +78,7 @@ async def test_key_rotation_keeps_old_tokens_until_they_expire(make_client: Clie
 
     # SECRET_KEY → PREVIOUS_SECRET_KEY, a new SECRET_KEY: old tokens and cookies still work.
     rotated = await make_client(redis=False, secret_key=NEW_SECRET, previous_secret_key=TEST_SECRET)
-    principal = await rotated.app[VERIFIER].from_bearer(reg.access_token)
+    principal = await rotated.app[RUNTIME].verifier.from_bearer(reg.access_token)
     assert principal.user_id == reg.user_id
     assert principal.expires_at is not None and principal.expires_at > datetime.now(UTC)
     resp = await rotated.get(f"{API}/me", headers=reg.bearer)
@@ -93,13 +91,13 @@ async def test_key_rotation_keeps_old_tokens_until_they_expire(make_client: Clie
     new_token = (await resp.json())["access_token"]
     assert jwt.get_unverified_header(new_token)["kid"] != jwt.get_unverified_header(
         reg.access_token)["kid"]
-    assert (await rotated.app[VERIFIER].from_bearer(new_token)).user_id == reg.user_id
+    assert (await rotated.app[RUNTIME].verifier.from_bearer(new_token)).user_id == reg.user_id
 
     # Neither key matches: refused.
     unrelated = await make_client(redis=False, secret_key=OTHER_SECRET,
                                   previous_secret_key=NEW_SECRET)
     with pytest.raises(InvalidCredential):
-        await unrelated.app[VERIFIER].from_bearer(reg.access_token)
+        await unrelated.app[RUNTIME].verifier.from_bearer(reg.access_token)
     resp = await unrelated.get(f"{API}/me", headers=old_cookie)
     assert resp.status == 401
 
@@ -117,7 +115,7 @@ def test_token_keys_are_derived_per_purpose_not_the_raw_secret() -> None:
 async def test_verifier_from_bearer_cookie_and_check_active(make_client: ClientMaker) -> None:
     client = await make_client(redis=False)
     app = client.app
-    verifier = app[VERIFIER]
+    verifier = app[RUNTIME].verifier
     reg = await register(client)
 
     by_token = await verifier.from_bearer(reg.access_token)
@@ -134,7 +132,7 @@ async def test_verifier_from_bearer_cookie_and_check_active(make_client: ClientM
         await verifier.from_cookie(cookie_request(app, "garbage"))
 
     # Revoked (logout): every form refuses with InvalidCredential.
-    await logout(app[AUTH], session_id=by_token.session_id, user_id=reg.user_id,
+    await app[RUNTIME].auth.logout(session_id=by_token.session_id, user_id=reg.user_id,
                  refresh_token=None)
     with pytest.raises(InvalidCredential) as info:
         await verifier.from_bearer(reg.access_token)
@@ -149,15 +147,15 @@ async def test_verifier_reports_a_ban_as_banned(make_client: ClientMaker) -> Non
     client = await make_client(redis=False)
     app = client.app
     reg = await register(client)
-    principal = await app[VERIFIER].from_bearer(reg.access_token)
-    await ban_user(app, reg.user_id)
+    principal = await app[RUNTIME].verifier.from_bearer(reg.access_token)
+    await app[RUNTIME].auth.ban_user(reg.user_id)
     with pytest.raises(AccountBanned) as info:
-        await app[VERIFIER].from_bearer(reg.access_token)
+        await app[RUNTIME].verifier.from_bearer(reg.access_token)
     assert info.value.close_code == 4003
     with pytest.raises(AccountBanned):
-        await app[VERIFIER].from_cookie(cookie_request(app, reg.cookies[COOKIE_NAME]))
+        await app[RUNTIME].verifier.from_cookie(cookie_request(app, reg.cookies[COOKIE_NAME]))
     with pytest.raises(AccountBanned):
-        await app[VERIFIER].check_active(principal)
+        await app[RUNTIME].verifier.check_active(principal)
 
 
 async def test_logout_reuse_and_ban_kick_sockets_on_every_node(make_client: ClientMaker) -> None:
@@ -170,17 +168,17 @@ async def test_logout_reuse_and_ban_kick_sockets_on_every_node(make_client: Clie
         if isinstance(message, Kick):
             kicks.append(message)
 
-    await app[BROKER].start(on_message, lambda: None)
+    await app[RUNTIME].deps.node.broker.start(on_message, lambda: None)
 
     reg = await register(client)
-    sid = (await app[VERIFIER].from_bearer(reg.access_token)).session_id
+    sid = (await app[RUNTIME].verifier.from_bearer(reg.access_token)).session_id
     await client.post(f"{API}/refresh", json={"refresh_token": reg.refresh_token})
     await client.post(f"{API}/refresh", json={"refresh_token": reg.refresh_token})  # reuse
     other = await register(client)
-    other_sid = (await app[VERIFIER].from_bearer(other.access_token)).session_id
+    other_sid = (await app[RUNTIME].verifier.from_bearer(other.access_token)).session_id
     await client.post(f"{API}/logout", headers=other.bearer)
     third = await register(client)
-    await ban_user(app, third.user_id)
+    await app[RUNTIME].auth.ban_user(third.user_id)
     await asyncio.sleep(0.05)
 
     assert [msgspec.structs.asdict(k) for k in kicks] == [
@@ -203,5 +201,5 @@ async def test_role_comes_from_the_database(make_client: ClientMaker, database_u
         await conn.execute("UPDATE users SET role = 'admin' WHERE id = $1", reg.user_id)
     finally:
         await conn.close()
-    principal = await client.app[VERIFIER].from_bearer(reg.access_token)
+    principal = await client.app[RUNTIME].verifier.from_bearer(reg.access_token)
     assert principal.role == "admin" and principal.is_admin

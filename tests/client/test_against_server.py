@@ -6,7 +6,7 @@ import asyncio
 
 from client import Backoff, Client
 from protocol.codes import CloseCode
-from server.realtime.control import kick
+from server.state import RUNTIME
 from tests.gateway.conftest import AppClient
 from tests.support import events
 from tests.support.auth import register
@@ -32,11 +32,13 @@ async def test_client_resumes_after_server_closes_and_loses_nothing(
         await events.append(node.app, [user.user_id], 3)
         await consume(3)
         # The server drops the socket (slow consumer), events keep being committed.
-        await kick(node.app, user_ids=(user.user_id,), code=CloseCode.SLOW_CONSUMER)
+        await node.app[RUNTIME].deps.node.kick(user_ids=(user.user_id,),
+                                               code=CloseCode.SLOW_CONSUMER, reason="test")
         await events.append(node.app, [user.user_id], 4)
         await consume(7)
         # And once more with 1001 (deploy): reconnect at once, resume.
-        await kick(node.app, user_ids=(user.user_id,), code=CloseCode.GOING_AWAY)
+        await node.app[RUNTIME].deps.node.kick(user_ids=(user.user_id,),
+                                               code=CloseCode.GOING_AWAY, reason="test")
         await events.append(node.app, [user.user_id], 3)
         await consume(10)
         assert c.reconnects >= 2
@@ -45,14 +47,13 @@ async def test_client_resumes_after_server_closes_and_loses_nothing(
 
 async def test_client_stops_after_ban(app_client: AppClient) -> None:
     from client import ConnectionClosed
-    from server.auth.service import ban_user
 
     node = await app_client()
     user = await register(node)
     url = str(node.make_url("/ws"))
     async with Client(url, token=user.access_token, backoff=Backoff(0.05, 0.2)) as c:
         stream = c.events()
-        await ban_user(node.app, user.user_id)
+        await node.app[RUNTIME].auth.ban_user(user.user_id)
         try:
             await asyncio.wait_for(anext(stream), timeout=5)
             raise AssertionError("expected ConnectionClosed")

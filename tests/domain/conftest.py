@@ -103,9 +103,9 @@ def result_of(_: type[Result]) -> None:  # pragma: no cover - typing aid only
 async def wait_online(client: TestClient, user_id: str, online: bool,
                       timeout: float = 5.0) -> None:
     """Until presence says ``online`` for the user (socket close is processed async)."""
-    from server.state import PRESENCE
+    from server.state import RUNTIME
 
-    presence = client.server.app[PRESENCE]
+    presence = client.server.app[RUNTIME].deps.presence
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while (await presence.online([user_id]))[user_id] != online:

@@ -228,7 +228,7 @@ async def test_matches_list_pages_newest_first(app_client: AppClient) -> None:
 async def test_forged_cursors_are_bad_request(app_client: AppClient) -> None:
     from protocol.chat import ChatConversations
     from protocol.notifications import NotificationsList
-    from server.domain.common import encode_cursor
+    from server.domain.cursors import encode_cursor
 
     alice = await new_user(await app_client())
     mine = await alice.pet()

@@ -112,8 +112,7 @@ async def _fetchval(dsn: str, sql: str) -> object:
 
 
 async def test_pool_close_is_bounded_when_a_connection_is_stuck(database_url: str) -> None:
-    from server.app import close_pool
-    from server.resources.postgres import create_pool
+    from server.resources.postgres import close_pool, create_pool
 
     pool = await create_pool(database_url, min_size=1, max_size=2)
     held = await pool.acquire()  # a stuck task that never releases its connection

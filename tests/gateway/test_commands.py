@@ -12,9 +12,8 @@ from protocol.base import Empty
 from protocol.codec import MSGPACK
 from protocol.codes import CloseCode
 from protocol.pets import PetsMine
-from server.domain.errors import NotFound
-from server.gateway.dispatch import CommandContext
-from server.gateway.setup import GATEWAY
+from server.commands import Caller
+from server.errors import NotFound
 from tests.gateway.conftest import AppClient
 from tests.support.auth import register
 from tests.support.ws import ProtocolSocket, open_session
@@ -84,12 +83,9 @@ async def test_oversized_frame_closes_1009(app_client: AppClient) -> None:
     await sock.expect_close(CloseCode.TOO_LARGE)
 
 
-async def test_command_without_a_handler_is_answered(
-    app_client: AppClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_command_without_a_handler_is_answered(app_client: AppClient) -> None:
     # Every v1 command has a handler now; a server missing one must still answer.
-    client = await app_client()
-    monkeypatch.delitem(client.app[GATEWAY].registry._handlers, PetsMine)
+    client = await app_client(handlers={PetsMine: None})
     user = await register(client)
     sock = await open_session(client, user.access_token)
     reply = await sock.request(PetsMine(id="p1"))
@@ -97,13 +93,10 @@ async def test_command_without_a_handler_is_answered(
     assert reply.id == "p1" and "not supported" in reply.message
 
 
-async def test_handler_errors_map_to_codes_and_crashes_to_internal(
-    app_client: AppClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    client = await app_client()
+async def test_handler_errors_map_to_codes_and_crashes_to_internal(app_client: AppClient) -> None:
     calls: list[str] = []
 
-    async def handler(ctx: CommandContext, command: PetsMine) -> Empty:
+    async def handler(caller: Caller, command: PetsMine) -> Empty:
         calls.append(command.id)
         if command.id == "missing":
             raise NotFound("pet: not found")
@@ -111,7 +104,7 @@ async def test_handler_errors_map_to_codes_and_crashes_to_internal(
             raise RuntimeError("unexpected")
         return Empty()
 
-    monkeypatch.setitem(client.app[GATEWAY].registry._handlers, PetsMine, handler)
+    client = await app_client(handlers={PetsMine: handler})
     user = await register(client)
     sock = await open_session(client, user.access_token)
     reply = await sock.request(PetsMine(id="missing"))

@@ -10,6 +10,7 @@ import aiohttp
 from protocol.codec import MSGPACK
 from protocol.codes import CloseCode
 from protocol.session import Hello
+from server.state import RUNTIME
 from tests.conftest import TEST_ORIGIN
 from tests.gateway.conftest import AppClient
 from tests.support.auth import register
@@ -105,11 +106,10 @@ async def test_cookie_auth_needs_an_allowed_origin(app_client: AppClient) -> Non
 
 
 async def test_banned_user_closes_4003(app_client: AppClient) -> None:
-    from server.auth.service import ban_user
 
     client = await app_client()
     user = await register(client)
-    await ban_user(client.app, user.user_id)
+    await client.app[RUNTIME].auth.ban_user(user.user_id)
     sock = await connect(client, token=user.access_token)
     await sock.expect_close(CloseCode.FORBIDDEN)
 
@@ -128,12 +128,11 @@ async def test_revoked_session_is_refused_and_live_socket_closed(app_client: App
 
 
 async def test_ban_closes_live_socket_within_a_second(app_client: AppClient) -> None:
-    from server.auth.service import ban_user
 
     client = await app_client()
     user = await register(client)
     live = await open_session(client, user.access_token)
-    await ban_user(client.app, user.user_id)
+    await client.app[RUNTIME].auth.ban_user(user.user_id)
     await live.expect_close(CloseCode.FORBIDDEN, timeout=1.0)
 
 

@@ -97,12 +97,12 @@ async def test_shutdown_closes_every_socket_1001(aiohttp_server: object,
 async def test_idle_socket_releases_its_writer_and_busy_one_gets_it_back(
     app_client: AppClient,
 ) -> None:
-    from server.state import HUB
+    from server.state import RUNTIME
 
     client = await app_client()
     user = await register(client)
     sock = await open_session(client, user.access_token)
-    (conn,) = list(client.app[HUB].connections())
+    (conn,) = list(client.app[RUNTIME].deps.node.hub.connections())
     await asyncio.sleep(2.3)  # > WRITER_IDLE_S plus one sweep
     assert conn._writer is None and conn._queue is None
     await events.append(client.app, [user.user_id], 2)

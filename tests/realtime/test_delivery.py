@@ -8,7 +8,7 @@ from datetime import timedelta
 import asyncpg
 
 from protocol.session import Ack
-from server.state import EVENT_STREAM
+from server.state import RUNTIME
 from tests.gateway.conftest import AppClient
 from tests.support import events
 from tests.support.auth import register
@@ -88,7 +88,7 @@ async def test_resume_from_a_pruned_seq_is_not_resumed(
                            "WHERE user_id = $1 AND seq <= 2", user.user_id)
     finally:
         await conn.close()
-    assert await client.app[EVENT_STREAM].prune(timedelta(days=30)) == 2
+    assert await client.app[RUNTIME].deps.stream.prune(timedelta(days=30)) == 2
     sock = await open_session(client, user.access_token, resume_from=0)
     assert sock.welcome is not None
     assert sock.welcome.resumed is False and sock.welcome.last_seq == 3
@@ -113,7 +113,7 @@ async def test_dropped_notice_is_filled_by_the_position_check(
     client = await app_client(event_position_check_s=0.2)
     user = await register(client)
     sock = await open_session(client, user.access_token)
-    stream = client.app[EVENT_STREAM]
+    stream = client.app[RUNTIME].deps.stream
     # Commit an event but publish nothing: the broker "dropped" it.
     async with stream.pool.acquire() as conn, conn.transaction():
         from server.realtime.stream import Transaction
@@ -127,7 +127,7 @@ async def test_gap_in_live_notices_is_filled_from_the_database(app_client: AppCl
     client = await app_client(event_position_check_s=60)
     user = await register(client)
     sock = await open_session(client, user.access_token)
-    stream = client.app[EVENT_STREAM]
+    stream = client.app[RUNTIME].deps.stream
     async with stream.pool.acquire() as conn, conn.transaction():
         from server.realtime.stream import Transaction
 

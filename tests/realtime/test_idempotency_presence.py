@@ -10,11 +10,10 @@ import pytest
 from protocol.base import Empty
 from protocol.chat import ChatTypingEvent
 from protocol.codes import CloseCode
-from server.domain.errors import BadRequest
 from server.domain.idempotency import run_idempotent
-from server.realtime.control import kick, send_ephemeral
+from server.errors import BadRequest
 from server.realtime.stream import Transaction
-from server.state import BROKER, EVENT_STREAM, PRESENCE
+from server.state import RUNTIME
 from tests.gateway.conftest import AppClient
 from tests.support import events
 from tests.support.auth import register
@@ -26,7 +25,7 @@ async def test_same_key_returns_the_first_result_and_appends_once(
 ) -> None:
     client = await app_client()
     user = await register(client)
-    stream = client.app[EVENT_STREAM]
+    stream = client.app[RUNTIME].deps.stream
     runs = 0
 
     async def work(tx: Transaction) -> Empty:
@@ -48,7 +47,7 @@ async def test_same_key_returns_the_first_result_and_appends_once(
 async def test_failed_attempt_does_not_burn_the_key(app_client: AppClient) -> None:
     client = await app_client()
     user = await register(client)
-    stream = client.app[EVENT_STREAM]
+    stream = client.app[RUNTIME].deps.stream
 
     async def failing(tx: Transaction) -> Empty:
         await tx.append([user.user_id], events.notification())
@@ -75,11 +74,11 @@ async def test_ephemeral_events_reach_every_node_and_are_not_stored(
     on_a = await open_session(node_a, user.access_token)
     on_b = await open_session(node_b, user.access_token)
     typing = ChatTypingEvent(conversation_id=str(uuid.uuid4()), user_id=str(uuid.uuid4()))
-    await send_ephemeral(node_a.app[BROKER], [user.user_id], typing)
+    await node_a.app[RUNTIME].deps.node.send_ephemeral([user.user_id], typing)
     for sock in (on_a, on_b):
         event = await sock.expect("chat.typing")
         assert event == typing
-    assert await node_a.app[EVENT_STREAM].last_seq(user.user_id) == 0
+    assert await node_a.app[RUNTIME].deps.stream.last_seq(user.user_id) == 0
 
 
 async def test_kick_closes_sockets_on_every_node(app_client: AppClient) -> None:
@@ -87,7 +86,8 @@ async def test_kick_closes_sockets_on_every_node(app_client: AppClient) -> None:
     node_b = await app_client()
     user = await register(node_a)
     on_b = await open_session(node_b, user.access_token)
-    await kick(node_a.app, user_ids=(user.user_id,), code=CloseCode.FORBIDDEN)
+    await node_a.app[RUNTIME].deps.node.kick(user_ids=(user.user_id,), code=CloseCode.FORBIDDEN,
+                                             reason="test")
     await on_b.expect_close(CloseCode.FORBIDDEN, timeout=1)
 
 
@@ -96,7 +96,7 @@ async def test_presence_follows_sockets_across_nodes(app_client: AppClient, redi
     node_a = await app_client(redis=redis)
     node_b = await app_client(redis=redis) if redis else node_a
     user = await register(node_a)
-    presence = node_a.app[PRESENCE]
+    presence = node_a.app[RUNTIME].deps.presence
     assert await presence.online([user.user_id]) == {user.user_id: False}
     first = await open_session(node_a, user.access_token)
     second = await open_session(node_b, user.access_token)
@@ -111,19 +111,26 @@ async def test_presence_follows_sockets_across_nodes(app_client: AppClient, redi
 
 async def test_killed_node_users_go_offline_within_the_ttl(app_client: AppClient) -> None:
     from server.realtime.presence import RedisPresence
-    from server.state import REDIS, SETTINGS
+    from server.resources.redis import create_redis
+    from server.state import SETTINGS
 
     node = await app_client(heartbeat_s=0.2)
     user = await register(node)
     await open_session(node, user.access_token)
     # Another node's view of the same Redis, with the same TTL rule.
-    presence = RedisPresence(node.app[REDIS], node.app[SETTINGS].redis_prefix, ttl_s=1.0)
-    assert await presence.online([user.user_id]) == {user.user_id: True}
-    # "Kill" the node: its sweeper stops refreshing, its sockets never say goodbye.
-    from server.gateway.setup import GATEWAY
+    settings = node.app[SETTINGS]
+    assert settings.redis_url is not None
+    client = create_redis(settings.redis_url)
+    presence = RedisPresence(client, settings.redis_prefix, ttl_s=1.0)
+    try:
+        assert await presence.online([user.user_id]) == {user.user_id: True}
+        # "Kill" the node: its sweeper stops refreshing, its sockets never say goodbye.
+        from server.gateway.gateway import Gateway
 
-    sweeper = node.app[GATEWAY]._sweeper
-    assert sweeper is not None
-    sweeper.cancel()
-    await asyncio.sleep(1.2)
-    assert await presence.online([user.user_id]) == {user.user_id: False}
+        gateway = node.app[RUNTIME].gateway
+        assert isinstance(gateway, Gateway)
+        await gateway.sweeper.stop()
+        await asyncio.sleep(1.2)
+        assert await presence.online([user.user_id]) == {user.user_id: False}
+    finally:
+        await client.aclose()

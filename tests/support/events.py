@@ -9,7 +9,7 @@ from aiohttp import web
 
 from protocol.notifications import NotificationEvent
 from protocol.objects import Notification
-from server.state import EVENT_STREAM
+from server.state import RUNTIME
 
 
 def notification(title: str = "hello", body: str = "") -> NotificationEvent:
@@ -23,7 +23,7 @@ async def append(app: web.Application, user_ids: list[str], count: int = 1,
     """Append ``count`` notification events (each in its own transaction)."""
     out = []
     for i in range(count):
-        async with app[EVENT_STREAM].transaction() as tx:
+        async with app[RUNTIME].deps.stream.transaction() as tx:
             out.append(await tx.append(user_ids, notification(f"n{i}", body)))
     return out
 
@@ -31,6 +31,6 @@ async def append(app: web.Application, user_ids: list[str], count: int = 1,
 async def append_batch(app: web.Application, user_ids: list[str], count: int,
                        body: str = "") -> None:
     """``count`` events in ONE transaction (one broker notice)."""
-    async with app[EVENT_STREAM].transaction() as tx:
+    async with app[RUNTIME].deps.stream.transaction() as tx:
         for i in range(count):
             await tx.append(user_ids, notification(f"b{i}", body))

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from server.uploads import image as pipeline
+from server.domain.uploads import image as pipeline
 from tests.uploads import images
 
 

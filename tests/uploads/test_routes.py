@@ -13,11 +13,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 from PIL import Image
 
-from server.http.uploads import MODERATOR, UPLOADS
+from server.domain.uploads.attachments import mark_public
+from server.domain.uploads.moderation import ImageInfo, Moderator, Verdict, moderate_upload
 from server.resources.storage import LocalStorage
-from server.state import DB, EVENT_STREAM, STORAGE
-from server.uploads.moderation import ImageInfo, Moderator, Verdict, moderate_upload
-from server.uploads.service import mark_public
+from server.state import RUNTIME
 from tests.support.auth import Registered, register
 from tests.support.ws import open_session
 from tests.uploads import images
@@ -46,12 +45,12 @@ async def error_code(resp: aiohttp.ClientResponse) -> str:
 
 
 async def row_count(client: Client) -> int:
-    pool: asyncpg.Pool = client.server.app[DB]
+    pool: asyncpg.Pool = client.server.app[RUNTIME].deps.db
     return int(await pool.fetchval("SELECT count(*) FROM uploads"))
 
 
 async def stored_object(client: Client, key: str) -> bytes:
-    storage = client.server.app[STORAGE]
+    storage = client.server.app[RUNTIME].deps.storage
     return b"".join([c async for c in storage.open(key)])
 
 
@@ -187,18 +186,18 @@ async def test_approved_and_public_is_visible_to_others_and_moderation_event_is_
     owner, other = await register(client), await register(client)
     upload = (await (await direct(client, owner, images.png())).json())["upload"]
     app = client.server.app
-    async with app[EVENT_STREAM].transaction() as tx:
+    async with app[RUNTIME].deps.stream.transaction() as tx:
         assert await mark_public(tx.conn, owner.user_id, [upload["id"]]) == [upload["id"]]
     path = f"/api/v1/uploads/{upload['id']}"
     assert (await client.get(path, headers=other.bearer)).status == 404  # public, not approved
 
     sock = await open_session(client, owner.access_token)
-    async with app[EVENT_STREAM].transaction() as tx:
+    async with app[RUNTIME].deps.stream.transaction() as tx:
         assert await moderate_upload(tx, upload["id"], "approved", None) is not None
     event = await sock.expect("upload.moderated")
     assert (event.upload_id, event.status, event.seq) == (upload["id"], "approved", 1)
     await sock.close()
-    async with app[EVENT_STREAM].transaction() as tx:  # no change, no second event
+    async with app[RUNTIME].deps.stream.transaction() as tx:  # no change, no second event
         assert await moderate_upload(tx, upload["id"], "approved", None) is None
 
     resp = await client.get(path, headers=other.bearer)
@@ -219,8 +218,7 @@ async def test_automatic_rejection_tells_the_uploader_over_the_socket(
 ) -> None:
     from server.app import create_app
 
-    app = create_app(upload_settings())
-    app[MODERATOR] = RejectEverything()
+    app = create_app(upload_settings(), moderator=RejectEverything())
     client = await aiohttp_client(app)
     user = await register(client)
     sock = await open_session(client, user.access_token)
@@ -247,7 +245,7 @@ async def test_presigned_flow_moves_the_clean_image_and_deletes_the_raw_one(
     body = await resp.json()
     assert resp.status == 200, body
     assert body["upload"]["status"] == "pending" and body["upload"]["id"] == upload_id
-    storage = client.server.app[STORAGE]
+    storage = client.server.app[RUNTIME].deps.storage
     assert await storage.head(f"incoming/{upload_id}") is None
     stored = await stored_object(client, f"uploads/{upload_id}/image.jpg")
     assert b"Exif" not in stored and b"PetCam" not in stored
@@ -287,7 +285,7 @@ async def test_wrong_size_on_complete_is_400(
     resp = await client.post(f"/api/v1/uploads/{upload_id}/complete", headers=user.bearer)
     assert resp.status == 400 and "size" in (await resp.json())["error"]["message"]
     assert await row_count(client) == 0
-    assert await client.server.app[STORAGE].head(f"incoming/{upload_id}") is None
+    assert await client.server.app[RUNTIME].deps.storage.head(f"incoming/{upload_id}") is None
 
 
 async def test_presigned_text_file_is_415_on_complete(
@@ -327,7 +325,7 @@ async def test_expired_presign_is_refused(
     await asyncio.sleep(2.2)
     status, _, _ = await fetch(client, http, "POST", body["url"],
                                data=form(body["fields"], data, content_type="image/png"))
-    if isinstance(client.server.app[STORAGE], LocalStorage):
+    if isinstance(client.server.app[RUNTIME].deps.storage, LocalStorage):
         assert status == 403  # the store refuses an expired form (S3 does too; moto does not)
     resp = await client.post(f"/api/v1/uploads/{body['upload_id']}/complete",
                              headers=user.bearer)
@@ -345,10 +343,10 @@ async def test_sweeper_deletes_abandoned_uploads_and_their_objects(
         "content_type": "image/png", "size": 6_000_000, "purpose": "pet_photo"})
     assert resp.status == 201
     kept = (await (await direct(client, user, images.png())).json())["upload"]
-    storage = client.server.app[STORAGE]
+    storage = client.server.app[RUNTIME].deps.storage
     assert await storage.head(f"incoming/{upload_id}") is not None
     await asyncio.sleep(2.2)
-    service = client.server.app[UPLOADS]
+    service = client.server.app[RUNTIME].uploads
     two = await asyncio.gather(service.sweep_abandoned(), service.sweep_abandoned())
     # Concurrent sweepers split the rows between them (SKIP LOCKED) but never take one
     # twice: either may get both, or each one.

@@ -19,13 +19,13 @@ import aiohttp
 import pytest
 
 from server.resources.storage import MIN_PART_BYTES, LocalStorage, Part, Storage, StorageError
-from server.state import STORAGE
+from server.state import RUNTIME
 from tests.uploads.conftest import S3_KEY_ID, S3_SECRET, fetch, form
 
 
 async def storage_of(make_client: Callable[..., Any], **overrides: Any) -> tuple[Any, Storage]:
     client = await make_client(**overrides)
-    return client, client.server.app[STORAGE]
+    return client, client.server.app[RUNTIME].deps.storage
 
 
 async def read_all(storage: Storage, key: str) -> bytes:
@@ -50,7 +50,7 @@ async def test_put_open_head_delete_and_download_url(
 
     await storage.delete("uploads/x/image.jpg", "uploads/never/existed.jpg")
     assert await storage.head("uploads/x/image.jpg") is None
-    await client.server.app[STORAGE].check()
+    await client.server.app[RUNTIME].deps.storage.check()
 
 
 async def test_presigned_post_stores_one_object_within_its_size(
@@ -149,7 +149,7 @@ async def local_storage(
     make_client: Callable[..., Any], tmp_path: Path
 ) -> tuple[Any, LocalStorage]:
     client = await make_client()
-    storage = client.server.app[STORAGE]
+    storage = client.server.app[RUNTIME].deps.storage
     assert isinstance(storage, LocalStorage)
     src = tmp_path / "blob"
     src.write_bytes(b"secret pixels")

@@ -1,4 +1,5 @@
-"""chat.conversations, chat.history, chat.send, chat.read, chat.typing, chat.edit, chat.delete."""
+"""chat.conversations, chat.history, chat.send, chat.read, chat.typing, chat.edit,
+chat.delete → ``ChatService``."""
 
 from __future__ import annotations
 
@@ -15,52 +16,45 @@ from protocol.chat import (
     HistoryResult,
     MessageResult,
 )
-from server.domain.chat import service
-from server.gateway.dispatch import CommandContext, CommandRegistry
-from server.ratelimit import RATE_LIMITER
-from server.state import BROKER, DB, EVENT_STREAM, PRESENCE
+from server.commands import AreaHandlers, Caller
+from server.domain.chat.service import ChatService
 
 
-async def conversations(ctx: CommandContext, cmd: ChatConversations) -> ConversationsResult:
-    async with ctx.app[DB].acquire() as conn:
-        return await service.conversations(conn, ctx.user_id, cmd.cursor, cmd.limit)
+async def conversations(chat: ChatService, caller: Caller, cmd: ChatConversations
+                        ) -> ConversationsResult:
+    return await chat.conversations(caller.user_id, cmd.cursor, cmd.limit)
 
 
-async def history(ctx: CommandContext, cmd: ChatHistory) -> HistoryResult:
-    async with ctx.app[DB].acquire() as conn:
-        return await service.history(conn, ctx.user_id, cmd.conversation_id, cmd.before,
-                                     cmd.limit)
+async def history(chat: ChatService, caller: Caller, cmd: ChatHistory) -> HistoryResult:
+    return await chat.history(caller.user_id, cmd.conversation_id, cmd.before, cmd.limit)
 
 
-async def send(ctx: CommandContext, cmd: ChatSend) -> MessageResult:
-    return await service.send_message(ctx.app[EVENT_STREAM], ctx.app[PRESENCE], ctx.user_id, cmd)
+async def send(chat: ChatService, caller: Caller, cmd: ChatSend) -> MessageResult:
+    return await chat.send_message(caller.user_id, cmd)
 
 
-async def read(ctx: CommandContext, cmd: ChatReadCommand) -> Empty:
-    return await service.mark_read(ctx.app[EVENT_STREAM], ctx.user_id, cmd.conversation_id,
-                                   cmd.message_id)
+async def read(chat: ChatService, caller: Caller, cmd: ChatReadCommand) -> Empty:
+    return await chat.mark_read(caller.user_id, cmd.conversation_id, cmd.message_id)
 
 
-async def typing(ctx: CommandContext, cmd: ChatTypingCommand) -> Empty:
-    async with ctx.app[DB].acquire() as conn:
-        return await service.typing(conn, ctx.app[BROKER], ctx.app[RATE_LIMITER], ctx.user_id,
-                                    cmd.conversation_id)
+async def typing(chat: ChatService, caller: Caller, cmd: ChatTypingCommand) -> Empty:
+    return await chat.typing(caller.user_id, cmd.conversation_id)
 
 
-async def edit(ctx: CommandContext, cmd: ChatEdit) -> MessageResult:
-    return await service.edit_message(ctx.app[EVENT_STREAM], ctx.user_id, cmd.message_id,
-                                      cmd.body)
+async def edit(chat: ChatService, caller: Caller, cmd: ChatEdit) -> MessageResult:
+    return await chat.edit_message(caller.user_id, cmd.message_id, cmd.body)
 
 
-async def delete(ctx: CommandContext, cmd: ChatDelete) -> MessageResult:
-    return await service.delete_message(ctx.app[EVENT_STREAM], ctx.user_id, cmd.message_id)
+async def delete(chat: ChatService, caller: Caller, cmd: ChatDelete) -> MessageResult:
+    return await chat.delete_message(caller.user_id, cmd.message_id)
 
 
-def register(registry: CommandRegistry) -> None:
-    registry.add(ChatConversations, conversations)
-    registry.add(ChatHistory, history)
-    registry.add(ChatSend, send)
-    registry.add(ChatReadCommand, read)
-    registry.add(ChatTypingCommand, typing)
-    registry.add(ChatEdit, edit)
-    registry.add(ChatDelete, delete)
+HANDLERS: AreaHandlers = {
+    ChatConversations: conversations,
+    ChatHistory: history,
+    ChatSend: send,
+    ChatReadCommand: read,
+    ChatTypingCommand: typing,
+    ChatEdit: edit,
+    ChatDelete: delete,
+}

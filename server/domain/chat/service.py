@@ -22,17 +22,15 @@ from protocol.chat import (
     MessageResult,
 )
 from protocol.objects import ChatMessage, Conversation
-from server.domain import attachments
+from server.deps import Deps
 from server.domain.chat import store
-from server.domain.common import decode_cursor, encode_cursor, require_id
-from server.domain.errors import BadRequest, Conflict, Forbidden, NotFound
+from server.domain.cursors import decode_cursor, encode_cursor
 from server.domain.idempotency import run_idempotent
 from server.domain.notifications.service import notify
-from server.ratelimit import RateLimiter
-from server.realtime.broker import Broker
-from server.realtime.control import send_ephemeral
-from server.realtime.presence import Presence
-from server.realtime.stream import EventStream, Transaction
+from server.domain.uploads.attachments import check_owned_uploads
+from server.errors import BadRequest, Conflict, Forbidden, NotFound
+from server.ids import require_id
+from server.realtime.stream import Transaction
 
 EDIT_WINDOW = timedelta(minutes=15)
 TYPING_EVERY_S = 3.0
@@ -70,115 +68,141 @@ async def _member(conn: asyncpg.Connection, conversation_id: str, user_id: str
     return row
 
 
-async def send_message(stream: EventStream, presence: Presence, user_id: str,
-                       cmd: ChatSend) -> MessageResult:
-    body = _body(cmd.body)
+class ChatService:
+    def __init__(self, deps: Deps) -> None:
+        self.db = deps.db
+        self.stream = deps.stream
+        self.presence = deps.presence
+        self.node = deps.node
+        self.limiter = deps.limiter
 
-    async def work(tx: Transaction) -> MessageResult:
-        conversation_id = require_id(cmd.conversation_id, "conversation_id",
-                                     "no such conversation")
-        # Attachments first: their answer does not depend on the conversation, so it
-        # says nothing about whether a conversation the sender cannot see exists.
-        files = await attachments.check_owned_uploads(tx.conn, user_id, cmd.attachment_ids,
-                                                      field="attachment_ids")
-        row = await store.insert_message_as_member(
-            tx.conn, conversation_id=conversation_id, sender_id=user_id,
-            client_msg_id=cmd.client_msg_id, body=body, attachment_ids=files)
-        if row is None:
-            raise NotFound("conversation_id: no such conversation")
-        if row["closed_at"] is not None:
+    async def send_message(self, user_id: str, cmd: ChatSend) -> MessageResult:
+        body = _body(cmd.body)
+
+        async def work(tx: Transaction) -> MessageResult:
+            conversation_id = require_id(cmd.conversation_id, "conversation_id",
+                                         "no such conversation")
+            # Attachments first: their answer does not depend on the conversation, so it
+            # says nothing about whether a conversation the sender cannot see exists.
+            files = await check_owned_uploads(tx.conn, user_id, cmd.attachment_ids,
+                                              field="attachment_ids")
+            row = await store.insert_message_as_member(
+                tx.conn, conversation_id=conversation_id, sender_id=user_id,
+                client_msg_id=cmd.client_msg_id, body=body, attachment_ids=files)
+            if row is None:
+                raise NotFound("conversation_id: no such conversation")
+            if row["closed_at"] is not None:
+                raise Conflict("conversation_id: the conversation is closed")
+            message = message_from_row(row)
+            members: list[str] = list(row["member_ids"])
+            others = [m for m in members if m != user_id]
+            # The presence lookup (Redis) overlaps the event append (PostgreSQL).
+            online, _ = await asyncio.gather(
+                self.presence.online(others) if others else _no_presence(),
+                tx.append(members, ChatMessageEvent(seq=0, message=message)),
+            )
+            offline = [m for m in others if not online.get(m, False)]
+            if offline:
+                sender = await store.select_display_name(tx.conn, user_id)
+                await notify(tx, self.presence, offline, kind="chat.message",
+                             title=f"New message from {sender}", body=body[:PREVIEW_CHARS],
+                             data={"conversation_id": message.conversation_id,
+                                   "message_id": message.id, "sender_id": user_id},
+                             online=online)
+            return MessageResult(message=message)
+
+        return await run_idempotent(self.stream, user_id=user_id, scope="chat.send",
+                                    key=cmd.client_msg_id, result_type=MessageResult, work=work)
+
+    async def conversations(self, user_id: str, cursor: str | None, limit: int
+                            ) -> ConversationsResult:
+        async with self.db.acquire() as conn:
+            after: tuple[datetime, str] | None = None
+            if cursor is not None:
+                at, cid = decode_cursor(cursor, (datetime, str))
+                after = (at, cid)
+            rows = await store.select_conversations(conn, user_id, after=after, limit=limit + 1)
+            more = len(rows) > limit
+            rows = rows[:limit]
+            items = [
+                Conversation(
+                    id=r["id"], member_ids=list(r["member_ids"]), match_id=r["match_id"],
+                    last_message=message_from_row(r, "lm_") if r["lm_id"] is not None else None,
+                    unread_count=int(r["unread_count"]), last_activity_at=r["last_activity_at"],
+                    closed=r["closed_at"] is not None,
+                )
+                for r in rows
+            ]
+            next_cursor = (encode_cursor(rows[-1]["last_activity_at"], rows[-1]["id"])
+                           if more and rows else None)
+            return ConversationsResult(conversations=items, next_cursor=next_cursor)
+
+    async def history(self, user_id: str, conversation_id: str, before: str | None,
+                      limit: int) -> HistoryResult:
+        async with self.db.acquire() as conn:
+            conv = await _member(conn, conversation_id, user_id)
+            before_pos: int | None = None
+            if before is not None:
+                require_id(before, "before", "no such message")
+                anchor = await store.select_message_in_conversation(conn, conv["id"], before)
+                if anchor is None:
+                    raise NotFound("before: no such message in this conversation")
+                before_pos = int(anchor["pos"])
+            rows = await store.select_history(conn, conv["id"], before_pos, limit + 1)
+            more = len(rows) > limit
+            messages = [message_from_row(r) for r in rows[:limit]]
+            return HistoryResult(messages=messages,
+                                 next_before=messages[-1].id if more and messages else None)
+
+    async def mark_read(self, user_id: str, conversation_id: str, message_id: str) -> Empty:
+        async with self.stream.transaction() as tx:
+            conv = await _member(tx.conn, conversation_id, user_id)
+            require_id(message_id, "message_id", "no such message")
+            message = await store.select_message_in_conversation(tx.conn, conv["id"], message_id)
+            if message is None:
+                raise NotFound("message_id: no such message in this conversation")
+            if await store.update_read_mark(tx.conn, conv["id"], user_id, int(message["pos"])):
+                others = [m for m in conv["member_ids"] if m != user_id]
+                await tx.append(others, ChatReadEvent(seq=0, conversation_id=conv["id"],
+                                                      user_id=user_id, message_id=message["id"]))
+        return Empty()
+
+    async def typing(self, user_id: str, conversation_id: str) -> Empty:
+        """Ephemeral ``chat.typing`` to the other members, at most one per TYPING_EVERY_S per
+        user and conversation; a throttled call answers ``{}`` and sends nothing (clients fire
+        typing on keystrokes; an error for that would only be noise)."""
+        conv = await _member(self.db, conversation_id, user_id)
+        if conv["closed_at"] is not None:
             raise Conflict("conversation_id: the conversation is closed")
-        message = message_from_row(row)
-        members: list[str] = list(row["member_ids"])
-        others = [m for m in members if m != user_id]
-        # The presence lookup (Redis) overlaps the event append (PostgreSQL).
-        online, _ = await asyncio.gather(
-            presence.online(others) if others else _no_presence(),
-            tx.append(members, ChatMessageEvent(seq=0, message=message)),
-        )
-        offline = [m for m in others if not online.get(m, False)]
-        if offline:
-            sender = await store.select_display_name(tx.conn, user_id)
-            await notify(tx, presence, offline, kind="chat.message",
-                         title=f"New message from {sender}", body=body[:PREVIEW_CHARS],
-                         data={"conversation_id": message.conversation_id,
-                               "message_id": message.id, "sender_id": user_id},
-                         online=online)
+        decision = await self.limiter.hit(f"chat.typing:{user_id}:{conv['id']}", 1, TYPING_EVERY_S)
+        if decision.allowed:
+            others = [m for m in conv["member_ids"] if m != user_id]
+            await self.node.send_ephemeral(others,
+                                 ChatTypingEvent(conversation_id=conv["id"], user_id=user_id))
+        return Empty()
+
+    async def edit_message(self, user_id: str, message_id: str, body: str) -> MessageResult:
+        text = _body(body)
+        async with self.stream.transaction() as tx:
+            row = await _own_recent_message(tx, user_id, message_id)
+            if row["deleted_at"] is not None:
+                raise Conflict("message_id: the message was deleted")
+            _check_window(row)
+            updated = await store.update_message_body(tx.conn, row["id"], text)
+            message = message_from_row(updated)
+            await tx.append(row["member_ids"], ChatMessageEvent(seq=0, message=message))
         return MessageResult(message=message)
 
-    return await run_idempotent(stream, user_id=user_id, scope="chat.send",
-                                key=cmd.client_msg_id, result_type=MessageResult, work=work)
-
-
-async def conversations(conn: asyncpg.Connection, user_id: str, cursor: str | None,
-                        limit: int) -> ConversationsResult:
-    after: tuple[datetime, str] | None = None
-    if cursor is not None:
-        at, cid = decode_cursor(cursor, (datetime, str))
-        after = (at, cid)
-    rows = await store.select_conversations(conn, user_id, after=after, limit=limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    items = [
-        Conversation(
-            id=r["id"], member_ids=list(r["member_ids"]), match_id=r["match_id"],
-            last_message=message_from_row(r, "lm_") if r["lm_id"] is not None else None,
-            unread_count=int(r["unread_count"]), last_activity_at=r["last_activity_at"],
-            closed=r["closed_at"] is not None,
-        )
-        for r in rows
-    ]
-    next_cursor = (encode_cursor(rows[-1]["last_activity_at"], rows[-1]["id"])
-                   if more and rows else None)
-    return ConversationsResult(conversations=items, next_cursor=next_cursor)
-
-
-async def history(conn: asyncpg.Connection, user_id: str, conversation_id: str,
-                  before: str | None, limit: int) -> HistoryResult:
-    conv = await _member(conn, conversation_id, user_id)
-    before_pos: int | None = None
-    if before is not None:
-        require_id(before, "before", "no such message")
-        anchor = await store.select_message_in_conversation(conn, conv["id"], before)
-        if anchor is None:
-            raise NotFound("before: no such message in this conversation")
-        before_pos = int(anchor["pos"])
-    rows = await store.select_history(conn, conv["id"], before_pos, limit + 1)
-    more = len(rows) > limit
-    messages = [message_from_row(r) for r in rows[:limit]]
-    return HistoryResult(messages=messages,
-                         next_before=messages[-1].id if more and messages else None)
-
-
-async def mark_read(stream: EventStream, user_id: str, conversation_id: str,
-                    message_id: str) -> Empty:
-    async with stream.transaction() as tx:
-        conv = await _member(tx.conn, conversation_id, user_id)
-        require_id(message_id, "message_id", "no such message")
-        message = await store.select_message_in_conversation(tx.conn, conv["id"], message_id)
-        if message is None:
-            raise NotFound("message_id: no such message in this conversation")
-        if await store.update_read_mark(tx.conn, conv["id"], user_id, int(message["pos"])):
-            others = [m for m in conv["member_ids"] if m != user_id]
-            await tx.append(others, ChatReadEvent(seq=0, conversation_id=conv["id"],
-                                                  user_id=user_id, message_id=message["id"]))
-    return Empty()
-
-
-async def typing(conn: asyncpg.Connection, broker: Broker, limiter: RateLimiter,
-                 user_id: str, conversation_id: str) -> Empty:
-    """Ephemeral ``chat.typing`` to the other members, at most one per TYPING_EVERY_S per
-    user and conversation; a throttled call answers ``{}`` and sends nothing (clients fire
-    typing on keystrokes; an error for that would only be noise)."""
-    conv = await _member(conn, conversation_id, user_id)
-    if conv["closed_at"] is not None:
-        raise Conflict("conversation_id: the conversation is closed")
-    decision = await limiter.hit(f"chat.typing:{user_id}:{conv['id']}", 1, TYPING_EVERY_S)
-    if decision.allowed:
-        others = [m for m in conv["member_ids"] if m != user_id]
-        await send_ephemeral(broker, others,
-                             ChatTypingEvent(conversation_id=conv["id"], user_id=user_id))
-    return Empty()
+    async def delete_message(self, user_id: str, message_id: str) -> MessageResult:
+        async with self.stream.transaction() as tx:
+            row = await _own_recent_message(tx, user_id, message_id)
+            if row["deleted_at"] is not None:
+                return MessageResult(message=message_from_row(row))  # repeating is a no-op
+            _check_window(row)
+            updated = await store.update_message_deleted(tx.conn, row["id"])
+            message = message_from_row(updated)
+            await tx.append(row["member_ids"], ChatMessageEvent(seq=0, message=message))
+        return MessageResult(message=message)
 
 
 async def _own_recent_message(tx: Transaction, user_id: str, message_id: str
@@ -197,29 +221,3 @@ def _check_window(row: asyncpg.Record) -> None:
         raise Conflict("message_id: the conversation is closed")
     if datetime.now(UTC) - row["created_at"] > EDIT_WINDOW:
         raise Conflict("message_id: messages can be changed for 15 minutes after sending")
-
-
-async def edit_message(stream: EventStream, user_id: str, message_id: str, body: str
-                       ) -> MessageResult:
-    text = _body(body)
-    async with stream.transaction() as tx:
-        row = await _own_recent_message(tx, user_id, message_id)
-        if row["deleted_at"] is not None:
-            raise Conflict("message_id: the message was deleted")
-        _check_window(row)
-        updated = await store.update_message_body(tx.conn, row["id"], text)
-        message = message_from_row(updated)
-        await tx.append(row["member_ids"], ChatMessageEvent(seq=0, message=message))
-    return MessageResult(message=message)
-
-
-async def delete_message(stream: EventStream, user_id: str, message_id: str) -> MessageResult:
-    async with stream.transaction() as tx:
-        row = await _own_recent_message(tx, user_id, message_id)
-        if row["deleted_at"] is not None:
-            return MessageResult(message=message_from_row(row))  # repeating is a no-op
-        _check_window(row)
-        updated = await store.update_message_deleted(tx.conn, row["id"])
-        message = message_from_row(updated)
-        await tx.append(row["member_ids"], ChatMessageEvent(seq=0, message=message))
-    return MessageResult(message=message)

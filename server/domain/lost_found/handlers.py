@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from aiohttp import web
-
 from protocol.base import Empty
 from protocol.lost import (
     AlertResult,
@@ -22,60 +20,57 @@ from protocol.lost import (
     WatchesResult,
     WatchResult,
 )
-from server.domain.lost_found import service
-from server.gateway.dispatch import CommandContext, CommandRegistry
-
-LOST_FOUND = web.AppKey("lost_found", service.LostFound)
+from server.commands import AreaHandlers, Caller
+from server.domain.lost_found.service import LostFoundService
 
 
-def _deps(ctx: CommandContext) -> service.LostFound:
-    return ctx.app[LOST_FOUND]
+async def report(lost: LostFoundService, caller: Caller, cmd: LostReport) -> AlertResult:
+    return await lost.report_lost(caller.user_id, cmd)
 
 
-async def report(ctx: CommandContext, cmd: LostReport) -> AlertResult:
-    return await service.report_lost(_deps(ctx), ctx.user_id, cmd)
+async def update(lost: LostFoundService, caller: Caller, cmd: LostUpdate) -> AlertResult:
+    return await lost.update_alert(caller.user_id, cmd)
 
 
-async def update(ctx: CommandContext, cmd: LostUpdate) -> AlertResult:
-    return await service.update_alert(_deps(ctx), ctx.user_id, cmd)
+async def resolve(lost: LostFoundService, caller: Caller, cmd: LostResolve) -> AlertResult:
+    return await lost.resolve_alert(caller.user_id, cmd.alert_id)
 
 
-async def resolve(ctx: CommandContext, cmd: LostResolve) -> AlertResult:
-    return await service.resolve_alert(_deps(ctx), ctx.user_id, cmd.alert_id)
+async def nearby(lost: LostFoundService, caller: Caller, cmd: LostNearby) -> AlertsResult:
+    return await lost.nearby_alerts(caller.user_id, cmd)
 
 
-async def nearby(ctx: CommandContext, cmd: LostNearby) -> AlertsResult:
-    return await service.nearby_alerts(_deps(ctx), ctx.user_id, cmd)
+async def watch(lost: LostFoundService, caller: Caller, cmd: LostWatch) -> WatchResult:
+    return await lost.add_watch(caller.user_id, cmd)
 
 
-async def watch(ctx: CommandContext, cmd: LostWatch) -> WatchResult:
-    return await service.add_watch(_deps(ctx), ctx.user_id, cmd)
-
-
-async def unwatch(ctx: CommandContext, cmd: LostUnwatch) -> Empty:
-    await service.remove_watch(_deps(ctx), ctx.user_id, cmd.watch_id)
+async def unwatch(lost: LostFoundService, caller: Caller, cmd: LostUnwatch) -> Empty:
+    await lost.remove_watch(caller.user_id, cmd.watch_id)
     return Empty()
 
 
-async def watches(ctx: CommandContext, cmd: LostWatches) -> WatchesResult:
-    return await service.list_watches(_deps(ctx), ctx.user_id)
+async def watches(lost: LostFoundService, caller: Caller, cmd: LostWatches) -> WatchesResult:
+    return await lost.list_watches(caller.user_id)
 
 
-async def sighting(ctx: CommandContext, cmd: LostSightingCommand) -> SightingResult:
-    return await service.report_sighting(_deps(ctx), ctx.user_id, cmd)
+async def sighting(lost: LostFoundService, caller: Caller, cmd: LostSightingCommand
+                   ) -> SightingResult:
+    return await lost.report_sighting(caller.user_id, cmd)
 
 
-async def sightings(ctx: CommandContext, cmd: LostSightings) -> SightingsResult:
-    return await service.list_sightings(_deps(ctx), ctx.user_id, cmd)
+async def sightings(lost: LostFoundService, caller: Caller, cmd: LostSightings
+                    ) -> SightingsResult:
+    return await lost.list_sightings(caller.user_id, cmd)
 
 
-def register(registry: CommandRegistry) -> None:
-    registry.add(LostReport, report)
-    registry.add(LostUpdate, update)
-    registry.add(LostResolve, resolve)
-    registry.add(LostNearby, nearby)
-    registry.add(LostWatch, watch)
-    registry.add(LostUnwatch, unwatch)
-    registry.add(LostWatches, watches)
-    registry.add(LostSightingCommand, sighting)
-    registry.add(LostSightings, sightings)
+HANDLERS: AreaHandlers = {
+    LostReport: report,
+    LostUpdate: update,
+    LostResolve: resolve,
+    LostNearby: nearby,
+    LostWatch: watch,
+    LostUnwatch: unwatch,
+    LostWatches: watches,
+    LostSightingCommand: sighting,
+    LostSightings: sightings,
+}

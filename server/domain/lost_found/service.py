@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
@@ -26,39 +23,21 @@ from protocol.lost import (
     WatchesResult,
     WatchResult,
 )
-from server.domain.attachments import check_owned_uploads
-from server.domain.errors import BadRequest, Conflict, Forbidden, NotFound, RateLimited
+from server.deps import Deps
+from server.domain.cursors import decode_cursor, encode_cursor
 from server.domain.idempotency import run_idempotent
 from server.domain.lost_found import store
 from server.domain.lost_found.fanout import FanoutRunner
 from server.domain.lost_found.objects import alert_for, sighting_from, watch_from
 from server.domain.notifications.service import notify
-from server.ratelimit import RateLimiter
-from server.realtime.presence import Presence
-from server.realtime.stream import EventStream, Transaction
-from server.uploads.service import mark_public
+from server.domain.uploads.attachments import check_owned_uploads, mark_public
+from server.errors import Conflict, Forbidden, NotFound, RateLimited
+from server.ids import parse_id
+from server.realtime.stream import Transaction
 
 MAX_WATCHES_PER_USER = 5
 SIGHTINGS_PER_ALERT_LIMIT = 5  # per user per alert ...
 SIGHTINGS_PER_ALERT_WINDOW_S = 600.0  # ... per 10 minutes
-
-
-@dataclass(frozen=True)
-class LostFound:
-    """What the lost & found service needs; one per app (``app[LOST_FOUND]``)."""
-
-    stream: EventStream
-    limiter: RateLimiter
-    runner: FanoutRunner
-    presence: Presence
-
-
-def parse_id(value: str) -> str | None:
-    """A canonical uuid string, or None for anything that cannot be one of our ids."""
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        return None
 
 
 async def _visible_alert(conn: asyncpg.Connection, alert_id: str, *, lock: str = ""
@@ -88,163 +67,156 @@ async def _check_pet(conn: asyncpg.Connection, user_id: str, pet_id: str | None)
 
 # --- alerts ------------------------------------------------------------------------
 
-async def report_lost(deps: LostFound, user_id: str, cmd: LostReport) -> AlertResult:
-    """Commit the alert and its fan-out job; the runner tells watchers afterwards."""
+class LostFoundService:
+    """Alerts, watch circles, sightings; owns the watcher fan-out runner (start/stop)."""
 
-    async def work(tx: Transaction) -> AlertResult:
-        pet_id = await _check_pet(tx.conn, user_id, cmd.pet_id)
-        photos = await _check_photos(tx.conn, user_id, cmd.photo_ids)
-        await mark_public(tx.conn, user_id, photos)  # a lost poster is for everyone
-        row = await store.insert_alert(
-            tx.conn, owner_id=user_id, pet_id=pet_id, description=cmd.description,
-            lat=cmd.location.lat, lng=cmd.location.lng, radius_m=cmd.radius_m,
-            photo_ids=photos,
-        )
-        await store.insert_fanout_job(tx.conn, row["id"], "alert")
+    def __init__(self, deps: Deps) -> None:
+        self.db = deps.db
+        self.stream = deps.stream
+        self.limiter = deps.limiter
+        self.presence = deps.presence
+        self.runner = FanoutRunner(deps.stream, deps.presence,
+                                   poll_s=deps.settings.lost_fanout_poll_s)
+
+    async def start(self) -> None:
+        self.runner.start()
+
+    async def stop(self) -> None:
+        await self.runner.stop()
+
+    async def report_lost(self, user_id: str, cmd: LostReport) -> AlertResult:
+        """Commit the alert and its fan-out job; the runner tells watchers afterwards."""
+
+        async def work(tx: Transaction) -> AlertResult:
+            pet_id = await _check_pet(tx.conn, user_id, cmd.pet_id)
+            photos = await _check_photos(tx.conn, user_id, cmd.photo_ids)
+            await mark_public(tx.conn, user_id, photos)  # a lost poster is for everyone
+            row = await store.insert_alert(
+                tx.conn, owner_id=user_id, pet_id=pet_id, description=cmd.description,
+                lat=cmd.location.lat, lng=cmd.location.lng, radius_m=cmd.radius_m,
+                photo_ids=photos,
+            )
+            await store.insert_fanout_job(tx.conn, row["id"], "alert")
+            return AlertResult(alert=alert_for(row, user_id))
+
+        result = await run_idempotent(self.stream, user_id=user_id, scope="lost.report",
+                                      key=cmd.idempotency_key, result_type=AlertResult, work=work)
+        self.runner.wake()
+        return result
+
+    async def update_alert(self, user_id: str, cmd: LostUpdate) -> AlertResult:
+        async with self.stream.transaction() as tx:
+            row = await _visible_alert(tx.conn, cmd.alert_id, lock="FOR UPDATE")
+            if row["owner_id"] != user_id:
+                raise Forbidden("alert_id: only the alert's owner may change it")
+            if row["status"] != "open":
+                raise Conflict("alert_id: the alert is resolved")
+            photos = (None if cmd.photo_ids is UNSET
+                      else await _check_photos(tx.conn, user_id, cmd.photo_ids))
+            if photos:
+                await mark_public(tx.conn, user_id, photos)
+            row = await store.update_alert(
+                tx.conn, row["id"],
+                description=None if cmd.description is UNSET else cmd.description,
+                radius_m=None if cmd.radius_m is UNSET else cmd.radius_m,
+                photo_ids=photos,
+            )
+            return AlertResult(alert=alert_for(row, user_id))
+
+    async def resolve_alert(self, user_id: str, alert_id: str) -> AlertResult:
+        async with self.stream.transaction() as tx:
+            row = await _visible_alert(tx.conn, alert_id, lock="FOR UPDATE")
+            if row["owner_id"] != user_id:
+                raise Forbidden("alert_id: only the alert's owner may resolve it")
+            if row["status"] == "open":
+                row = await store.update_alert_resolved(tx.conn, row["id"])
+                await store.insert_fanout_job(tx.conn, row["id"], "resolved")
+                changed = True
+            else:
+                changed = False
+        if changed:
+            self.runner.wake()
         return AlertResult(alert=alert_for(row, user_id))
 
-    result = await run_idempotent(deps.stream, user_id=user_id, scope="lost.report",
-                                  key=cmd.idempotency_key, result_type=AlertResult, work=work)
-    deps.runner.wake()
-    return result
+    async def nearby_alerts(self, user_id: str, cmd: LostNearby) -> AlertsResult:
+        async with self.db.acquire() as conn:
+            rows = await store.select_open_alerts_near(
+                conn, lat=cmd.location.lat, lng=cmd.location.lng, radius_m=cmd.radius_m,
+                limit=cmd.limit,
+            )
+        return AlertsResult(alerts=[alert_for(r, user_id) for r in rows])
 
+    async def add_watch(self, user_id: str, cmd: LostWatch) -> WatchResult:
+        async def work(tx: Transaction) -> WatchResult:
+            await store.lock_user_watches(tx.conn, user_id)
+            if await store.count_watches(tx.conn, user_id) >= MAX_WATCHES_PER_USER:
+                raise Conflict(f"at most {MAX_WATCHES_PER_USER} watch areas; remove one first")
+            row = await store.insert_watch(tx.conn, user_id=user_id, lat=cmd.location.lat,
+                                           lng=cmd.location.lng, radius_m=cmd.radius_m)
+            return WatchResult(watch=watch_from(row))
 
-async def update_alert(deps: LostFound, user_id: str, cmd: LostUpdate) -> AlertResult:
-    async with deps.stream.transaction() as tx:
-        row = await _visible_alert(tx.conn, cmd.alert_id, lock="FOR UPDATE")
-        if row["owner_id"] != user_id:
-            raise Forbidden("alert_id: only the alert's owner may change it")
-        if row["status"] != "open":
-            raise Conflict("alert_id: the alert is resolved")
-        photos = (None if cmd.photo_ids is UNSET
-                  else await _check_photos(tx.conn, user_id, cmd.photo_ids))
-        if photos:
-            await mark_public(tx.conn, user_id, photos)
-        row = await store.update_alert(
-            tx.conn, row["id"],
-            description=None if cmd.description is UNSET else cmd.description,
-            radius_m=None if cmd.radius_m is UNSET else cmd.radius_m,
-            photo_ids=photos,
-        )
-        return AlertResult(alert=alert_for(row, user_id))
+        return await run_idempotent(self.stream, user_id=user_id, scope="lost.watch",
+                                    key=cmd.idempotency_key, result_type=WatchResult, work=work)
 
-
-async def resolve_alert(deps: LostFound, user_id: str, alert_id: str) -> AlertResult:
-    async with deps.stream.transaction() as tx:
-        row = await _visible_alert(tx.conn, alert_id, lock="FOR UPDATE")
-        if row["owner_id"] != user_id:
-            raise Forbidden("alert_id: only the alert's owner may resolve it")
-        if row["status"] == "open":
-            row = await store.update_alert_resolved(tx.conn, row["id"])
-            await store.insert_fanout_job(tx.conn, row["id"], "resolved")
-            changed = True
-        else:
-            changed = False
-    if changed:
-        deps.runner.wake()
-    return AlertResult(alert=alert_for(row, user_id))
-
-
-async def nearby_alerts(deps: LostFound, user_id: str, cmd: LostNearby) -> AlertsResult:
-    async with deps.stream.pool.acquire() as conn:
-        rows = await store.select_open_alerts_near(
-            conn, lat=cmd.location.lat, lng=cmd.location.lng, radius_m=cmd.radius_m,
-            limit=cmd.limit,
-        )
-    return AlertsResult(alerts=[alert_for(r, user_id) for r in rows])
-
-
-# --- watches -----------------------------------------------------------------------
-
-async def add_watch(deps: LostFound, user_id: str, cmd: LostWatch) -> WatchResult:
-    async def work(tx: Transaction) -> WatchResult:
-        await store.lock_user_watches(tx.conn, user_id)
-        if await store.count_watches(tx.conn, user_id) >= MAX_WATCHES_PER_USER:
-            raise Conflict(f"at most {MAX_WATCHES_PER_USER} watch areas; remove one first")
-        row = await store.insert_watch(tx.conn, user_id=user_id, lat=cmd.location.lat,
-                                       lng=cmd.location.lng, radius_m=cmd.radius_m)
-        return WatchResult(watch=watch_from(row))
-
-    return await run_idempotent(deps.stream, user_id=user_id, scope="lost.watch",
-                                key=cmd.idempotency_key, result_type=WatchResult, work=work)
-
-
-async def remove_watch(deps: LostFound, user_id: str, watch_id: str) -> None:
-    """Repeating (or an id that is not the user's) is a no-op, which leaks nothing."""
-    parsed = parse_id(watch_id)
-    if parsed is None:
-        return
-    async with deps.stream.transaction() as tx:
-        await store.lock_user_watches(tx.conn, user_id)
-        await store.delete_watch(tx.conn, user_id=user_id, watch_id=parsed)
-
-
-async def list_watches(deps: LostFound, user_id: str) -> WatchesResult:
-    async with deps.stream.pool.acquire() as conn:
-        rows = await store.select_watches(conn, user_id)
-    return WatchesResult(watches=[watch_from(r) for r in rows])
-
-
-# --- sightings -----------------------------------------------------------------------
-
-async def report_sighting(deps: LostFound, user_id: str, cmd: LostSightingCommand
-                          ) -> SightingResult:
-    async def work(tx: Transaction) -> SightingResult:
-        alert = await _visible_alert(tx.conn, cmd.alert_id, lock="FOR SHARE")
-        if alert["status"] != "open":
-            raise Conflict("alert_id: the alert is resolved")
-        # Checked inside the idempotent work: a resend of a recorded sighting is never
-        # refused, and a refused one rolls its key back so it can be retried later.
-        decision = await deps.limiter.hit(
-            f"lost.sighting:{user_id}:{alert['id']}", SIGHTINGS_PER_ALERT_LIMIT,
-            SIGHTINGS_PER_ALERT_WINDOW_S,
-        )
-        if not decision.allowed:
-            raise RateLimited("too many sightings for this alert; try again later",
-                              decision.retry_after_s)
-        photos = await _check_photos(tx.conn, user_id, cmd.photo_ids)
-        row = await store.insert_sighting(
-            tx.conn, alert_id=alert["id"], reporter_id=user_id, lat=cmd.location.lat,
-            lng=cmd.location.lng, note=cmd.note, photo_ids=photos,
-        )
-        sighting = sighting_from(row)
-        await tx.append([alert["owner_id"]], LostSightingEvent(seq=0, sighting=sighting))
-        await notify(
-            tx, deps.presence, [alert["owner_id"]], kind="lost.sighting",
-            title="Someone saw your pet", body=(cmd.note or "")[:140],
-            data={"alert_id": alert["id"], "sighting_id": sighting.id},
-        )
-        return SightingResult(sighting=sighting)
-
-    return await run_idempotent(deps.stream, user_id=user_id, scope="lost.sighting",
-                                key=cmd.idempotency_key, result_type=SightingResult,
-                                work=work)
-
-
-def _encode_cursor(created_at: datetime, sighting_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{sighting_id}".encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        at, sighting_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        parsed = parse_id(sighting_id)
+    async def remove_watch(self, user_id: str, watch_id: str) -> None:
+        """Repeating (or an id that is not the user's) is a no-op, which leaks nothing."""
+        parsed = parse_id(watch_id)
         if parsed is None:
-            raise ValueError(sighting_id)
-        return datetime.fromisoformat(at), parsed
-    except ValueError:
-        raise BadRequest("cursor: not one this server gave") from None
+            return
+        async with self.stream.transaction() as tx:
+            await store.lock_user_watches(tx.conn, user_id)
+            await store.delete_watch(tx.conn, user_id=user_id, watch_id=parsed)
+
+    async def list_watches(self, user_id: str) -> WatchesResult:
+        async with self.db.acquire() as conn:
+            rows = await store.select_watches(conn, user_id)
+        return WatchesResult(watches=[watch_from(r) for r in rows])
+
+    async def report_sighting(self, user_id: str, cmd: LostSightingCommand
+                              ) -> SightingResult:
+        async def work(tx: Transaction) -> SightingResult:
+            alert = await _visible_alert(tx.conn, cmd.alert_id, lock="FOR SHARE")
+            if alert["status"] != "open":
+                raise Conflict("alert_id: the alert is resolved")
+            # Checked inside the idempotent work: a resend of a recorded sighting is never
+            # refused, and a refused one rolls its key back so it can be retried later.
+            decision = await self.limiter.hit(
+                f"lost.sighting:{user_id}:{alert['id']}", SIGHTINGS_PER_ALERT_LIMIT,
+                SIGHTINGS_PER_ALERT_WINDOW_S,
+            )
+            if not decision.allowed:
+                raise RateLimited("too many sightings for this alert; try again later",
+                                  decision.retry_after_s)
+            photos = await _check_photos(tx.conn, user_id, cmd.photo_ids)
+            row = await store.insert_sighting(
+                tx.conn, alert_id=alert["id"], reporter_id=user_id, lat=cmd.location.lat,
+                lng=cmd.location.lng, note=cmd.note, photo_ids=photos,
+            )
+            sighting = sighting_from(row)
+            await tx.append([alert["owner_id"]], LostSightingEvent(seq=0, sighting=sighting))
+            await notify(
+                tx, self.presence, [alert["owner_id"]], kind="lost.sighting",
+                title="Someone saw your pet", body=(cmd.note or "")[:140],
+                data={"alert_id": alert["id"], "sighting_id": sighting.id},
+            )
+            return SightingResult(sighting=sighting)
+
+        return await run_idempotent(self.stream, user_id=user_id, scope="lost.sighting",
+                                    key=cmd.idempotency_key, result_type=SightingResult,
+                                    work=work)
+
+    async def list_sightings(self, user_id: str, cmd: LostSightings) -> SightingsResult:
+        """The owner sees every sighting of the alert; anyone else only their own."""
+        before = decode_cursor(cmd.cursor, (datetime, str)) if cmd.cursor else None
+        async with self.db.acquire() as conn:
+            alert = await _visible_alert(conn, cmd.alert_id)
+            only = None if alert["owner_id"] == user_id else user_id
+            rows = await store.select_sightings(conn, alert_id=alert["id"], reporter_id=only,
+                                                before=before, limit=cmd.limit + 1)
+        more = len(rows) > cmd.limit
+        rows = rows[: cmd.limit]
+        next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
+        return SightingsResult(sightings=[sighting_from(r) for r in rows], next_cursor=next_cursor)
 
 
-async def list_sightings(deps: LostFound, user_id: str, cmd: LostSightings) -> SightingsResult:
-    """The owner sees every sighting of the alert; anyone else only their own."""
-    before = _decode_cursor(cmd.cursor) if cmd.cursor else None
-    async with deps.stream.pool.acquire() as conn:
-        alert = await _visible_alert(conn, cmd.alert_id)
-        only = None if alert["owner_id"] == user_id else user_id
-        rows = await store.select_sightings(conn, alert_id=alert["id"], reporter_id=only,
-                                            before=before, limit=cmd.limit + 1)
-    more = len(rows) > cmd.limit
-    rows = rows[: cmd.limit]
-    next_cursor = _encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
-    return SightingsResult(sightings=[sighting_from(r) for r in rows], next_cursor=next_cursor)
+

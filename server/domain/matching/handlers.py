@@ -1,4 +1,5 @@
-"""preferences.update, discovery.candidates, swipe, matches.list, matches.unmatch."""
+"""preferences.update, discovery.candidates, swipe, matches.list, matches.unmatch
+→ ``MatchingService``."""
 
 from __future__ import annotations
 
@@ -14,36 +15,37 @@ from protocol.matching import (
     Swipe,
     SwipeResult,
 )
-from server.domain.matching import service
-from server.gateway.dispatch import CommandContext, CommandRegistry
-from server.state import DB, EVENT_STREAM, PRESENCE
+from server.commands import AreaHandlers, Caller
+from server.domain.matching.service import MatchingService
 
 
-async def update_preferences(ctx: CommandContext, cmd: PreferencesUpdate) -> PreferencesResult:
-    return await service.update_preferences(ctx.app[EVENT_STREAM], ctx.user_id, cmd)
+async def update_preferences(matching: MatchingService, caller: Caller,
+                             cmd: PreferencesUpdate) -> PreferencesResult:
+    return await matching.update_preferences(caller.user_id, cmd)
 
 
-async def candidates(ctx: CommandContext, cmd: DiscoveryCandidates) -> CandidatesResult:
-    async with ctx.app[DB].acquire() as conn:
-        return await service.candidates(conn, ctx.user_id, cmd.pet_id, cmd.limit, cmd.cursor)
+async def candidates(matching: MatchingService, caller: Caller, cmd: DiscoveryCandidates
+                     ) -> CandidatesResult:
+    return await matching.candidates(caller.user_id, cmd.pet_id, cmd.limit, cmd.cursor)
 
 
-async def swipe(ctx: CommandContext, cmd: Swipe) -> SwipeResult:
-    return await service.record_swipe(ctx.app[EVENT_STREAM], ctx.app[PRESENCE], ctx.user_id, cmd)
+async def swipe(matching: MatchingService, caller: Caller, cmd: Swipe) -> SwipeResult:
+    return await matching.record_swipe(caller.user_id, cmd)
 
 
-async def matches(ctx: CommandContext, cmd: MatchesList) -> MatchesResult:
-    async with ctx.app[DB].acquire() as conn:
-        return await service.list_matches(conn, ctx.user_id, cmd.cursor, cmd.limit)
+async def matches(matching: MatchingService, caller: Caller, cmd: MatchesList
+                  ) -> MatchesResult:
+    return await matching.list_matches(caller.user_id, cmd.cursor, cmd.limit)
 
 
-async def unmatch(ctx: CommandContext, cmd: MatchesUnmatch) -> Empty:
-    return await service.unmatch(ctx.app[EVENT_STREAM], ctx.user_id, cmd.match_id)
+async def unmatch(matching: MatchingService, caller: Caller, cmd: MatchesUnmatch) -> Empty:
+    return await matching.unmatch(caller.user_id, cmd.match_id)
 
 
-def register(registry: CommandRegistry) -> None:
-    registry.add(PreferencesUpdate, update_preferences)
-    registry.add(DiscoveryCandidates, candidates)
-    registry.add(Swipe, swipe)
-    registry.add(MatchesList, matches)
-    registry.add(MatchesUnmatch, unmatch)
+HANDLERS: AreaHandlers = {
+    PreferencesUpdate: update_preferences,
+    DiscoveryCandidates: candidates,
+    Swipe: swipe,
+    MatchesList: matches,
+    MatchesUnmatch: unmatch,
+}

@@ -29,15 +29,15 @@ from protocol.matching import (
     SwipeResult,
 )
 from protocol.objects import Candidate, Match, Preferences, Species
+from server.deps import Deps
 from server.domain.chat import store as chat_store
-from server.domain.common import decode_cursor, encode_cursor, require_id
-from server.domain.errors import BadRequest, Forbidden, NotFound
+from server.domain.cursors import decode_cursor, encode_cursor
 from server.domain.matching import store
 from server.domain.notifications.service import notify
 from server.domain.pets import store as pet_store
 from server.domain.pets.service import pet_from_row
-from server.realtime.presence import Presence
-from server.realtime.stream import EventStream
+from server.errors import BadRequest, Forbidden, NotFound
+from server.ids import require_id
 
 DEFAULT_MAX_DISTANCE_KM = 50
 M_PER_DEG_LAT = 111_320.0
@@ -57,24 +57,132 @@ def _preferences(row: asyncpg.Record | None) -> Preferences:
                        max_distance_km=row["max_distance_km"])
 
 
-async def update_preferences(stream: EventStream, user_id: str, cmd: PreferencesUpdate
-                             ) -> PreferencesResult:
-    async with stream.transaction() as tx:
-        prefs = _preferences(await store.select_preferences(tx.conn, user_id, for_update=True))
-        if cmd.species is not UNSET:
-            prefs.species = list(dict.fromkeys(cmd.species))
-        if cmd.min_age_years is not UNSET:
-            prefs.min_age_years = cmd.min_age_years
-        if cmd.max_age_years is not UNSET:
-            prefs.max_age_years = cmd.max_age_years
-        if cmd.max_distance_km is not UNSET:
-            prefs.max_distance_km = cmd.max_distance_km
-        low, high = prefs.min_age_years, prefs.max_age_years
-        if low is not None and high is not None and low > high:
-            raise BadRequest("min_age_years: must not exceed max_age_years")
-        await store.upsert_preferences(tx.conn, user_id, [s.value for s in prefs.species],
-                                       low, high, prefs.max_distance_km)
-    return PreferencesResult(preferences=prefs)
+class MatchingService:
+    def __init__(self, deps: Deps) -> None:
+        self.db = deps.db
+        self.stream = deps.stream
+        self.presence = deps.presence
+
+    async def update_preferences(self, user_id: str, cmd: PreferencesUpdate
+                                 ) -> PreferencesResult:
+        async with self.stream.transaction() as tx:
+            prefs = _preferences(await store.select_preferences(tx.conn, user_id, for_update=True))
+            if cmd.species is not UNSET:
+                prefs.species = list(dict.fromkeys(cmd.species))
+            if cmd.min_age_years is not UNSET:
+                prefs.min_age_years = cmd.min_age_years
+            if cmd.max_age_years is not UNSET:
+                prefs.max_age_years = cmd.max_age_years
+            if cmd.max_distance_km is not UNSET:
+                prefs.max_distance_km = cmd.max_distance_km
+            low, high = prefs.min_age_years, prefs.max_age_years
+            if low is not None and high is not None and low > high:
+                raise BadRequest("min_age_years: must not exceed max_age_years")
+            await store.upsert_preferences(tx.conn, user_id, [s.value for s in prefs.species],
+                                           low, high, prefs.max_distance_km)
+        return PreferencesResult(preferences=prefs)
+
+    async def candidates(self, user_id: str, pet_id: str, limit: int, cursor: str | None
+                         ) -> CandidatesResult:
+        async with self.db.acquire() as conn:
+            pet = await _own_pet(conn, user_id, pet_id)
+            if pet["lat"] is None:
+                raise BadRequest("pet_id: give the pet a location before discovery")
+            prefs = _preferences(await store.select_preferences(conn, user_id))
+            after: tuple[float, str] | None = None
+            if cursor is not None:
+                distance, last_id = decode_cursor(cursor, (float, str))
+                after = (distance, last_id)
+            radius_m = prefs.max_distance_km * 1000.0
+            rows = await store.select_candidates(
+                conn, user_id=user_id, pet_id=pet["id"], lat=pet["lat"], lng=pet["lng"],
+                box=bounding_box(pet["lat"], pet["lng"], radius_m),
+                species=[s.value for s in prefs.species], min_age=prefs.min_age_years,
+                max_age=prefs.max_age_years, max_distance_m=radius_m, after=after,
+                limit=limit + 1)
+            more = len(rows) > limit
+            rows = rows[:limit]
+            items = [Candidate(pet=pet_from_row(r), distance_m=float(r["distance_m"]))
+                     for r in rows]
+            # The cursor carries the exact float the database computed, so the next page's
+            # (distance, id) > (cursor) comparison is stable: no pet is skipped or repeated.
+            next_cursor = (encode_cursor(float(rows[-1]["distance_m"]), rows[-1]["id"])
+                           if more and rows else None)
+            return CandidatesResult(candidates=items, next_cursor=next_cursor)
+
+    async def record_swipe(self, user_id: str, cmd: Swipe) -> SwipeResult:
+        pet_id = require_id(cmd.pet_id, "pet_id", "no such pet")
+        target_id = require_id(cmd.target_pet_id, "target_pet_id", "no such pet")
+        if pet_id == target_id:
+            raise BadRequest("target_pet_id: a pet cannot swipe on itself")
+        pet_a, pet_b = sorted((pet_id, target_id))
+        async with self.stream.transaction() as tx:
+            conn = tx.conn
+            await store.lock_pet_pair(conn, pet_a, pet_b)
+            pets = await store.select_pets_with_owner(conn, [pet_id, target_id])
+            own, target = pets.get(pet_id), pets.get(target_id)
+            if own is None or (own["owner_id"] != user_id and own["owner_banned"]):
+                raise NotFound("pet_id: no such pet")
+            if own["owner_id"] != user_id:
+                raise Forbidden("pet_id: not one of your pets")
+            if target is None or target["owner_banned"]:
+                raise NotFound("target_pet_id: no such pet")
+            if target["owner_id"] == user_id:
+                raise BadRequest("target_pet_id: one of your own pets")
+            inserted = await store.insert_swipe(conn, pet_id, target_id, cmd.direction.value)
+            existing = await store.select_match_by_pair(conn, pet_a, pet_b)
+            if existing is not None:
+                return SwipeResult(match=match_from_row(existing)
+                                   if existing["unmatched_at"] is None else None)
+            if not inserted or cmd.direction is not SwipeDirection.LIKE:
+                return SwipeResult(match=None)
+            if await store.select_swipe_direction(conn, target_id, pet_id) != "like":
+                return SwipeResult(match=None)
+            owners = {pet_id: user_id, target_id: target["owner_id"]}
+            users = [owners[pet_a], owners[pet_b]]
+            conversation_id = await chat_store.insert_conversation(conn, users)
+            row = await store.insert_match(conn, pet_a=pet_a, pet_b=pet_b, user_a=users[0],
+                                           user_b=users[1], conversation_id=conversation_id)
+            if row is None:  # only reachable if the pair lock were bypassed; the key holds
+                raise NotFound("target_pet_id: no such pet")
+            match = match_from_row(row)
+            await tx.append(users, MatchCreated(seq=0, match=match))
+            names = {pet_id: own["name"], target_id: target["name"]}
+            for mine, theirs in ((pet_id, target_id), (target_id, pet_id)):
+                await notify(tx, self.presence, [owners[mine]], kind="match.created",
+                             title="It's a match!",
+                             body=f"{names[mine]} and {names[theirs]} liked each other",
+                             data={"match_id": match.id, "conversation_id": conversation_id,
+                                   "pet_id": mine, "other_pet_id": theirs})
+            return SwipeResult(match=match)
+
+    async def list_matches(self, user_id: str, cursor: str | None, limit: int
+                           ) -> MatchesResult:
+        conn = self.db
+        after: tuple[datetime, str] | None = None
+        if cursor is not None:
+            at, mid = decode_cursor(cursor, (datetime, str))
+            after = (at, mid)
+        rows = await store.select_matches(conn, user_id, after=after, limit=limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return MatchesResult(
+            matches=[match_from_row(r) for r in rows],
+            next_cursor=encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None)
+
+    async def unmatch(self, user_id: str, match_id: str) -> Empty:
+        require_id(match_id, "match_id", "no such match")
+        async with self.stream.transaction() as tx:
+            row = await store.select_match_of_user_for_update(tx.conn, match_id, user_id)
+            if row is None:
+                raise NotFound("match_id: no such match")
+            if row["unmatched_at"] is not None:
+                return Empty()  # repeating is a no-op
+            await store.update_match_unmatched(tx.conn, row["id"], user_id)
+            await chat_store.update_conversation_closed(tx.conn, row["conversation_id"])
+            await tx.append([row["user_a"], row["user_b"]],
+                            ConversationClosed(seq=0, conversation_id=row["conversation_id"]))
+        return Empty()
 
 
 async def _own_pet(conn: asyncpg.Connection, user_id: str, pet_id: str) -> asyncpg.Record:
@@ -100,106 +208,3 @@ def bounding_box(lat: float, lng: float, radius_m: float
     if min_lng < -180 or max_lng > 180:
         return min_lat, max_lat, None, None
     return min_lat, max_lat, min_lng, max_lng
-
-
-async def candidates(conn: asyncpg.Connection, user_id: str, pet_id: str, limit: int,
-                     cursor: str | None) -> CandidatesResult:
-    pet = await _own_pet(conn, user_id, pet_id)
-    if pet["lat"] is None:
-        raise BadRequest("pet_id: give the pet a location before discovery")
-    prefs = _preferences(await store.select_preferences(conn, user_id))
-    after: tuple[float, str] | None = None
-    if cursor is not None:
-        distance, last_id = decode_cursor(cursor, (float, str))
-        after = (distance, last_id)
-    radius_m = prefs.max_distance_km * 1000.0
-    rows = await store.select_candidates(
-        conn, user_id=user_id, pet_id=pet["id"], lat=pet["lat"], lng=pet["lng"],
-        box=bounding_box(pet["lat"], pet["lng"], radius_m),
-        species=[s.value for s in prefs.species], min_age=prefs.min_age_years,
-        max_age=prefs.max_age_years, max_distance_m=radius_m, after=after, limit=limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    items = [Candidate(pet=pet_from_row(r), distance_m=float(r["distance_m"])) for r in rows]
-    # The cursor carries the exact float the database computed, so the next page's
-    # (distance, id) > (cursor) comparison is stable: no pet is skipped or repeated.
-    next_cursor = (encode_cursor(float(rows[-1]["distance_m"]), rows[-1]["id"])
-                   if more and rows else None)
-    return CandidatesResult(candidates=items, next_cursor=next_cursor)
-
-
-async def record_swipe(stream: EventStream, presence: Presence, user_id: str, cmd: Swipe
-                       ) -> SwipeResult:
-    pet_id = require_id(cmd.pet_id, "pet_id", "no such pet").lower()
-    target_id = require_id(cmd.target_pet_id, "target_pet_id", "no such pet").lower()
-    if pet_id == target_id:
-        raise BadRequest("target_pet_id: a pet cannot swipe on itself")
-    pet_a, pet_b = sorted((pet_id, target_id))
-    async with stream.transaction() as tx:
-        conn = tx.conn
-        await store.lock_pet_pair(conn, pet_a, pet_b)
-        pets = await store.select_pets_with_owner(conn, [pet_id, target_id])
-        own, target = pets.get(pet_id), pets.get(target_id)
-        if own is None or (own["owner_id"] != user_id and own["owner_banned"]):
-            raise NotFound("pet_id: no such pet")
-        if own["owner_id"] != user_id:
-            raise Forbidden("pet_id: not one of your pets")
-        if target is None or target["owner_banned"]:
-            raise NotFound("target_pet_id: no such pet")
-        if target["owner_id"] == user_id:
-            raise BadRequest("target_pet_id: one of your own pets")
-        inserted = await store.insert_swipe(conn, pet_id, target_id, cmd.direction.value)
-        existing = await store.select_match_by_pair(conn, pet_a, pet_b)
-        if existing is not None:
-            return SwipeResult(match=match_from_row(existing)
-                               if existing["unmatched_at"] is None else None)
-        if not inserted or cmd.direction is not SwipeDirection.LIKE:
-            return SwipeResult(match=None)
-        if await store.select_swipe_direction(conn, target_id, pet_id) != "like":
-            return SwipeResult(match=None)
-        owners = {pet_id: user_id, target_id: target["owner_id"]}
-        users = [owners[pet_a], owners[pet_b]]
-        conversation_id = await chat_store.insert_conversation(conn, users)
-        row = await store.insert_match(conn, pet_a=pet_a, pet_b=pet_b, user_a=users[0],
-                                       user_b=users[1], conversation_id=conversation_id)
-        if row is None:  # only reachable if the pair lock were bypassed; the key holds
-            raise NotFound("target_pet_id: no such pet")
-        match = match_from_row(row)
-        await tx.append(users, MatchCreated(seq=0, match=match))
-        names = {pet_id: own["name"], target_id: target["name"]}
-        for mine, theirs in ((pet_id, target_id), (target_id, pet_id)):
-            await notify(tx, presence, [owners[mine]], kind="match.created",
-                         title="It's a match!",
-                         body=f"{names[mine]} and {names[theirs]} liked each other",
-                         data={"match_id": match.id, "conversation_id": conversation_id,
-                               "pet_id": mine, "other_pet_id": theirs})
-        return SwipeResult(match=match)
-
-
-async def list_matches(conn: asyncpg.Connection, user_id: str, cursor: str | None,
-                       limit: int) -> MatchesResult:
-    after: tuple[datetime, str] | None = None
-    if cursor is not None:
-        at, mid = decode_cursor(cursor, (datetime, str))
-        after = (at, mid)
-    rows = await store.select_matches(conn, user_id, after=after, limit=limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return MatchesResult(
-        matches=[match_from_row(r) for r in rows],
-        next_cursor=encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None)
-
-
-async def unmatch(stream: EventStream, user_id: str, match_id: str) -> Empty:
-    require_id(match_id, "match_id", "no such match")
-    async with stream.transaction() as tx:
-        row = await store.select_match_of_user_for_update(tx.conn, match_id, user_id)
-        if row is None:
-            raise NotFound("match_id: no such match")
-        if row["unmatched_at"] is not None:
-            return Empty()  # repeating is a no-op
-        await store.update_match_unmatched(tx.conn, row["id"], user_id)
-        await chat_store.update_conversation_closed(tx.conn, row["conversation_id"])
-        await tx.append([row["user_a"], row["user_b"]],
-                        ConversationClosed(seq=0, conversation_id=row["conversation_id"]))
-    return Empty()

@@ -1,4 +1,4 @@
-"""notifications.list, notifications.read, devices.register."""
+"""notifications.list, notifications.read, devices.register → ``NotificationService``."""
 
 from __future__ import annotations
 
@@ -10,28 +10,28 @@ from protocol.notifications import (
     NotificationsResult,
     UnreadCountResult,
 )
-from server.domain.notifications import service
-from server.gateway.dispatch import CommandContext, CommandRegistry
-from server.state import DB
+from server.commands import AreaHandlers, Caller
+from server.domain.notifications.service import NotificationService
 
 
-async def list_notifications(ctx: CommandContext, cmd: NotificationsList) -> NotificationsResult:
-    async with ctx.app[DB].acquire() as conn:
-        return await service.list_notifications(
-            conn, ctx.user_id, cursor=cmd.cursor, unread_only=cmd.unread_only, limit=cmd.limit)
+async def list_notifications(inbox: NotificationService, caller: Caller,
+                             cmd: NotificationsList) -> NotificationsResult:
+    return await inbox.list_notifications(caller.user_id, cursor=cmd.cursor,
+                                          unread_only=cmd.unread_only, limit=cmd.limit)
 
 
-async def read_notifications(ctx: CommandContext, cmd: NotificationsRead) -> UnreadCountResult:
-    async with ctx.app[DB].acquire() as conn:
-        return await service.mark_read(conn, ctx.user_id, None if cmd.all else cmd.ids)
+async def read_notifications(inbox: NotificationService, caller: Caller,
+                             cmd: NotificationsRead) -> UnreadCountResult:
+    return await inbox.mark_read(caller.user_id, None if cmd.all else cmd.ids)
 
 
-async def register_device(ctx: CommandContext, cmd: DevicesRegister) -> DeviceResult:
-    async with ctx.app[DB].acquire() as conn:
-        return await service.register_device(conn, ctx.user_id, cmd.platform, cmd.token)
+async def register_device(inbox: NotificationService, caller: Caller, cmd: DevicesRegister
+                          ) -> DeviceResult:
+    return await inbox.register_device(caller.user_id, cmd.platform, cmd.token)
 
 
-def register(registry: CommandRegistry) -> None:
-    registry.add(NotificationsList, list_notifications)
-    registry.add(NotificationsRead, read_notifications)
-    registry.add(DevicesRegister, register_device)
+HANDLERS: AreaHandlers = {
+    NotificationsList: list_notifications,
+    NotificationsRead: read_notifications,
+    DevicesRegister: register_device,
+}

@@ -18,8 +18,10 @@ from protocol.notifications import (
     UnreadCountResult,
 )
 from protocol.objects import Device, Notification, Platform
-from server.domain.common import decode_cursor, encode_cursor, is_uuid
+from server.deps import Deps
+from server.domain.cursors import decode_cursor, encode_cursor
 from server.domain.notifications import store
+from server.ids import parse_id
 from server.realtime.presence import Presence
 from server.realtime.stream import Transaction
 
@@ -56,37 +58,38 @@ async def notify(
     return out
 
 
-async def list_notifications(
-    conn: asyncpg.Connection, user_id: str, *, cursor: str | None, unread_only: bool,
-    limit: int,
-) -> NotificationsResult:
-    after: tuple[datetime, str] | None = None
-    if cursor is not None:
-        at, nid = decode_cursor(cursor, (datetime, str))
-        after = (at, nid)
-    rows = await store.select_notifications(conn, user_id, unread_only=unread_only,
-                                            after=after, limit=limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    items = [notification_from_row(r) for r in rows]
-    next_cursor = (encode_cursor(items[-1].created_at, items[-1].id) if more and items
-                   else None)
-    unread = await store.select_unread_count(conn, user_id)
-    return NotificationsResult(notifications=items, next_cursor=next_cursor,
-                               unread_count=unread)
+class NotificationService:
+    """The inbox commands and push devices (``notify`` writes notifications)."""
 
+    def __init__(self, deps: Deps) -> None:
+        self.db = deps.db
 
-async def mark_read(
-    conn: asyncpg.Connection, user_id: str, ids: list[str] | None
-) -> UnreadCountResult:
-    if ids is not None:
-        ids = [i for i in ids if is_uuid(i)]  # an id that cannot exist is an unknown id: skipped
-    await store.update_notifications_read(conn, user_id, ids)
-    return UnreadCountResult(unread_count=await store.select_unread_count(conn, user_id))
+    async def list_notifications(
+        self, user_id: str, *, cursor: str | None, unread_only: bool, limit: int,
+    ) -> NotificationsResult:
+        after: tuple[datetime, str] | None = None
+        if cursor is not None:
+            at, nid = decode_cursor(cursor, (datetime, str))
+            after = (at, nid)
+        rows = await store.select_notifications(self.db, user_id, unread_only=unread_only,
+                                                after=after, limit=limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        items = [notification_from_row(r) for r in rows]
+        next_cursor = (encode_cursor(items[-1].created_at, items[-1].id) if more and items
+                       else None)
+        unread = await store.select_unread_count(self.db, user_id)
+        return NotificationsResult(notifications=items, next_cursor=next_cursor,
+                                   unread_count=unread)
 
+    async def mark_read(self, user_id: str, ids: list[str] | None) -> UnreadCountResult:
+        if ids is not None:
+            # An id that cannot exist is an unknown id: skipped.
+            ids = [p for p in (parse_id(i) for i in ids) if p is not None]
+        await store.update_notifications_read(self.db, user_id, ids)
+        return UnreadCountResult(unread_count=await store.select_unread_count(self.db, user_id))
 
-async def register_device(
-    conn: asyncpg.Connection, user_id: str, platform: Platform, token: str
-) -> DeviceResult:
-    row = await store.upsert_device(conn, user_id, platform.value, token)
-    return DeviceResult(device=Device(id=row["id"], platform=Platform(row["platform"])))
+    async def register_device(self, user_id: str, platform: Platform, token: str
+                              ) -> DeviceResult:
+        row = await store.upsert_device(self.db, user_id, platform.value, token)
+        return DeviceResult(device=Device(id=row["id"], platform=Platform(row["platform"])))

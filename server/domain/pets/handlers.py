@@ -1,27 +1,26 @@
-"""pets.create, pets.update, pets.mine."""
+"""pets.create, pets.update, pets.mine → ``PetService``."""
 
 from __future__ import annotations
 
 from protocol.pets import PetResult, PetsCreate, PetsMine, PetsResult, PetsUpdate
-from server.domain.pets import service
-from server.gateway.dispatch import CommandContext, CommandRegistry
-from server.state import DB, EVENT_STREAM
+from server.commands import AreaHandlers, Caller
+from server.domain.pets.service import PetService
 
 
-async def create(ctx: CommandContext, cmd: PetsCreate) -> PetResult:
-    return await service.create_pet(ctx.app[EVENT_STREAM], ctx.user_id, cmd)
+async def create(pets: PetService, caller: Caller, cmd: PetsCreate) -> PetResult:
+    return await pets.create(caller.user_id, cmd)
 
 
-async def update(ctx: CommandContext, cmd: PetsUpdate) -> PetResult:
-    return await service.update_pet(ctx.app[EVENT_STREAM], ctx.user_id, cmd)
+async def update(pets: PetService, caller: Caller, cmd: PetsUpdate) -> PetResult:
+    return await pets.update(caller.user_id, cmd)
 
 
-async def mine(ctx: CommandContext, cmd: PetsMine) -> PetsResult:
-    async with ctx.app[DB].acquire() as conn:
-        return await service.my_pets(conn, ctx.user_id)
+async def mine(pets: PetService, caller: Caller, cmd: PetsMine) -> PetsResult:
+    return await pets.mine(caller.user_id)
 
 
-def register(registry: CommandRegistry) -> None:
-    registry.add(PetsCreate, create)
-    registry.add(PetsUpdate, update)
-    registry.add(PetsMine, mine)
+HANDLERS: AreaHandlers = {
+    PetsCreate: create,
+    PetsUpdate: update,
+    PetsMine: mine,
+}

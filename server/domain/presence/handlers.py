@@ -1,17 +1,15 @@
-"""presence.query."""
+"""presence.query → ``PresenceService``."""
 
 from __future__ import annotations
 
 from protocol.presence import PresenceQuery, PresenceResult
-from server.domain.presence import service
-from server.gateway.dispatch import CommandContext, CommandRegistry
-from server.state import DB, PRESENCE
+from server.commands import AreaHandlers, Caller
+from server.domain.presence.service import PresenceService
 
 
-async def query(ctx: CommandContext, cmd: PresenceQuery) -> PresenceResult:
-    async with ctx.app[DB].acquire() as conn:
-        return await service.query(conn, ctx.app[PRESENCE], ctx.user_id, cmd.user_ids)
+async def query(presence: PresenceService, caller: Caller, cmd: PresenceQuery
+                ) -> PresenceResult:
+    return await presence.query(caller.user_id, cmd.user_ids)
 
 
-def register(registry: CommandRegistry) -> None:
-    registry.add(PresenceQuery, query)
+HANDLERS: AreaHandlers = {PresenceQuery: query}

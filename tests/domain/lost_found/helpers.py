@@ -13,9 +13,8 @@ from aiohttp.test_utils import TestClient
 from protocol.lost import LostNearby, LostReport, LostWatch
 from protocol.objects import Alert, Watch
 from protocol.types import Location
-from server.domain.lost_found.handlers import LOST_FOUND
-from server.domain.lost_found.service import LostFound
-from server.state import DB
+from server.domain.lost_found.service import LostFoundService
+from server.state import RUNTIME
 from tests.support.auth import Registered, register
 from tests.support.ws import ProtocolSocket, open_session
 
@@ -78,12 +77,12 @@ def app_of(client: TestClient[Any, Any]) -> web.Application:
     return app
 
 
-def deps(client: TestClient[Any, Any]) -> LostFound:
-    return app_of(client)[LOST_FOUND]
+def deps(client: TestClient[Any, Any]) -> LostFoundService:
+    return app_of(client)[RUNTIME].commands.service(LostFoundService)
 
 
 async def wait_jobs_done(client: TestClient[Any, Any], timeout: float = 10.0) -> None:
-    pool = app_of(client)[DB]
+    pool = app_of(client)[RUNTIME].deps.db
     deadline = asyncio.get_running_loop().time() + timeout
     while await pool.fetchval("SELECT count(*) FROM lost_fanout_jobs WHERE done_at IS NULL"):
         assert asyncio.get_running_loop().time() < deadline, "fan-out jobs not done"
@@ -92,7 +91,7 @@ async def wait_jobs_done(client: TestClient[Any, Any], timeout: float = 10.0) ->
 
 async def alert_events_by_user(client: TestClient[Any, Any], alert_id: str) -> dict[str, int]:
     """How many lost.alert events for ``alert_id`` each user's stream holds."""
-    rows = await app_of(client)[DB].fetch(
+    rows = await app_of(client)[RUNTIME].deps.db.fetch(
         """SELECT user_id::text AS u, count(*) AS n FROM events
            WHERE type = 'lost.alert' AND convert_from(payload, 'UTF8')::jsonb->'alert'->>'id' = $1
            GROUP BY user_id""",

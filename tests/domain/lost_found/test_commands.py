@@ -19,7 +19,7 @@ from protocol.lost import (
 )
 from protocol.types import Location
 from server.domain.lost_found.service import MAX_WATCHES_PER_USER, SIGHTINGS_PER_ALERT_LIMIT
-from server.state import DB
+from server.state import RUNTIME
 from tests.domain.lost_found.helpers import app_of, new_user
 from tests.gateway.conftest import AppClient
 
@@ -127,7 +127,8 @@ async def test_sighting_goes_to_the_owner_with_exact_location(app_client: AppCli
     await owner.sock.expect_nothing()
     await seer.sock.expect_nothing()
     await bystander.sock.expect_nothing()
-    assert await app_of(client)[DB].fetchval("SELECT count(*) FROM lost_sightings") == 1
+    db = app_of(client)[RUNTIME].deps.db
+    assert await db.fetchval("SELECT count(*) FROM lost_sightings") == 1
 
 
 async def test_sightings_list_owner_sees_all_others_their_own(app_client: AppClient) -> None:

@@ -11,7 +11,7 @@ from protocol.notifications import NotificationsList
 from protocol.objects import AlertStatus
 from protocol.types import Location
 from server.domain.lost_found.fanout import FanoutRunner
-from server.state import DB
+from server.state import RUNTIME
 from tests.domain.lost_found.helpers import (
     alert_events_by_user,
     app_of,
@@ -129,7 +129,7 @@ async def test_report_is_acknowledged_before_any_watcher_is_told(app_client: App
     reporter, watcher = await new_user(client), await new_user(client)
     await watcher.watch(1.0, 1.0)
     alert = await reporter.report(1.0, 1.0)
-    pending = await app_of(client)[DB].fetchval(
+    pending = await app_of(client)[RUNTIME].deps.db.fetchval(
         "SELECT count(*) FROM lost_fanout_jobs WHERE alert_id = $1 AND done_at IS NULL",
         alert.id)
     assert pending == 1
@@ -164,7 +164,7 @@ async def test_offline_watcher_resumes_and_gets_the_alert(app_client: AppClient)
     inbox = await back.command(NotificationsList(id="n1"))
     assert [n.id for n in inbox.notifications] == [note.notification.id]
     assert inbox.unread_count == 1
-    queued = await app_of(client)[DB].fetchval(
+    queued = await app_of(client)[RUNTIME].deps.db.fetchval(
         "SELECT count(*) FROM push_outbox WHERE user_id = $1", reg.user_id)
     assert queued == 1
 
@@ -201,7 +201,7 @@ async def test_crash_mid_job_resumes_and_every_watcher_gets_it_once(
     await asyncio.gather(node2.drain(), node3.drain())
 
     assert await alert_events_by_user(client, alert.id) == {w.id: 1 for w in watchers}
-    job = await app_of(client)[DB].fetchrow(
+    job = await app_of(client)[RUNTIME].deps.db.fetchrow(
         "SELECT delivered, done_at FROM lost_fanout_jobs WHERE alert_id = $1", alert.id)
     assert job["delivered"] == 7 and job["done_at"] is not None
     for w in watchers:
@@ -224,7 +224,7 @@ async def test_idempotent_resend_creates_one_alert_and_one_fanout(app_client: Ap
     second = await reporter.sock.command(LostReport(id="b", **cmd))  # type: ignore[arg-type]
     assert first.alert == second.alert
     await wait_jobs_done(client)
-    pool = app_of(client)[DB]
+    pool = app_of(client)[RUNTIME].deps.db
     assert await pool.fetchval("SELECT count(*) FROM lost_alerts") == 1
     assert await pool.fetchval("SELECT count(*) FROM lost_fanout_jobs") == 1
     assert await alert_events_by_user(client, first.alert.id) == {watcher.id: 1}

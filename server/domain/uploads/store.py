@@ -148,6 +148,18 @@ async def update_upload_moderation(
     ))
 
 
+async def select_attachable_ids(
+    conn: asyncpg.Connection, owner_id: str, ids: list[str], statuses: tuple[str, ...]
+) -> set[str]:
+    """Which of ``ids`` are uploads of ``owner_id`` in one of ``statuses``."""
+    rows = await conn.fetch(
+        "SELECT id::text AS id FROM uploads "
+        "WHERE id = ANY($1::uuid[]) AND owner_id = $2 AND status = ANY($3::text[])",
+        ids, owner_id, list(statuses),
+    )
+    return {r["id"] for r in rows}
+
+
 async def update_uploads_public(
     conn: asyncpg.Connection, owner_id: str, upload_ids: list[str], public: bool
 ) -> list[str]:

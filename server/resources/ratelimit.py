@@ -26,18 +26,15 @@ from __future__ import annotations
 
 import abc
 import logging
-import math
 import secrets
 import time
 from collections import deque
-from collections.abc import AsyncIterator
 
 import msgspec
 import redis.asyncio as aioredis
-from aiohttp import web
 from redis.exceptions import RedisError
 
-from server.state import REDIS, SETTINGS
+from server.errors import retry_after_header
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +45,7 @@ class Decision(msgspec.Struct, frozen=True):
 
     @property
     def retry_after_header(self) -> str:
-        """The ``Retry-After`` value: whole seconds, rounded up, at least 1."""
-        return str(max(1, math.ceil(self.retry_after_s)))
+        return retry_after_header(self.retry_after_s)
 
 
 ALLOWED = Decision(True, 0.0)
@@ -182,17 +178,3 @@ class RedisRateLimiter(RateLimiter):
             await self._client.delete(self._prefix + key)
         except (RedisError, OSError) as exc:
             log.error("rate limiter reset failed", extra={"error": type(exc).__name__})
-
-
-RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
-
-
-async def rate_limiter_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Redis when the app has one (shared by every node), memory otherwise."""
-    limiter: RateLimiter
-    if REDIS in app:
-        limiter = RedisRateLimiter(app[REDIS], app[SETTINGS].redis_prefix)
-    else:
-        limiter = MemoryRateLimiter()
-    app[RATE_LIMITER] = limiter
-    yield

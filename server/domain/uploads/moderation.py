@@ -24,9 +24,9 @@ import msgspec
 
 from protocol.objects import UploadStatus
 from protocol.uploads import UploadModerated
+from server.domain.uploads import store
+from server.domain.uploads.store import UploadRow
 from server.realtime.stream import Transaction
-from server.uploads import store
-from server.uploads.store import UploadRow
 
 Decision = Literal["pending", "approved", "rejected"]
 

@@ -24,8 +24,10 @@ to ``awaiting_upload`` and ``complete`` may be called again).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
+import random
 import shutil
 import tempfile
 import uuid
@@ -34,32 +36,33 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import asyncpg
-
-from protocol.codes import ErrorCode
 from protocol.objects import Upload, UploadPurpose, UploadStatus
-from server.domain.errors import BadRequest, Conflict, DomainError, NotFound, RateLimited, TooLarge
-from server.realtime.stream import EventStream
+from server.deps import Deps
+from server.domain.uploads import image, store
+from server.domain.uploads.moderation import ImageInfo, Moderator, Verdict, moderate_upload
+from server.domain.uploads.store import UploadRow
+from server.errors import (
+    AppError,
+    BadRequest,
+    Conflict,
+    NotFound,
+    RateLimited,
+    TooLarge,
+    UnsupportedMediaType,
+)
+from server.ids import parse_id
 from server.resources.storage import (
     MAX_PARTS,
     ObjectNotFound,
     Part,
     PresignedPost,
-    Storage,
     StorageError,
 )
 from server.settings import Settings
-from server.uploads import image, store
-from server.uploads.moderation import ImageInfo, Moderator, Verdict, moderate_upload
-from server.uploads.store import UploadRow
 
 log = logging.getLogger(__name__)
 
 THUMB_TYPE = "image/webp"
-
-
-class UnsupportedMediaType(DomainError):
-    code = ErrorCode.UNSUPPORTED_MEDIA_TYPE
 
 
 @dataclass(frozen=True)
@@ -83,15 +86,15 @@ def size_cap(settings: Settings, purpose: str, *, large: bool) -> int:
     return settings.upload_large_max_bytes if large else settings.upload_max_bytes
 
 
-def parse_id(upload_id: str) -> str:
-    """A canonical uuid string; anything else is an id that does not exist (404)."""
-    try:
-        return str(uuid.UUID(upload_id))
-    except ValueError:
-        raise NotFound("upload: not found") from None
+def _upload_id(value: str) -> str:
+    """An id that cannot be one of ours is an upload that does not exist (404)."""
+    parsed = parse_id(value)
+    if parsed is None:
+        raise NotFound("upload: not found")
+    return parsed
 
 
-def _refusal(exc: image.ImageRefused) -> DomainError:
+def _refusal(exc: image.ImageRefused) -> AppError:
     if isinstance(exc, image.UnsupportedImage):
         return UnsupportedMediaType(f"file: {exc.message}")
     if isinstance(exc, image.ImageTooLarge):
@@ -103,7 +106,7 @@ async def spool(
     chunks: AsyncIterator[bytes],
     dest: Path,
     limit: int,
-    too_large: Callable[[], DomainError],
+    too_large: Callable[[], AppError],
     *,
     sniff: bool = False,
 ) -> int:
@@ -134,26 +137,56 @@ async def spool(
 
 
 class UploadService:
-    """One per app (``server.http.uploads.UPLOADS``)."""
+    """The upload flows, processing, visibility and the abandoned-upload sweeper.
 
-    def __init__(
-        self,
-        *,
-        pool: asyncpg.Pool,
-        storage: Storage,
-        stream: EventStream,
-        settings: Settings,
-        moderator: Moderator,
-        tmp_root: Path,
-    ) -> None:
-        self.pool = pool
-        self.storage = storage
-        self.stream = stream
+    ``moderator`` is the automatic check (``NoModerator`` by default: a human decides)."""
+
+    def __init__(self, deps: Deps, moderator: Moderator) -> None:
+        settings = deps.settings
+        self.pool = deps.db
+        self.storage = deps.storage
+        self.stream = deps.stream
+        self.limiter = deps.limiter
         self.settings = settings
         self.moderator = moderator
-        self.tmp_root = tmp_root
+        self.tmp_root = settings.data_path / "tmp" / "uploads"
         self.cpu = asyncio.Semaphore(settings.upload_process_concurrency)
-        tmp_root.mkdir(parents=True, exist_ok=True)
+        self._sweeper: asyncio.Task[None] | None = None
+        image.release_freed_pixels()
+        self.tmp_root.mkdir(parents=True, exist_ok=True)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Start the periodic sweep of abandoned uploads (on every node; jittered)."""
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="upload-sweeper")
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+
+    async def _sweep_forever(self) -> None:
+        every_s = self.settings.upload_cleanup_interval_s
+        while True:
+            await asyncio.sleep(every_s * random.uniform(0.5, 1.0))
+            try:
+                deleted = await self.sweep_abandoned()
+                if deleted:
+                    log.info("abandoned uploads deleted", extra={"deleted": deleted})
+            except Exception:  # a failed sweep is retried at the next interval
+                log.warning("sweeping abandoned uploads failed", exc_info=True)
+
+    # ------------------------------------------------------------------ creation limits
+
+    async def count_creation(self, owner_id: str) -> None:
+        """One more upload started (direct, presign or multipart): ``UPLOAD_PER_HOUR``."""
+        limit = self.settings.upload_per_hour
+        decision = await self.limiter.hit(f"uploads:{owner_id}", limit, 3600.0)
+        if not decision.allowed:
+            raise RateLimited(f"uploads: at most {limit} per hour", decision.retry_after_s)
 
     def workdir(self) -> Path:
         return Path(tempfile.mkdtemp(prefix="upload-", dir=self.tmp_root))
@@ -268,7 +301,7 @@ class UploadService:
         self, owner_id: str, upload_id: str, parts: list[Part] | None = None
     ) -> UploadRow:
         """Verify and process a presigned upload. Completing a finished upload returns it."""
-        upload_id = parse_id(upload_id)
+        upload_id = _upload_id(upload_id)
         settings = self.settings
         async with self.pool.acquire() as conn:
             row = await store.update_upload_claim(
@@ -317,7 +350,7 @@ class UploadService:
                 done = await self._process(row, raw)
             finally:
                 await asyncio.to_thread(shutil.rmtree, workdir, True)
-        except DomainError:
+        except AppError:
             await self._discard(row)  # a refusal is final
             raise
         except BaseException:
@@ -399,7 +432,7 @@ class UploadService:
 
     async def get(self, viewer_id: str, upload_id: str, variant: str = "image") -> Upload:
         """The upload as the viewer may see it; NotFound if they may not (or it does not exist)."""
-        row = await store.select_upload(self.pool, parse_id(upload_id))
+        row = await store.select_upload(self.pool, _upload_id(upload_id))
         if row is None or not (
             row.owner_id == viewer_id or (row.status == "approved" and row.public)
         ):
@@ -441,16 +474,6 @@ class UploadService:
 def _read_head(path: Path) -> bytes:
     with path.open("rb") as f:
         return f.read(image.SNIFF_BYTES)
-
-
-async def mark_public(
-    conn: asyncpg.Connection, owner_id: str, upload_ids: list[str], public: bool = True
-) -> list[str]:
-    """For features that attach uploads to public things (pet profiles, lost posters,
-    adoption listings): makes the owner's approved uploads visible to everyone.
-    Returns the ids changed; ids that are not the owner's are ignored."""
-    ids = [parse_id(i) for i in upload_ids]
-    return await store.update_uploads_public(conn, owner_id, ids, public)
 
 
 def to_wire(row: UploadRow, url: str | None) -> Upload:

@@ -1,0 +1,34 @@
+"""The socket edge's error mappers: a reply ``error`` for a command, a close for a refusal.
+
+A command's ``AppError`` becomes ``error {id, code, message, retry_after_s?}`` and the
+connection stays (PROTOCOL §4); anything else is a bug: logged once with the connection's
+id (never the payload) and answered ``internal``. A credential refused during the
+handshake closes the socket with the error's close code (4001, 4003).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from protocol.codes import CloseCode, ErrorCode
+from protocol.session import Error
+from server.errors import AppError
+
+log = logging.getLogger("server.gateway")
+
+INTERNAL_MESSAGE = "internal error"
+
+
+def error_reply(command_id: str | None, exc: Exception, **context: object) -> Error:
+    """The ``error`` reply for a command that raised ``exc``; ``context`` (command tag,
+    user id) goes into the log line of an unexpected error."""
+    if isinstance(exc, AppError):
+        retry = None if exc.retry_after_s is None else round(exc.retry_after_s, 3)
+        return Error(id=command_id, code=exc.code, message=exc.message, retry_after_s=retry)
+    log.error("command failed", exc_info=exc, extra={"command_id": command_id, **context})
+    return Error(id=command_id, code=ErrorCode.INTERNAL, message=INTERNAL_MESSAGE)
+
+
+def close_for(exc: AppError) -> tuple[CloseCode, str]:
+    """How a socket whose credential was refused is closed."""
+    return exc.close_code or CloseCode.NOT_AUTHENTICATED, exc.message

@@ -1,0 +1,135 @@
+"""From ``GET /ws`` to an authenticated socket with its ``hello`` (PROTOCOL §2, §3).
+
+Credentials, in order: an ``Authorization: Bearer`` header (judged alone), else the
+session cookie (then ``Origin`` must be allowed, or HTTP 403 before the upgrade), else
+``hello.token``. Every other refusal happens after the upgrade, as a close code browsers
+can see: invalid/expired/revoked 4001, banned 4003, no valid ``hello`` in time 4001, a
+first frame that is not a ``hello`` 4000.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from aiohttp import WSMsgType, web
+
+from protocol.codec import CODECS, JSON, SUBPROTOCOLS, Codec, DecodeError
+from protocol.codes import CloseCode
+from protocol.session import Hello
+from server.auth.verifier import Verifier
+from server.errors import AppError, InvalidCredential
+from server.gateway.errors import close_for
+from server.observability.metrics import Metrics
+from server.principal import Principal
+from server.settings import Settings
+
+log = logging.getLogger("server.gateway")
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """A socket past the handshake: who, which codec, and their ``hello``."""
+
+    ws: web.WebSocketResponse
+    codec: Codec
+    principal: Principal
+    hello: Hello
+
+
+class Handshake:
+    def __init__(self, settings: Settings, verifier: Verifier, metrics: Metrics) -> None:
+        self.settings = settings
+        self.verifier = verifier
+        self.metrics = metrics
+
+    async def open(self, request: web.Request) -> Opened | web.WebSocketResponse:
+        """The opened socket, or the (already closed) response of a refused one.
+
+        Raises ``web.HTTPException`` for refusals before the upgrade (403, 400)."""
+        principal, refused = await self._upgrade_credential(request)
+        settings = self.settings
+        ws = web.WebSocketResponse(
+            protocols=SUBPROTOCOLS,
+            max_msg_size=settings.ws_max_message_bytes,
+            # Protocol-level keepalive; aiohttp pings only after this much inbound
+            # silence, by which time the 4002 rule has already closed the socket.
+            heartbeat=settings.heartbeat_s * 2,
+            compress=False,
+            decode_text=False,
+        )
+        if not ws.can_prepare(request).ok:
+            raise web.HTTPBadRequest(reason="expected a WebSocket upgrade")
+        await ws.prepare(request)
+        codec = CODECS.get(ws.ws_protocol or "", JSON)
+        opened = time.monotonic()
+        if refused is not None:
+            await self.refuse(ws, *close_for(refused))
+            return ws
+        hello = await self._await_hello(ws, codec, opened)
+        if hello is None:
+            return ws
+        if principal is None:
+            if hello.token is None:
+                await self.refuse(ws, CloseCode.NOT_AUTHENTICATED, "no credential")
+                return ws
+            try:
+                principal = await self.verifier.from_bearer(hello.token)
+            except AppError as exc:
+                await self.refuse(ws, *close_for(exc))
+                return ws
+        return Opened(ws=ws, codec=codec, principal=principal, hello=hello)
+
+    async def _upgrade_credential(self, request: web.Request
+                                  ) -> tuple[Principal | None, AppError | None]:
+        """The principal of the upgrade's header or cookie (None: wait for hello.token),
+        or the refusal to close with once upgraded."""
+        authorization = request.headers.get("Authorization")
+        if authorization is not None:
+            scheme, _, token = authorization.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                return None, InvalidCredential("Authorization: expected 'Bearer <token>'")
+            try:
+                return await self.verifier.from_bearer(token.strip()), None
+            except AppError as exc:
+                return None, exc
+        principal: Principal | None = None
+        refused: AppError | None = None
+        try:
+            principal = await self.verifier.from_cookie(request)
+            cookie_used = principal is not None
+        except AppError as exc:
+            cookie_used, refused = True, exc
+        if cookie_used and request.headers.get("Origin") not in self.settings.allowed_origins:
+            # Cross-site WebSocket hijacking: refuse before the upgrade (PROTOCOL §2).
+            raise web.HTTPForbidden(reason="Origin not allowed for cookie authentication")
+        return principal, refused
+
+    async def refuse(self, ws: web.WebSocketResponse, code: CloseCode, reason: str) -> None:
+        self.metrics.ws_closes.labels(str(int(code))).inc()
+        await ws.close(code=code, message=reason.encode()[:120])
+
+    async def _await_hello(self, ws: web.WebSocketResponse, codec: Codec, opened: float
+                           ) -> Hello | None:
+        remaining = self.settings.hello_timeout_s - (time.monotonic() - opened)
+        try:
+            msg = await ws.receive(timeout=max(remaining, 0.001))
+        except TimeoutError:
+            await self.refuse(ws, CloseCode.NOT_AUTHENTICATED, "no hello in time")
+            return None
+        if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+            return None  # closed, or aiohttp already closed it (e.g. 1009)
+        if (msg.type == WSMsgType.BINARY) != codec.binary:
+            await self.refuse(ws, CloseCode.PROTOCOL_VIOLATION, "wrong frame kind")
+            return None
+        try:
+            message = codec.decode_client(msg.data)
+        except DecodeError as exc:
+            await self.refuse(ws, CloseCode.PROTOCOL_VIOLATION,
+                              f"expected hello: {exc.message}")
+            return None
+        if not isinstance(message, Hello):
+            await self.refuse(ws, CloseCode.PROTOCOL_VIOLATION, "expected hello first")
+            return None
+        return message

@@ -1,0 +1,268 @@
+"""One authenticated socket from ``welcome`` to close: session start, the read loop,
+commands, and the in-band ``auth.refresh``.
+
+Start: the connection joins the hub *before* ``last_seq`` is read, so every event
+committed from then on either arrives live or is found by the cursor's catch-up; then
+presence (and the per-user connection cap), the ``welcome``, and the cursor starts
+replaying after ``resume_from`` (or ``last_seq``).
+
+Per connection there is one reader (this task), which also runs commands one at a time,
+in arrival order, and one writer task (``connection``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import WSMsgType
+
+from protocol.base import Command
+from protocol.codec import DecodeError
+from protocol.codes import CloseCode, ErrorCode
+from protocol.session import (
+    Ack,
+    AuthRefresh,
+    AuthRefreshResult,
+    Error,
+    Hello,
+    Ok,
+    Pong,
+    Welcome,
+)
+from server.auth.verifier import Verifier
+from server.commands import Caller, CommandTable
+from server.errors import Forbidden
+from server.gateway.connection import Connection
+from server.gateway.errors import error_reply
+from server.gateway.handshake import Opened
+from server.gateway.limits import TokenBucket
+from server.observability.logging import request_id
+from server.observability.metrics import Metrics
+from server.realtime.node import Node
+from server.settings import Settings
+
+log = logging.getLogger("server.gateway")
+
+PresenceListener = Callable[[str, bool], Awaitable[None]]
+"""Called with (user_id, online) when a user's first socket opens anywhere (online) or
+their last one closes (offline). Runs as its own task; errors are logged."""
+
+_NODE = os.urandom(2).hex()
+
+
+def new_connection_id() -> str:
+    """Sortable by open time (ms), unique across nodes."""
+    return f"{int(time.time() * 1000):012x}{_NODE}{secrets.token_hex(4)}"
+
+
+class Sessions:
+    """Serves authenticated sockets on this node."""
+
+    def __init__(self, *, settings: Settings, metrics: Metrics, verifier: Verifier,
+                 node: Node, commands: CommandTable, on_presence: PresenceListener) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.verifier = verifier
+        self.node = node
+        self.hub = node.hub
+        self.commands = commands
+        self.on_presence = on_presence
+        self._listener_tasks: set[asyncio.Task[None]] = set()
+
+    async def stop(self) -> None:
+        """Presence listeners hold database connections: end them before pools close."""
+        for task in list(self._listener_tasks):
+            task.cancel()
+        if self._listener_tasks:
+            await asyncio.gather(*self._listener_tasks, return_exceptions=True)
+
+    # --- session start and end ----------------------------------------------------------
+    async def serve(self, opened: Opened, remote: str | None) -> None:
+        settings, node = self.settings, self.node
+        principal, hello = opened.principal, opened.hello
+        conn = Connection(
+            id=new_connection_id(), ws=opened.ws, codec=opened.codec, principal=principal,
+            stream=node.stream, metrics=self.metrics, outbox_limit=settings.ws_outbox_bytes,
+            bucket=TokenBucket(settings.ws_rate_per_s, settings.ws_rate_burst),
+            client=hello.client, remote=remote,
+        )
+        token = request_id.set(conn.id)
+        user_id = principal.user_id
+        self.hub.add(conn)
+        self.metrics.ws_open.inc()
+        registered = False
+        try:
+            try:
+                live_ids = await node.presence.connected(user_id, conn.id)
+                registered = True
+            except Exception as exc:  # Redis down: serve anyway; the sweeper's refresh
+                # re-adds this socket to presence once Redis is back.
+                log.warning("presence unavailable at connect", extra={"error": repr(exc)})
+                live_ids = []
+            if live_ids == [conn.id]:
+                self._presence_changed(user_id, True)
+            cap = settings.ws_max_connections_per_user
+            if len(live_ids) > cap:
+                oldest = tuple(live_ids[: len(live_ids) - cap])
+                await node.kick(connection_ids=oldest, code=CloseCode.REPLACED,
+                                reason="replaced by a newer connection")
+            resumed = await self._welcome(conn, hello)
+            log.info("socket open", extra={
+                "user_id": user_id, "session": principal.session_id, "client": hello.client,
+                "codec": conn.codec.name, "resume_from": hello.resume_from,
+                "resumed": resumed, "remote": remote,
+            })
+            await self._read_loop(conn)
+        except Exception:
+            log.exception("socket failed", extra={"user_id": user_id})
+            conn.close_now(CloseCode.INTERNAL_ERROR, "internal error")
+        finally:
+            self.hub.remove(conn)
+            self.metrics.ws_open.dec()
+            if registered:
+                # Shielded: a cancelled handler (client gone mid-cleanup) must not
+                # leave the user "online" until the presence TTL runs out.
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._forget_connection(user_id, conn.id))
+            await conn.finish()
+            code = conn.ws.close_code if conn.ws.close_code is not None else conn.close_code
+            self.metrics.ws_closes.labels(str(code)).inc()
+            log.info("socket closed", extra={
+                "user_id": user_id, "close_code": code, "reason": conn.close_reason or None,
+                "duration_s": round(time.monotonic() - conn.opened, 3),
+                "delivered_seq": conn.delivered_seq,
+            })
+            request_id.reset(token)
+
+    async def _welcome(self, conn: Connection, hello: Hello) -> bool:
+        """Send the welcome and start delivery; True when the resume was honoured."""
+        stream = self.node.stream
+        last_seq = await stream.last_seq(conn.user_id)
+        resumed = False
+        start = last_seq
+        if hello.resume_from is not None:
+            resumed = await stream.can_resume(conn.user_id, hello.resume_from, last_seq)
+            if resumed:
+                start = hello.resume_from
+        conn.send(Welcome(
+            session_id=conn.id, user_id=conn.user_id, last_seq=last_seq,
+            heartbeat_s=self.settings.heartbeat_s, resumed=resumed,
+            server_time=datetime.now(UTC),
+        ))
+        conn.welcomed = True
+        conn.cursor.start(start, last_seq)
+        return resumed
+
+    async def _forget_connection(self, user_id: str, connection_id: str) -> None:
+        if await self.node.presence.disconnected(user_id, connection_id):
+            self._presence_changed(user_id, False)
+
+    def _presence_changed(self, user_id: str, online: bool) -> None:
+        """Run the presence listener (e.g. tell matched users) off the socket's path."""
+        task = asyncio.create_task(self._run_listener(user_id, online))
+        self._listener_tasks.add(task)
+        task.add_done_callback(self._listener_tasks.discard)
+
+    async def _run_listener(self, user_id: str, online: bool) -> None:
+        try:
+            await self.on_presence(user_id, online)
+        except Exception:
+            log.exception("presence listener failed", extra={"user_id": user_id})
+
+    # --- reading ----------------------------------------------------------------------------
+    async def _read_loop(self, conn: Connection) -> None:
+        ws = conn.ws
+        while True:
+            msg = await ws.receive()
+            if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED,
+                            WSMsgType.ERROR):
+                return
+            conn.last_heard = time.monotonic()
+            if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                continue
+            await self._on_frame(conn, msg.data, msg.type == WSMsgType.BINARY)
+            # After a close was asked, keep reading until the close handshake completes.
+
+    async def _on_frame(self, conn: Connection, data: bytes, binary: bool) -> None:
+        metrics = self.metrics
+        if binary != conn.codec.binary:
+            metrics.child(metrics.ws_frames_in, "invalid").inc()
+            if self._rate_ok(conn, None):
+                conn.reply(Error(id=None, code=ErrorCode.BAD_REQUEST,
+                                message=f"{conn.codec.name} takes "
+                                        f"{'binary' if conn.codec.binary else 'text'} frames"))
+            return
+        try:
+            message = conn.codec.decode_client(data)
+        except DecodeError as exc:
+            metrics.child(metrics.ws_frames_in, "invalid").inc()
+            if self._rate_ok(conn, exc.id):
+                conn.reply(Error(id=exc.id, code=exc.code, message=exc.message))
+            return
+        tag = message.wire_type()
+        metrics.child(metrics.ws_frames_in, tag).inc()
+        if isinstance(message, Pong):
+            return
+        if isinstance(message, Ack):
+            conn.acked_seq = max(conn.acked_seq, message.seq)
+            return
+        if isinstance(message, Hello):
+            if self._rate_ok(conn, None):
+                conn.reply(Error(id=None, code=ErrorCode.BAD_REQUEST,
+                                message="hello: already sent on this connection"))
+            return
+        assert isinstance(message, Command)
+        if not self._rate_ok(conn, message.id):
+            return
+        await self._run_command(conn, message)
+
+    def _rate_ok(self, conn: Connection, command_id: str | None) -> bool:
+        """Take a token; on refusal reply rate_limited (or close 4029 after WS_ABUSE_S)."""
+        wait = conn.bucket.take()
+        if wait == 0.0:
+            return True
+        if conn.bucket.limited_for() >= self.settings.ws_abuse_s:
+            conn.close_soon(CloseCode.RATE_LIMIT_ABUSE, "rate limit abuse")
+            return False
+        conn.reply(Error(id=command_id, code=ErrorCode.RATE_LIMITED,
+                        message="too many commands", retry_after_s=round(wait, 3)))
+        return False
+
+    # --- commands -------------------------------------------------------------------------
+    async def _run_command(self, conn: Connection, command: Command) -> None:
+        tag = command.wire_type()
+        started = time.perf_counter()
+        try:
+            if isinstance(command, AuthRefresh):
+                result: Any = await self._auth_refresh(conn, command)
+            else:
+                handler = self.commands.get(type(command))
+                if handler is None:
+                    conn.reply(Error(id=command.id, code=ErrorCode.BAD_REQUEST,
+                                    message=f"type: '{tag}' is not supported by this server yet"))
+                    return
+                caller = Caller(principal=conn.principal, connection_id=conn.id)
+                result = await handler(caller, command)
+            conn.reply(Ok(id=command.id, result=result))
+        except Exception as exc:
+            conn.reply(error_reply(command.id, exc, command=tag, user_id=conn.user_id))
+        finally:
+            self.metrics.child(self.metrics.ws_command_latency, tag).observe(
+                time.perf_counter() - started)
+
+    async def _auth_refresh(self, conn: Connection, command: AuthRefresh) -> AuthRefreshResult:
+        principal = await self.verifier.from_bearer(command.token)
+        if principal.user_id != conn.user_id:
+            raise Forbidden("token: belongs to another user")
+        conn.replace_principal(principal)
+        expires = principal.expires_at or datetime.now(UTC)
+        return AuthRefreshResult(expires_at=expires)
+
