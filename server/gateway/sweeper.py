@@ -33,6 +33,8 @@ class Sweeper:
         self.presence = presence
         self._ping_frames = {name: codec.encode(Ping()) for name, codec in CODECS.items()}
         self._task: asyncio.Task[None] | None = None
+        self.rounds = 0
+        """Sweeps done so far (logs and tests can tell that a sweep has happened)."""
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="ws-sweeper")
@@ -60,6 +62,7 @@ class Sweeper:
                     )
             except Exception as exc:  # e.g. Redis down: presence refresh retried next round
                 log.warning("sweep failed", extra={"error": repr(exc)})
+            self.rounds += 1
 
     def sweep(self, conns: Iterable[Connection], now: float, wall: float) -> None:
         settings = self.settings

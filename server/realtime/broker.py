@@ -130,6 +130,11 @@ class RedisBroker(Broker):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
                 await asyncio.sleep(delay)
 
+    @property
+    def subscribed(self) -> bool:
+        """Whether the node's subscription is up right now (false while reconnecting)."""
+        return self._subscribed.is_set()
+
     async def publish(self, payload: bytes) -> None:
         try:
             await self._client.publish(self._channel, payload)

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 
 import pytest
 import redis.asyncio as aioredis
 
-from server.resources.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from server.resources.ratelimit import (
+    Decision,
+    MemoryRateLimiter,
+    RateLimiter,
+    RedisRateLimiter,
+)
 from tests.support.services import free_port
+from tests.support.waiting import until
+
+
+async def _allowed(decision: Awaitable[Decision]) -> bool:
+    return (await decision).allowed
 
 
 @pytest.fixture(params=["redis", "memory"])
@@ -48,14 +59,16 @@ async def test_peek_does_not_count(limiter: RateLimiter) -> None:
 
 
 async def test_window_slides_and_refusals_are_not_recorded(limiter: RateLimiter) -> None:
+    first = time.monotonic()
     assert (await limiter.hit("w", 2, 0.3)).allowed
-    await asyncio.sleep(0.15)
+    await until(lambda: time.monotonic() >= first + 0.15, what="half the window")
     assert (await limiter.hit("w", 2, 0.3)).allowed
     refused = await limiter.hit("w", 2, 0.3)
     assert not refused.allowed
     # The oldest event leaves the window first: retry_after counts to it.
     assert refused.retry_after_s <= 0.2
-    await asyncio.sleep(refused.retry_after_s + 0.05)
+    await until(lambda: _allowed(limiter.peek("w", 2, 0.3)),
+                timeout=refused.retry_after_s + 1, what="the oldest event to leave the window")
     assert (await limiter.hit("w", 2, 0.3)).allowed
     assert not (await limiter.hit("w", 2, 0.3)).allowed
 
@@ -107,8 +120,9 @@ def test_memory_limiter_sweeps_idle_keys() -> None:
     async def fill() -> None:
         for i in range(MemoryRateLimiter._SWEEP_EVERY * 2):
             await limiter.hit(f"key{i}", 1, 0.001)
-            if i == 0:
-                await asyncio.sleep(0.01)
+            if i == 0:  # the first key's window ends before the others arrive
+                ends = time.monotonic() + 0.002
+                await until(lambda ends=ends: time.monotonic() > ends, interval=0.001)
 
     asyncio.run(fill())
     assert len(limiter._events) < MemoryRateLimiter._SWEEP_EVERY * 2

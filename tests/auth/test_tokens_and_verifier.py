@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 from datetime import UTC, datetime, timedelta
@@ -22,6 +21,7 @@ from tests.auth.conftest import ClientMaker
 from tests.auth.helpers import API
 from tests.conftest import TEST_SECRET
 from tests.support.auth import register
+from tests.support.waiting import until
 
 NEW_SECRET = "rotated-secret-key-" + "y" * 32
 OTHER_SECRET = "unrelated-secret-key-" + "z" * 32
@@ -179,7 +179,7 @@ async def test_logout_reuse_and_ban_kick_sockets_on_every_node(make_client: Clie
     await client.post(f"{API}/logout", headers=other.bearer)
     third = await register(client)
     await app[RUNTIME].auth.ban_user(third.user_id)
-    await asyncio.sleep(0.05)
+    await until(lambda: len(kicks) >= 3, what="three kicks")
 
     assert [msgspec.structs.asdict(k) for k in kicks] == [
         {"session_ids": (sid,), "user_ids": (), "connection_ids": (), "code": 4001,

@@ -405,7 +405,7 @@ async def test_unanswered_idempotent_command_is_resent_and_answered_once(
     srv = await scripted(drop, answer)
     async with make_client(srv.url) as c:
         keyed = asyncio.create_task(c.command(send_cmd(key="uuid-1")))
-        await asyncio.sleep(0.05)
+        await until(lambda: any(isinstance(m, ChatSend) for m in srv.conns[0].received))
         plain = asyncio.create_task(c.command(PetsMine(id="")))
         result = await keyed
         assert isinstance(result, MessageResult) and result.message.id == "m7"
@@ -438,7 +438,7 @@ async def test_command_issued_while_disconnected_waits_for_the_connection(
         await srv.connection(1)
         assert c.state is ClientState.CONNECTING
         task = asyncio.create_task(c.command(PetsMine(id="")))
-        await asyncio.sleep(0.05)
+        await until(lambda: len(c._pending) == 1)  # issued, waiting for a connection
         release.set()
         assert await task == PetsResult(pets=[])
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 
 import aiohttp
@@ -14,6 +13,7 @@ from server.state import RUNTIME
 from tests.conftest import TEST_ORIGIN
 from tests.gateway.conftest import AppClient
 from tests.support.auth import register
+from tests.support.waiting import next_millisecond
 from tests.support.ws import connect, open_session
 
 
@@ -167,9 +167,9 @@ async def test_connection_cap_closes_the_oldest(app_client: AppClient) -> None:
     client = await app_client(ws_max_connections_per_user=2)
     user = await register(client)
     first = await open_session(client, user.access_token)
-    await asyncio.sleep(0.01)
+    await next_millisecond()
     second = await open_session(client, user.access_token)
-    await asyncio.sleep(0.01)
+    await next_millisecond()
     third = await open_session(client, user.access_token)
     await first.expect_close(CloseCode.REPLACED, timeout=2)
     await second.expect_nothing(0.2)

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
+from typing import Any
+
+from aiohttp.test_utils import TestClient
 
 from protocol.codes import CloseCode
 from protocol.session import AuthRefresh
+from server.gateway.gateway import Gateway
+from server.state import RUNTIME
 from tests.gateway.conftest import AppClient
 from tests.support import events
 from tests.support.auth import register
 from tests.support.tokens import short_lived_token
+from tests.support.waiting import past, until
 from tests.support.ws import open_session
+
+
+def gateway_of(client: TestClient[Any, Any]) -> Gateway:
+    gateway = client.app[RUNTIME].gateway
+    assert isinstance(gateway, Gateway)
+    return gateway
 
 
 async def test_server_pings_and_pong_keeps_the_socket(app_client: AppClient) -> None:
@@ -77,9 +88,14 @@ async def test_expired_token_closes_4009(app_client: AppClient) -> None:
 async def test_refresh_before_expiry_keeps_the_socket(app_client: AppClient) -> None:
     client = await app_client(token_expiry_grace_s=0.0, heartbeat_s=5)
     user = await register(client)
+    expired_at = time.time() + 1
     sock = await open_session(client, short_lived_token(client.app, user, ttl_s=1))
     await sock.command(AuthRefresh(id="r1", token=user.access_token))
-    await asyncio.sleep(2.5)
+    # Past the first token's expiry, then two sweeps: the refreshed socket stays.
+    await past(expired_at + 1)
+    sweeper = gateway_of(client).sweeper
+    done = sweeper.rounds
+    await until(lambda: sweeper.rounds >= done + 2, what="two sweeps")
     await sock.expect_nothing(0.05)
     assert not sock.ws.closed
 
@@ -97,13 +113,11 @@ async def test_shutdown_closes_every_socket_1001(aiohttp_server: object,
 async def test_idle_socket_releases_its_writer_and_busy_one_gets_it_back(
     app_client: AppClient,
 ) -> None:
-    from server.state import RUNTIME
-
-    client = await app_client()
+    client = await app_client(ws_writer_idle_s=0.1)
     user = await register(client)
     sock = await open_session(client, user.access_token)
     (conn,) = list(client.app[RUNTIME].deps.node.hub.connections())
-    await asyncio.sleep(2.3)  # > WRITER_IDLE_S plus one sweep
-    assert conn._writer is None and conn._queue is None
+    await until(lambda: conn._writer is None and conn._queue is None,
+                what="the idle writer to end")
     await events.append(client.app, [user.user_id], 2)
     assert [(await sock.expect("notification")).seq for _ in range(2)] == [1, 2]

@@ -12,12 +12,18 @@ from protocol.chat import ChatTypingEvent
 from protocol.codes import CloseCode
 from server.domain.idempotency import run_idempotent
 from server.errors import BadRequest
+from server.realtime.presence import Presence
 from server.realtime.stream import Transaction
 from server.state import RUNTIME
 from tests.gateway.conftest import AppClient
 from tests.support import events
 from tests.support.auth import register
+from tests.support.waiting import until
 from tests.support.ws import open_session
+
+
+async def _offline(presence: Presence, user_id: str) -> bool:
+    return (await presence.online([user_id])) == {user_id: False}
 
 
 async def test_same_key_returns_the_first_result_and_appends_once(
@@ -101,12 +107,12 @@ async def test_presence_follows_sockets_across_nodes(app_client: AppClient, redi
     first = await open_session(node_a, user.access_token)
     second = await open_session(node_b, user.access_token)
     assert await presence.online([user.user_id]) == {user.user_id: True}
+    hub_a = node_a.app[RUNTIME].deps.node.hub
     await first.close()
-    await asyncio.sleep(0.1)
+    await until(lambda: len(hub_a) == (0 if redis else 1), what="node A to drop the socket")
     assert await presence.online([user.user_id]) == {user.user_id: True}
     await second.close()
-    await asyncio.sleep(0.1)
-    assert await presence.online([user.user_id]) == {user.user_id: False}
+    await until(lambda: _offline(presence, user.user_id), what="the user to go offline")
 
 
 async def test_killed_node_users_go_offline_within_the_ttl(app_client: AppClient) -> None:
@@ -130,7 +136,7 @@ async def test_killed_node_users_go_offline_within_the_ttl(app_client: AppClient
         gateway = node.app[RUNTIME].gateway
         assert isinstance(gateway, Gateway)
         await gateway.sweeper.stop()
-        await asyncio.sleep(1.2)
-        assert await presence.online([user.user_id]) == {user.user_id: False}
+        await until(lambda: _offline(presence, user.user_id), timeout=3,
+                    what="the entry to expire")
     finally:
         await client.aclose()

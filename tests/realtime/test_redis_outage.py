@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 
 import pytest
 
+from server.realtime.broker import RedisBroker
+from server.state import RUNTIME
 from tests.gateway.conftest import AppClient
 from tests.realtime.test_delivery import seqs
 from tests.support import events
 from tests.support.auth import register
 from tests.support.services import RedisProcess
+from tests.support.waiting import until
 from tests.support.ws import open_session
 
 
@@ -37,7 +39,10 @@ async def test_redis_restart_loses_nothing(app_client: AppClient,
 
     private_redis.stop()
     await events.append(node_a.app, [user.user_id], 2)  # publishes fail: broker down
-    await asyncio.sleep(0.2)
+    brokers = [node.app[RUNTIME].deps.node.broker for node in (node_a, node_b)]
+    assert all(isinstance(b, RedisBroker) for b in brokers)
+    await until(lambda: not any(b.subscribed for b in brokers),  # type: ignore[attr-defined]
+                what="both nodes to notice the outage")
     private_redis.start()
     await events.append(node_b.app, [user.user_id], 2)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -18,6 +19,7 @@ from server.domain.uploads.moderation import ImageInfo, Moderator, Verdict, mode
 from server.resources.storage import LocalStorage
 from server.state import RUNTIME
 from tests.support.auth import Registered, register
+from tests.support.waiting import past
 from tests.support.ws import open_session
 from tests.uploads import images
 from tests.uploads.conftest import fetch, form
@@ -322,7 +324,10 @@ async def test_expired_presign_is_refused(
     resp = await client.post("/api/v1/uploads/presign", headers=user.bearer, json={
         "content_type": "image/png", "size": len(data), "purpose": "pet_photo"})
     body = await resp.json()
-    await asyncio.sleep(2.2)
+    # Past both the form's expiry and the upload's own deadline (grace 0).
+    deadline = await client.server.app[RUNTIME].deps.db.fetchval(
+        "SELECT expires_at FROM uploads WHERE id = $1", body["upload_id"])
+    await past(max(deadline.timestamp(), datetime.fromisoformat(body["expires_at"]).timestamp()))
     status, _, _ = await fetch(client, http, "POST", body["url"],
                                data=form(body["fields"], data, content_type="image/png"))
     if isinstance(client.server.app[RUNTIME].deps.storage, LocalStorage):
@@ -345,7 +350,10 @@ async def test_sweeper_deletes_abandoned_uploads_and_their_objects(
     kept = (await (await direct(client, user, images.png())).json())["upload"]
     storage = client.server.app[RUNTIME].deps.storage
     assert await storage.head(f"incoming/{upload_id}") is not None
-    await asyncio.sleep(2.2)
+    # Past every unfinished upload's deadline (grace 0): both are abandoned then.
+    deadline = await client.server.app[RUNTIME].deps.db.fetchval(
+        "SELECT max(expires_at) FROM uploads WHERE status = 'awaiting_upload'")
+    await past(deadline.timestamp())
     service = client.server.app[RUNTIME].uploads
     two = await asyncio.gather(service.sweep_abandoned(), service.sweep_abandoned())
     # Concurrent sweepers split the rows between them (SKIP LOCKED) but never take one

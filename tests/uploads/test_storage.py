@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -13,13 +12,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 import aiohttp
 import pytest
 
 from server.resources.storage import MIN_PART_BYTES, LocalStorage, Part, Storage, StorageError
 from server.state import RUNTIME
+from tests.support.waiting import past
 from tests.uploads.conftest import S3_KEY_ID, S3_SECRET, fetch, form
 
 
@@ -186,7 +186,7 @@ async def test_local_download_url_expires(
     client, storage = await local_storage(make_client, tmp_path)
     url = await storage.download_url("uploads/y/image.png", 1)
     assert (await client.get(url)).status == 200
-    await asyncio.sleep(2.1)
+    await past(int(parse_qs(urlsplit(url).query)["exp"][0]))
     resp = await client.get(url)
     assert resp.status == 403
     assert "expired" in (await resp.json())["error"]["message"]
@@ -206,7 +206,7 @@ async def test_local_post_policy_is_checked(
     assert resp.status == 403
 
     short = await storage.presigned_post("incoming/q", "image/png", max_size=100, expires_s=1)
-    await asyncio.sleep(2.1)
+    await past(short.expires_at.timestamp())
     resp = await client.post(short.url, data=form(short.fields, b"x"))
     assert resp.status == 403
     assert await storage.head("incoming/q") is None
