@@ -7,19 +7,13 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from server.app import create_app
-from server.settings import Settings
+from tests.conftest import AppClient
 
 ClientMaker = Callable[..., Awaitable[TestClient[Any, Any]]]
 
 
 @pytest.fixture
-def make_client(
-    aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]],
-    make_settings: Callable[..., Settings],
-    redis_prefix: str,
-    clean_db: None,
-) -> ClientMaker:
+def make_client(app_client: AppClient, redis_prefix: str) -> ClientMaker:
     """``await make_client(**settings_overrides)``: a test client on an app with a clean database.
 
     The apps of one test share a Redis prefix of their own, so rate-limit counters
@@ -28,6 +22,7 @@ def make_client(
 
     async def factory(**overrides: Any) -> TestClient[Any, Any]:
         overrides.setdefault("redis_prefix", prefix)
-        return await aiohttp_client(create_app(make_settings(**overrides)))
+        client: TestClient[Any, Any] = await app_client(**overrides)
+        return client
 
     return factory

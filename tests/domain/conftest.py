@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
 from aiohttp.test_utils import TestClient
 
 from protocol.base import Command, Result
@@ -17,30 +15,16 @@ from protocol.objects import Match, Pet, Species
 from protocol.pets import PetsCreate
 from protocol.session import Error
 from protocol.types import Location
-from server.app import create_app
-from server.settings import Settings
+from tests.conftest import AppClient
 from tests.support.auth import Registered, register
 from tests.support.ws import ProtocolSocket, open_session
 
-AppClient = Callable[..., Awaitable[TestClient]]
+__all__ = ["AppClient"]
 _ids = itertools.count(1)
 
 
 def cid() -> str:
     return f"t{next(_ids)}"
-
-
-@pytest.fixture
-def app_client(
-    aiohttp_client: Any, make_settings: Callable[..., Settings], clean_db: None
-) -> AppClient:
-    """Start an app (a node) with Settings overrides; returns its HTTP/WS test client."""
-
-    async def factory(**overrides: Any) -> TestClient:
-        client: TestClient = await aiohttp_client(create_app(make_settings(**overrides)))
-        return client
-
-    return factory
 
 
 @dataclass

@@ -13,8 +13,7 @@ from aiohttp.test_utils import TestClient
 from botocore.config import Config
 from multidict import CIMultiDict
 
-from server.app import create_app
-from server.settings import Settings
+from tests.conftest import AppClient
 from tests.support.services import free_port
 
 S3_KEY_ID = "petspark-test"
@@ -59,25 +58,13 @@ def backend(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 
 @pytest.fixture
-def upload_settings(
-    make_settings: Callable[..., Settings], backend: dict[str, Any]
-) -> Callable[..., Settings]:
-    def factory(**overrides: Any) -> Settings:
-        base = {"upload_cleanup_interval_s": 3600.0, "auth_register_per_hour": 100_000}
-        return make_settings(**{**backend, **base, **overrides})
-
-    return factory
-
-
-@pytest.fixture
-async def make_client(
-    aiohttp_client: Any, upload_settings: Callable[..., Settings], clean_db: None
-) -> Callable[..., Any]:
-    """``await make_client(**settings_overrides)`` → a TestClient on a fresh app."""
+async def make_client(app_client: AppClient, backend: dict[str, Any]) -> Callable[..., Any]:
+    """``await make_client(**overrides)`` → a TestClient on a fresh app on ``backend``
+    (the shared ``app_client``; ``moderator=`` passes through to ``create_app``)."""
 
     async def factory(**overrides: Any) -> TestClient[Any, Any]:
-        app = create_app(upload_settings(**overrides))
-        client: TestClient[Any, Any] = await aiohttp_client(app)
+        client: TestClient[Any, Any] = await app_client(
+            **{**backend, "upload_cleanup_interval_s": 3600.0, **overrides})
         return client
 
     return factory

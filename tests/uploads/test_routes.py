@@ -216,12 +216,9 @@ class RejectEverything(Moderator):
 
 
 async def test_automatic_rejection_tells_the_uploader_over_the_socket(
-    aiohttp_client: Any, upload_settings: Callable[..., Any], clean_db: None
+    make_client: Callable[..., Any],
 ) -> None:
-    from server.app import create_app
-
-    app = create_app(upload_settings(), moderator=RejectEverything())
-    client = await aiohttp_client(app)
+    client = await make_client(moderator=RejectEverything())
     user = await register(client)
     sock = await open_session(client, user.access_token)
     resp = await direct(client, user, images.png())
