@@ -277,8 +277,10 @@ async def bench() -> None:
 
     from server.observability.metrics import Metrics
     from server.realtime.broker import RedisBroker
-    from server.realtime.stream import INLINE_PAYLOAD_LIMIT, EventStream
+    from server.realtime.node import INLINE_PAYLOAD_LIMIT, Node
+    from server.realtime.presence import MemoryPresence
     from server.resources.redis import create_redis
+    from server.settings import Settings
 
     prefix = f"petspark-bench-{secrets.token_hex(4)}:"
     print(f"fan-out bench — {machine()}")
@@ -316,7 +318,10 @@ async def bench() -> None:
                 user_ids = [u for u, _ in users]
                 tokens = [t for _, t in users]
                 broker = CountingBroker(RedisBroker(redis, channel=f"{prefix}bus"))
-                stream = EventStream(pool, broker, Metrics())  # type: ignore[arg-type]
+                # The sender: a node of its own that only appends and publishes.
+                sender = Node(db=pool, broker=broker, presence=MemoryPresence(),  # type: ignore[arg-type]
+                              settings=Settings(), metrics=Metrics())
+                stream = sender.stream
 
                 for round_ in range(1, ROUNDS + 1):
                     print(f"\n[fan-out round {round_}/{ROUNDS}]")

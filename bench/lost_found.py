@@ -37,15 +37,19 @@ import asyncpg
 
 from protocol.lost import LostReport
 from protocol.types import Location
+from server.deps import Deps
 from server.domain.lost_found import store
-from server.domain.lost_found.fanout import FanoutRunner
-from server.domain.lost_found.service import LostFound, report_lost
+from server.domain.lost_found.service import LostFoundService
 from server.observability.metrics import Metrics
-from server.ratelimit import MemoryRateLimiter
 from server.realtime.broker import MemoryBroker
-from server.realtime.stream import EventStream
+from server.realtime.node import Node
+from server.realtime.presence import MemoryPresence
 from server.resources.migrations import migrate
-from server.state import DB as DB_KEY
+from server.resources.postgres import create_pool
+from server.resources.ratelimit import MemoryRateLimiter
+from server.resources.storage import LocalStorage
+from server.settings import Settings
+from server.state import RUNTIME
 
 LAT0, LAT1, LNG0, LNG1 = 47.0, 55.0, 6.0, 15.0
 CLUSTER = (50.11, 8.68)  # Frankfurt
@@ -241,14 +245,19 @@ async def bench_watcher_match(pool: asyncpg.Pool, reporter: str) -> None:
 
 async def bench_fanout(pool: asyncpg.Pool, reporter: str, cluster: list[str],
                        repeats: int = 3) -> None:
-    stream = EventStream(pool, MemoryBroker(), Metrics())
-    runner = FanoutRunner(stream, batch_size=500)
-    deps = LostFound(stream=stream, limiter=MemoryRateLimiter(), runner=runner)
+    settings = Settings()
+    node = Node(db=pool, broker=MemoryBroker(), presence=MemoryPresence(), settings=settings,
+                metrics=Metrics())
+    with tempfile.TemporaryDirectory() as scratch:
+        storage = LocalStorage(Path(scratch), b"k" * 32)
+    lost = LostFoundService(Deps(settings=settings, db=pool, node=node, storage=storage,
+                                 limiter=MemoryRateLimiter(), metrics=Metrics()))
+    runner = lost.runner  # not started: this bench drives it
     cmd = LostReport(id="b", description="Black cat, white paws",
                      location=Location(lat=CLUSTER[0], lng=CLUSTER[1]), radius_m=2000)
     for _ in range(repeats):
         t0 = time.perf_counter()
-        result = await report_lost(deps, reporter, cmd)
+        result = await lost.report_lost(reporter, cmd)
         acked = time.perf_counter() - t0
         batches = await runner.drain()
         done = time.perf_counter() - t0
@@ -269,7 +278,6 @@ async def bench_sockets(dsn: str, reporter: str, cluster: list[str], data_dir: P
     from aiohttp import web
 
     from server.app import create_app
-    from server.auth.service import AUTH
     from server.settings import Settings
 
     settings = Settings(database_url=dsn, redis_url=None, data_dir=str(data_dir),
@@ -282,11 +290,11 @@ async def bench_sockets(dsn: str, reporter: str, cluster: list[str], data_dir: P
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     url = f"http://127.0.0.1:{port}/ws"
-    pool = app[DB_KEY]
+    pool = app[RUNTIME].deps.db
     rows = await pool.fetch(
         """INSERT INTO sessions (user_id, kind) SELECT u, 'token' FROM unnest($1::uuid[]) AS u
            RETURNING id::text AS sid, user_id::text AS uid""", [reporter, *cluster])
-    tokens = {r["uid"]: app[AUTH].tokens.issue(user_id=r["uid"], role="user",
+    tokens = {r["uid"]: app[RUNTIME].auth.tokens.issue(user_id=r["uid"], role="user",
                                                 session_id=r["sid"])[0] for r in rows}
     received: dict[str, float] = {}
     all_in = asyncio.Event()
@@ -372,7 +380,7 @@ async def main() -> None:
         await migrate(conn)
         await conn.close()
         print(f"PostgreSQL {version}")
-        pool = await asyncpg.create_pool(dsn, min_size=2, max_size=4)
+        pool = await create_pool(dsn, min_size=2, max_size=4)  # the server's codecs (jsonb)
         try:
             reporter, cluster = await seed(pool, args.watches, args.alerts)
             await bench_nearby(dsn, args.queries)
