@@ -137,16 +137,18 @@ class PushPayload(msgspec.Struct, frozen=True, kw_only=True):
     def to_json(self) -> bytes:
         return fit_json(self.to_wire())
 
-    def collapse_id(self, max_len: int) -> str | None:
-        """The collapse key in at most ``max_len`` URL-safe characters (hashed when longer
-        or when it has other characters: RFC 8030's ``Topic`` allows only base64url)."""
+    def collapse_id(self, max_bytes: int, *, url_safe: bool = False) -> str | None:
+        """The collapse key as a provider takes it: itself when it fits ``max_bytes`` (and,
+        with ``url_safe``, uses only base64url characters, as RFC 8030's ``Topic`` must),
+        else a stable hash of it in that many characters."""
         key = self.collapse_key
         if key is None:
             return None
-        if len(key) <= max_len and re.fullmatch(r"[A-Za-z0-9_-]+", key):
+        fits = len(key.encode()) <= max_bytes
+        if fits and (not url_safe or re.fullmatch(r"[A-Za-z0-9_-]+", key)):
             return key
         digest = base64.urlsafe_b64encode(hashlib.sha256(key.encode()).digest()).rstrip(b"=")
-        return digest.decode()[:max_len]
+        return digest.decode()[:max_bytes]
 
 
 class PayloadTooLarge(ValueError):

@@ -1,8 +1,10 @@
 """Web Push (RFC 8030) with aes128gcm bodies (RFC 8291) and VAPID (RFC 8292).
 
-Encryption is pywebpush's ``WebPusher.encode`` (http-ece underneath) and the VAPID
-signature is py-vapid's, but the request is ours, on one shared aiohttp session
-whose connector carries the endpoint guard (``server.push.guard``): pywebpush's
+Encryption is pywebpush's ``WebPusher.encode`` (http-ece underneath). The VAPID
+token is an ES256 JWT signed with PyJWT (py-vapid refuses IPv6-literal audiences and
+re-checks ``sub`` with a regex on every call), sent as ``Authorization: vapid
+t=<jwt>,k=<public key>``. The request is ours, on one shared aiohttp session whose
+connector carries the endpoint guard (``server.push.guard``): pywebpush's
 ``webpush_async`` would encrypt and sign on the event loop, parse the VAPID key on
 every call, follow redirects and hide ``Retry-After`` behind an exception.
 
@@ -24,8 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import aiohttp
+import jwt
 from aiohttp.abc import AbstractResolver
-from py_vapid import Vapid02
 from pywebpush import WebPusher, WebPushException
 
 from server.observability.metrics import Metrics
@@ -59,7 +61,6 @@ class WebPushProvider(PushProvider):
     ) -> None:
         super().__init__(metrics=metrics)
         self._key = load_vapid_key(private_key)
-        self._vapid = Vapid02(private_key=self._key)
         self._subject = subject
         self._public_key = public_key_b64(self._key)
         self._allow_private = allow_private
@@ -101,8 +102,9 @@ class WebPushProvider(PushProvider):
         if cached is not None and now < cached[1]:
             return cached[0]
         exp = int(now) + VAPID_LIFETIME_S
-        signed = self._vapid.sign({"aud": audience, "sub": self._subject, "exp": exp})
-        header = str(signed["Authorization"])
+        token = jwt.encode({"aud": audience, "exp": exp, "sub": self._subject}, self._key,
+                           algorithm="ES256", headers={"typ": "JWT"})
+        header = f"vapid t={token},k={self._public_key}"
         if len(self._vapid_headers) >= _MAX_CACHED_AUDIENCES:
             self._vapid_headers.clear()
         self._vapid_headers[audience] = (header, exp - VAPID_RENEW_BEFORE_S)
@@ -144,7 +146,7 @@ class WebPushProvider(PushProvider):
             "Content-Type": "application/octet-stream",
             "Authorization": authorization,
         }
-        topic = payload.collapse_id(TOPIC_MAX_CHARS)
+        topic = payload.collapse_id(TOPIC_MAX_CHARS, url_safe=True)
         if topic is not None:
             headers["Topic"] = topic
         try:
