@@ -9,11 +9,12 @@ connector carries the endpoint guard (``server.push.guard``): pywebpush's
 every call, follow redirects and hide ``Retry-After`` behind an exception.
 
 Cost, measured on the 2-core box (``bench/push_crypto.py``): one aes128gcm
-encryption (an ephemeral ECDH key, HKDF, AES-GCM) takes ~130 µs of CPU and a VAPID
-signature ~40 µs. A batch of 50 concurrent sends encrypted on the loop stalled it
-for ~6 ms at a time (p99 loop lag 9 to 25 ms); so the work runs in one dedicated worker
-thread (p99 lag ~0.2 ms at ~4,800 encryptions/s), and the VAPID header is signed
-once per push service and reused for 11 of its 12 hours.
+encryption (an ephemeral ECDH key, HKDF, AES-GCM) takes ~120-150 µs of CPU and a
+VAPID signature ~30-60 µs. 50 concurrent sends encrypting on the loop stall it for
+~5 ms at a time (p50 loop lag 5 ms, p99 10 ms), so the encryption runs in one
+dedicated worker thread fed one job at a time (p99 lag 0.6-3 ms on a busy shared box,
+at ~4,000-4,600 encryptions/s), and the VAPID header is signed once per push service
+and reused for 11 of its 12 hours.
 """
 
 from __future__ import annotations
@@ -68,9 +69,12 @@ class WebPushProvider(PushProvider):
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._clock = clock
         self._session: aiohttp.ClientSession | None = None
-        # One thread: enough for thousands of pushes a second, and it can never hold
-        # the GIL against the loop for more than one encryption at a time.
+        # One thread, fed one job at a time: enough for thousands of pushes a second, and
+        # it goes idle (dropping the GIL) after each encryption. With a queue of jobs it
+        # would keep the GIL until the interpreter's 5 ms switch interval forced it off,
+        # and that would be the loop's lag.
         self._crypto = ThreadPoolExecutor(1, thread_name_prefix="webpush-crypto")
+        self._crypto_gate = asyncio.Semaphore(1)
         self._vapid_headers: dict[str, tuple[str, float]] = {}
 
     def public_key(self) -> str:
@@ -135,9 +139,10 @@ class WebPushProvider(PushProvider):
         audience = str(url.origin())
         loop = asyncio.get_running_loop()
         try:
-            encrypted, authorization = await loop.run_in_executor(
-                self._crypto, self._prepare, subscription, body, audience
-            )
+            async with self._crypto_gate:
+                encrypted, authorization = await loop.run_in_executor(
+                    self._crypto, self._prepare, subscription, body, audience
+                )
         except (WebPushException, ValueError) as exc:
             return PushResult.gone(reason=f"invalid_subscription: {type(exc).__name__}")
         headers: dict[str, str] = {

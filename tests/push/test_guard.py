@@ -6,7 +6,13 @@ import ipaddress
 
 import pytest
 
-from server.push.guard import EndpointRefused, address_is_public, check_endpoint
+from server.push.guard import (
+    EndpointRefused,
+    PublicOnlyResolver,
+    RefusedAddress,
+    address_is_public,
+    check_endpoint,
+)
 from server.push.provider import Outcome, PushDevice, PushPayload, WebPushSubscription
 from server.push.vapid import generate_key
 from server.push.webpush import WebPushProvider
@@ -162,3 +168,16 @@ async def test_with_the_flag_loopback_http_is_delivered(
         await provider.close()
     assert result.outcome is Outcome.SENT
     assert len(webpush_endpoint.delivered) == 1 and webpush_endpoint.errors == []
+
+
+async def test_the_send_time_resolver_refuses_a_host_with_any_private_answer() -> None:
+    """The resolver layer on its own (the socket factory backs it up): one private answer
+    among public ones refuses the whole host."""
+    inner = StaticResolver({"ok.example.com": [PUBLIC], "mixed.example.com": [PUBLIC, "10.0.0.7"],
+                            "rebound.example.com": ["127.0.0.1"]})
+    resolver = PublicOnlyResolver(inner)
+    [found] = await resolver.resolve("ok.example.com", 443)
+    assert found["host"] == PUBLIC
+    for host in ("mixed.example.com", "rebound.example.com"):
+        with pytest.raises(RefusedAddress):
+            await resolver.resolve(host, 443)
