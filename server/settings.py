@@ -16,9 +16,23 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
+from urllib.parse import urlsplit
 
 import msgspec
 from msgspec import Meta
+
+from server.credentials import (
+    ApnsKeyError,
+    ServiceAccountError,
+    SmtpUrlError,
+    VapidKeyError,
+    load_apns_key,
+    load_service_account,
+    load_vapid_key,
+    parse_smtp_url,
+    sender_address,
+    subject_is_valid,
+)
 
 Environment = Literal["development", "production"]
 LogLevel = Literal["debug", "info", "warning", "error"]
@@ -94,7 +108,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     public_url: Annotated[
         str,
         _doc("Public base URL of this server (e.g. https://api.petspark.example), used in "
-             "local-storage URLs. Empty: root-relative URLs (/api/v1/files/...)."),
+             "local-storage URLs and as the base of the links in account mails. Empty: "
+             "root-relative file URLs (/api/v1/files/...) and mail links to "
+             "http://HOST:PORT (development only)."),
     ] = ""
     upload_max_bytes: Annotated[
         int, _doc("Largest upload through POST /api/v1/uploads, bytes (every purpose but "
@@ -241,6 +257,60 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                     gt=0, le=300)
     ] = 5.0
 
+    # --- push & mail -------------------------------------------------------------------
+    smtp_url: Annotated[
+        str | None,
+        _doc("SMTP server for account mails: smtp://[user:pass@]host:port (STARTTLS when the "
+             "server offers it; required when a user is given) or smtps://[user:pass@]host:port "
+             "(implicit TLS). Unset: each mail is written as an .eml file under DATA_DIR/mail/ "
+             "and logged."),
+    ] = None
+    mail_from: Annotated[
+        str, _doc("From address of account mails, e.g. `PetSpark <no-reply@petspark.example>`.")
+    ] = "no-reply@localhost"
+    push_delay_s: Annotated[
+        float, _doc("Seconds a notification waits for a socket of the user to ack its event "
+                    "before it is pushed.", ge=0, le=3600)
+    ] = 10.0
+    push_max_attempts: Annotated[
+        int, _doc("Attempts per push and device on 429, 5xx or network errors before it is "
+                  "dropped (and counted).", ge=1, le=100)
+    ] = 8
+    vapid_private_key: Annotated[
+        str | None,
+        _doc("Web Push VAPID key (secret): the raw 32-byte P-256 private key in URL-safe "
+             "base64 (PEM also accepted); `python -m server.push.vapid` makes one. Unset: "
+             "Web Push pushes are logged, not sent."),
+    ] = None
+    vapid_subject: Annotated[
+        str | None,
+        _doc("Contact for Web Push services, mailto:… or https://… (required with "
+             "VAPID_PRIVATE_KEY)."),
+    ] = None
+    fcm_credentials_file: Annotated[
+        str | None,
+        _doc("Path of the Firebase service-account JSON for FCM HTTP v1. Unset: FCM pushes are "
+             "logged, not sent."),
+    ] = None
+    fcm_endpoint: Annotated[
+        str, _doc("Base URL of the FCM API (tests point it at a loopback server).")
+    ] = "https://fcm.googleapis.com"
+    apns_key_file: Annotated[
+        str | None,
+        _doc("Path of the APNs auth key (.p8, token-based). APNS_KEY_FILE, APNS_KEY_ID, "
+             "APNS_TEAM_ID and APNS_TOPIC go together; unset: APNs pushes are logged, not sent."),
+    ] = None
+    apns_key_id: Annotated[str | None, _doc("Key ID of the APNs auth key.")] = None
+    apns_team_id: Annotated[str | None, _doc("Apple developer team ID (the JWT issuer).")] = None
+    apns_topic: Annotated[str | None, _doc("APNs topic: the app's bundle ID.")] = None
+    apns_endpoint: Annotated[
+        str, _doc("APNs host URL (https://api.sandbox.push.apple.com for development builds).")
+    ] = "https://api.push.apple.com"
+    push_allow_private_endpoints: Annotated[
+        bool, _doc("Also allow http and loopback/private Web Push endpoints (tests only: "
+                   "otherwise any user could make the server call internal addresses).")
+    ] = False
+
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir).resolve()
@@ -261,14 +331,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             value = getattr(self, f.name)
             if f.name in SECRET_FIELDS and value:
                 value = "***"
-            elif f.name in ("database_url", "redis_url") and value:
+            elif f.name in ("database_url", "redis_url", "smtp_url") and value:
                 value = redact_url(value)
             out[f.name] = value
         return out
 
 
 SECRET_FIELDS = frozenset(
-    {"secret_key", "previous_secret_key", "s3_access_key_id", "s3_secret_access_key"}
+    {"secret_key", "previous_secret_key", "s3_access_key_id", "s3_secret_access_key",
+     "vapid_private_key"}
 )
 
 
@@ -407,6 +478,74 @@ def _check_cross_field(settings: Settings) -> None:
     s3_keys = (settings.s3_access_key_id, settings.s3_secret_access_key)
     if any(s3_keys) and not all(s3_keys):
         raise SettingsError("S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY: expected both or neither")
+    _check_push_and_mail(settings)
+
+
+def _check_push_and_mail(settings: Settings) -> None:
+    if settings.public_url and not settings.public_url.startswith(("http://", "https://")):
+        raise SettingsError(f"PUBLIC_URL={settings.public_url!r}: expected an http(s) URL")
+    if settings.smtp_url:
+        try:
+            parse_smtp_url(settings.smtp_url)
+        except SmtpUrlError as exc:
+            raise SettingsError(f"SMTP_URL={redact_url(settings.smtp_url)!r}: {exc}") from None
+        if settings.is_production and not settings.public_url:
+            raise SettingsError("PUBLIC_URL is unset: expected the public base URL for the "
+                                "links in mails when SMTP_URL is set in production")
+    if sender_address(settings.mail_from) is None:
+        raise SettingsError(f"MAIL_FROM={settings.mail_from!r}: expected an address like "
+                            "'PetSpark <no-reply@example.com>'")
+    if settings.vapid_private_key:
+        try:
+            load_vapid_key(settings.vapid_private_key)
+        except VapidKeyError as exc:
+            raise SettingsError(f"VAPID_PRIVATE_KEY=***: {exc}; expected a raw 32-byte P-256 "
+                                "key in URL-safe base64 (or PEM)") from None
+        if not settings.vapid_subject:
+            raise SettingsError("VAPID_SUBJECT is unset: expected a mailto: or https: contact "
+                                "with VAPID_PRIVATE_KEY")
+    elif settings.vapid_subject:
+        raise SettingsError("VAPID_SUBJECT is set without VAPID_PRIVATE_KEY: expected both or "
+                            "neither")
+    if settings.vapid_subject and not subject_is_valid(settings.vapid_subject):
+        raise SettingsError(f"VAPID_SUBJECT={settings.vapid_subject!r}: expected "
+                            "mailto:someone@example.com or an https:// URL")
+    for name, url in (("FCM_ENDPOINT", settings.fcm_endpoint),
+                      ("APNS_ENDPOINT", settings.apns_endpoint)):
+        if not _is_base_url(url):
+            raise SettingsError(f"{name}={url!r}: expected a base URL like https://host[:port]")
+    if settings.fcm_credentials_file:
+        try:
+            load_service_account(settings.fcm_credentials_file)
+        except ServiceAccountError as exc:
+            raise SettingsError(
+                f"FCM_CREDENTIALS_FILE={settings.fcm_credentials_file!r}: {exc}"
+            ) from None
+    apns = {"APNS_KEY_FILE": settings.apns_key_file, "APNS_KEY_ID": settings.apns_key_id,
+            "APNS_TEAM_ID": settings.apns_team_id, "APNS_TOPIC": settings.apns_topic}
+    if any(apns.values()) and not all(apns.values()):
+        missing = ", ".join(name for name, value in apns.items() if not value)
+        raise SettingsError(f"APNs is half configured: {missing} unset (APNS_KEY_FILE, "
+                            "APNS_KEY_ID, APNS_TEAM_ID and APNS_TOPIC go together)")
+    if settings.apns_key_file:
+        try:
+            load_apns_key(settings.apns_key_file)
+        except ApnsKeyError as exc:
+            raise SettingsError(f"APNS_KEY_FILE={settings.apns_key_file!r}: {exc}") from None
+    if settings.push_allow_private_endpoints and settings.is_production:
+        raise SettingsError("PUSH_ALLOW_PRIVATE_ENDPOINTS=true: not allowed in production "
+                            "(tests only)")
+
+
+def _is_base_url(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and not (
+        parts.query or parts.fragment or parts.username
+    )
 
 
 def resolve_secret_key(settings: Settings) -> tuple[str, bool]:

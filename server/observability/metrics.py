@@ -57,6 +57,17 @@ class Metrics:
         self.broker_publish_failures = Counter(
             "petspark_broker_publish_failures_total", "Publishes the broker refused", registry=r
         )
+        # --- push & mail ---
+        self.pushes = Counter(
+            "petspark_pushes_total",
+            "Push attempts by provider (webpush, fcm, apns, log) and outcome (sent, gone, "
+            "retry, dropped, logged); dropped also counts pushes given up after "
+            "PUSH_MAX_ATTEMPTS", ["provider", "outcome"], registry=r,
+        )
+        self.mails = Counter(
+            "petspark_mails_total", "Mails by transport (smtp, eml) and outcome (sent, failed)",
+            ["transport", "outcome"], registry=r,
+        )
 
         self._children: dict[tuple[int, str], Any] = {}
 
