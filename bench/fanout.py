@@ -1,6 +1,6 @@
 """Issue 5 benchmark: durable fan-out, two-node fan-out and resume, beside raw aiohttp broadcast.
 
-    python3 dev.py bench fanout        # ~1.5 min, prints figures and ratios
+    python3 dev.py bench fanout        # ~35 s, prints figures and ratios
 
 - 1,000 users each hold one receiver socket (JSON sub-protocol). A sender node in
   this process — the server's own ``EventStream`` on its own asyncpg pool plus a

@@ -1,6 +1,6 @@
 """Issue 4 benchmark: the WebSocket gateway against a raw aiohttp echo server.
 
-    python3 dev.py bench gateway       # ~1.5 min, prints figures and ratios
+    python3 dev.py bench gateway       # ~1 min, prints figures and ratios
 
 Both servers run as subprocesses on uvloop (``python -m server`` installs uvloop
 itself; the raw server is this script in ``raw-echo`` mode); the load generator is

