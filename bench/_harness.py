@@ -1,4 +1,11 @@
-"""Shared bench plumbing: a throwaway database, server subprocesses, registration, RSS.
+"""Shared bench plumbing: backends, a throwaway database, server subprocesses, registration, RSS.
+
+Backends are found or started like the tests' (``server.resources.dev_services``):
+PostgreSQL from ``BENCH_DATABASE_URL``, else ``DATABASE_URL`` (an admin DSN that may
+create databases), else the standard local port, else an embedded PostgreSQL in a
+temporary folder; Redis (for the benches that use it) from ``BENCH_REDIS_URL``,
+else ``REDIS_URL``, else the standard local port, else a private ``redis-server``.
+Each bench prints which it uses.
 
 Everything is loopback-only and bounded: servers are started on free ports and
 terminated at the end; every wait has a deadline.
@@ -12,56 +19,53 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
-import asyncpg
 import psutil
 
+from server.resources import dev_services
+from server.resources.dev_services import free_port, with_database
+
 ROOT = Path(__file__).resolve().parent.parent
-ADMIN_DSN = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+__all__ = ["free_port", "with_database"]
 
 T = TypeVar("T")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+@contextlib.contextmanager
+def bench_postgres() -> Iterator[str]:
+    """An admin DSN of a reachable (maybe embedded) PostgreSQL, for the block.
+    Call outside the event loop."""
+    with dev_services.postgres_server(dev_services.BENCH_PG_VARS) as pg:
+        print(f"bench backends: {pg.origin}", flush=True)
+        yield pg.url
 
 
-def with_database(dsn: str, name: str) -> str:
-    return urlunsplit(urlsplit(dsn)._replace(path="/" + name))
+@contextlib.contextmanager
+def bench_redis() -> Iterator[str]:
+    """The URL of a reachable Redis (maybe a private redis-server), for the block."""
+    with dev_services.redis_server(dev_services.BENCH_REDIS_VARS) as found:
+        print(f"bench backends: {found.origin}", flush=True)
+        yield found.url
 
 
 @contextlib.asynccontextmanager
-async def throwaway_database() -> AsyncIterator[str]:
+async def throwaway_database(admin_dsn: str) -> AsyncIterator[str]:
     """A fresh PostgreSQL database ``petspark_bench_<random>``, dropped afterwards."""
-    name = f"petspark_bench_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(ADMIN_DSN, timeout=5)
+    dsn = await dev_services.create_database(admin_dsn, prefix="petspark_bench")
     try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
+        yield dsn
     finally:
-        await conn.close()
-    try:
-        yield with_database(ADMIN_DSN, name)
-    finally:
-        conn = await asyncpg.connect(ADMIN_DSN, timeout=5)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
+        await dev_services.drop_database(admin_dsn, dsn)
 
 
 def bench_env(port: int, database_url: str, data_dir: str, **extra: str) -> dict[str, str]:

@@ -1,8 +1,8 @@
 """Chat benchmark: N conversations of two users each (2N sockets), every user sending
 messages at a fixed rate against a server subprocess on loopback.
 
-    python -m bench.chat                          # 500 conversations, 1 msg/s, 30 s
-    python -m bench.chat --conversations 100 --duration 10 --rates 1,2,4
+    python3 dev.py bench chat                     # 500 conversations, 1 msg/s, 30 s
+    python3 dev.py bench chat --conversations 100 --duration 10 --rates 1,2,4
 
 Reports, per rate step: messages sent and delivered per second, p50/p99/max
 send→deliver latency (the time from writing ``chat.send`` on the sender's socket
@@ -34,9 +34,10 @@ import aiohttp
 import asyncpg
 import msgspec
 
+from bench._harness import bench_postgres, bench_redis
 from server.auth.tokens import AccessTokens
+from server.resources import dev_services as services
 from server.resources.migrations import migrate
-from tests.support import services
 
 SECRET = "bench-secret-key-" + "x" * 32
 ROOT = Path(__file__).resolve().parents[1]
@@ -292,7 +293,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.conversations > 2000 or args.duration > 120:
         parser.error("bounded: at most 2000 conversations and 120 s per step")
-    with services.postgres_server() as admin_dsn, services.redis_server() as redis_url:
+    with bench_postgres() as admin_dsn, bench_redis() as redis_url:
         asyncio.run(run(args, admin_dsn, redis_url))
 
 

@@ -1,6 +1,6 @@
 """Issue 5 benchmark: durable fan-out, two-node fan-out and resume, beside raw aiohttp broadcast.
 
-    /tmp/probe/bin/python bench/fanout.py             # ~1.5 min, prints figures and ratios
+    python3 dev.py bench fanout        # ~35 s, prints figures and ratios
 
 - 1,000 users each hold one receiver socket (JSON sub-protocol). A sender node in
   this process — the server's own ``EventStream`` on its own asyncpg pool plus a
@@ -35,8 +35,9 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench._harness import (
-    REDIS_URL,
     ServerProcess,
+    bench_postgres,
+    bench_redis,
     bounded_gather,
     machine,
     percentile,
@@ -46,6 +47,7 @@ from bench._harness import (
     temp_dir,
     throwaway_database,
 )
+from server.resources.dev_services import delete_prefix
 
 RECEIVERS = 1000
 EVENTS = 30  # x 1,000 recipients = 30,000 deliveries per run
@@ -272,7 +274,7 @@ async def resume_phase(url: str, token: str, user_id: str, stream: object) -> li
     return times
 
 
-async def bench() -> None:
+async def bench(admin_dsn: str, redis_url: str) -> None:
     import asyncpg
 
     from server.observability.metrics import Metrics
@@ -298,13 +300,13 @@ async def bench() -> None:
     raw_rates: list[float] = []
     ones: list[float] = []
     twos: list[float] = []
-    async with throwaway_database() as dsn:
+    async with throwaway_database(admin_dsn) as dsn:
         with temp_dir() as dir_a, temp_dir() as dir_b:
-            extra = {"REDIS_URL": REDIS_URL, "REDIS_PREFIX": prefix,
+            extra = {"REDIS_URL": redis_url, "REDIS_PREFIX": prefix,
                      "SECRET_KEY": "bench-" + secrets.token_hex(24)}  # shared by nodes
             node_a = petspark_server(dsn, dir_a, "node A", **extra)
             node_b = petspark_server(dsn, dir_b, "node B", **extra)
-            redis = create_redis(REDIS_URL)
+            redis = create_redis(redis_url)
             pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
             try:
                 await raw.start()
@@ -347,7 +349,7 @@ async def bench() -> None:
                 raw.stop()
                 node_a.stop()
                 node_b.stop()
-                await asyncio.to_thread(_delete_prefix, prefix)
+                await asyncio.to_thread(delete_prefix, redis_url, prefix)
 
     med = statistics.median(times)
     raw_rate, one, two = (statistics.median(x) for x in (raw_rates, ones, twos))
@@ -362,18 +364,6 @@ async def bench() -> None:
     print(f"  background load at end (1-min loadavg): {os.getloadavg()[0]:.2f}")
 
 
-def _delete_prefix(prefix: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        keys = list(client.scan_iter(match=prefix + "*", count=1000))
-        for i in range(0, len(keys), 500):
-            client.delete(*keys[i:i + 500])
-    finally:
-        client.close()
-
-
 def main() -> None:
     if len(sys.argv) == 3 and sys.argv[1] == "raw-broadcast":
         run_raw_broadcast(int(sys.argv[2]))
@@ -381,7 +371,8 @@ def main() -> None:
     import uvloop
 
     uvloop.install()
-    asyncio.run(asyncio.wait_for(bench(), timeout=300))
+    with bench_postgres() as admin_dsn, bench_redis() as redis_url:
+        asyncio.run(asyncio.wait_for(bench(admin_dsn, redis_url), timeout=300))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Issue 4 benchmark: the WebSocket gateway against a raw aiohttp echo server.
 
-    /tmp/probe/bin/python bench/gateway.py            # ~1.5 min, prints figures and ratios
+    python3 dev.py bench gateway       # ~1 min, prints figures and ratios
 
 Both servers run as subprocesses on uvloop (``python -m server`` installs uvloop
 itself; the raw server is this script in ``raw-echo`` mode); the load generator is
@@ -30,6 +30,7 @@ if __package__ in (None, ""):
 
 from bench._harness import (
     ServerProcess,
+    bench_postgres,
     bounded_gather,
     machine,
     petspark_server,
@@ -43,7 +44,7 @@ CONNECTIONS = 100
 WARMUP_S = 1.0
 MEASURE_S = 4.0
 TRIALS = 3
-FIRST_REPLY: dict[str, str] = {}
+FIRST_REPLY: dict[tuple[str, str], str] = {}  # (server name, frame) -> its first reply
 IDLE_CONNECTIONS = 5000
 IDLE_USERS = 50  # x 100 sockets each
 OPEN_CONCURRENCY = 100
@@ -141,7 +142,7 @@ async def round_trips(server: ServerProcess, opener: Opener,
                     break
                 if not first:
                     first.append(data)
-                    FIRST_REPLY.setdefault(frame, data)
+                    FIRST_REPLY.setdefault((server.name, frame), data)
                 if counting:
                     count += 1
 
@@ -191,7 +192,7 @@ async def idle_memory(server: ServerProcess, opener: Opener) -> float:
     return per_1000
 
 
-async def bench() -> None:
+async def bench(admin_dsn: str) -> None:
     print(f"gateway bench — {machine()}")
     print(f"  round trips: {CONNECTIONS} connections, {TRIALS} alternating trials of "
           f"{WARMUP_S:.0f}s warm-up + {MEASURE_S:.0f}s per server (median reported); "
@@ -201,7 +202,7 @@ async def bench() -> None:
           "(PASSWORD_HASH_TIME_COST=1, PASSWORD_HASH_MEMORY_KIB=8)")
     print(f"  background load at start (1-min loadavg): {os.getloadavg()[0]:.2f}")
 
-    async with throwaway_database() as dsn:
+    async with throwaway_database(admin_dsn) as dsn:
         with temp_dir() as data_dir:
             raw = script_server(SCRIPT, "raw-echo", "raw aiohttp")
             ours = petspark_server(dsn, data_dir)
@@ -238,9 +239,9 @@ async def bench() -> None:
                                                   DB_COMMAND)
                 db_rate = rate
                 print(f"  petspark pets.mine (ok, one query): {rate:8,.0f}/s  ({cpu})")
-                for frame, reply in FIRST_REPLY.items():
-                    if frame != COMMAND or "raw" not in reply:
-                        print(f"  reply to {frame[:40]}: {reply[:110]}")
+                for (name, frame), reply in FIRST_REPLY.items():
+                    if name == ours.name:  # the echo's reply is the frame itself
+                        print(f"  {name} reply to {frame[:40]}: {reply[:110]}")
             finally:
                 raw.stop()
                 ours.stop()
@@ -272,7 +273,8 @@ def main() -> None:
     import uvloop
 
     uvloop.install()
-    asyncio.run(asyncio.wait_for(bench(), timeout=300))
+    with bench_postgres() as admin_dsn:
+        asyncio.run(asyncio.wait_for(bench(admin_dsn), timeout=300))
 
 
 if __name__ == "__main__":

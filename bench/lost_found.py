@@ -1,6 +1,6 @@
 """Lost & found geo benchmark (issue #7). Loopback only; creates and drops its own database.
 
-    python -m bench.lost_found [--watches 100000] [--alerts 10000] [--queries 1000]
+    python3 dev.py bench lost_found [--watches 100000] [--alerts 10000] [--queries 1000]
 
 Seeds 100,000 watch areas and 10,000 open alerts over a Germany-sized box
 (47..55°N, 6..15°E, ~620,000 km²), plus a cluster of ~2,000 watchers around one
@@ -13,28 +13,25 @@ point. Prints:
   ~2,000 matching watchers' ``lost.alert`` events committed by the fan-out runner,
   in 500-user batches.
 
-PostgreSQL: ``DATABASE_URL`` (an admin DSN whose server may create databases),
-else 127.0.0.1:5432 as postgres, else an embedded server in a temporary folder.
+PostgreSQL: ``BENCH_DATABASE_URL``, else ``DATABASE_URL`` (an admin DSN whose server
+may create databases), else 127.0.0.1:5432 as postgres, else an embedded server in a
+temporary folder (``bench/_harness.py``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import os
 import random
 import shutil
 import tempfile
 import time
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from bench._harness import bench_postgres, throwaway_database
 from protocol.lost import LostReport
 from protocol.types import Location
 from server.deps import Deps
@@ -54,43 +51,6 @@ from server.state import RUNTIME
 LAT0, LAT1, LNG0, LNG1 = 47.0, 55.0, 6.0, 15.0
 CLUSTER = (50.11, 8.68)  # Frankfurt
 CLUSTER_SIZE = 2000
-
-
-@contextlib.asynccontextmanager
-async def admin_dsn() -> AsyncIterator[str]:
-    for dsn in (os.environ.get("DATABASE_URL"), "postgresql://postgres@127.0.0.1:5432/postgres"):
-        if not dsn:
-            continue
-        try:
-            conn = await asyncpg.connect(dsn, timeout=3)
-        except (OSError, asyncpg.PostgresError, TimeoutError):
-            continue
-        await conn.close()
-        yield dsn
-        return
-    from server.resources.embedded_postgres import EmbeddedPostgres
-
-    root = Path(tempfile.mkdtemp(prefix="petspark-bench-pg-"))
-    embedded = EmbeddedPostgres(root)
-    try:
-        yield await asyncio.to_thread(embedded.start)
-    finally:
-        await asyncio.to_thread(embedded.stop)
-        shutil.rmtree(root, ignore_errors=True)
-
-
-@contextlib.asynccontextmanager
-async def bench_database(admin: str) -> AsyncIterator[str]:
-    name = f"petspark_bench_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(admin)
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
-    try:
-        yield urlunsplit(urlsplit(admin)._replace(path="/" + name))
-    finally:
-        conn = await asyncpg.connect(admin)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
 
 
 async def seed(pool: asyncpg.Pool, watches: int, alerts: int) -> tuple[str, list[str]]:
@@ -366,15 +326,8 @@ async def bench_sockets(dsn: str, reporter: str, cluster: list[str], data_dir: P
         await runner.cleanup()
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--watches", type=int, default=100_000)
-    parser.add_argument("--alerts", type=int, default=10_000)
-    parser.add_argument("--queries", type=int, default=1000)
-    parser.add_argument("--no-sockets", action="store_true",
-                        help="skip the end-to-end run over 2,000 WebSockets")
-    args = parser.parse_args()
-    async with admin_dsn() as admin, bench_database(admin) as dsn:
+async def main(admin: str, args: argparse.Namespace) -> None:
+    async with throwaway_database(admin) as dsn:
         conn = await asyncpg.connect(dsn)
         version = await conn.fetchval("SHOW server_version")
         await migrate(conn)
@@ -396,5 +349,17 @@ async def main() -> None:
                 shutil.rmtree(data_dir, ignore_errors=True)
 
 
+def run() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--watches", type=int, default=100_000)
+    parser.add_argument("--alerts", type=int, default=10_000)
+    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--no-sockets", action="store_true",
+                        help="skip the end-to-end run over 2,000 WebSockets")
+    args = parser.parse_args()
+    with bench_postgres() as admin:
+        asyncio.run(main(admin, args))
+
+
 if __name__ == "__main__":
-    asyncio.run(main())
+    run()

@@ -1,10 +1,10 @@
 """Upload throughput and server memory: N clients upload 8 MiB photos through POST /api/v1/uploads.
 
-    python bench/uploads.py [--clients 20] [--per-client 3] [--mib 8]
+    python3 dev.py bench uploads [--clients 20] [--per-client 3] [--mib 8]
 
 Starts ``python -m server`` as a subprocess on a free loopback port (local
-storage in a temporary DATA_DIR, a database of its own on the PostgreSQL the
-tests use, in-process broker), registers one user per client, then every
+storage in a temporary DATA_DIR, a database of its own on the bench's PostgreSQL
+(see ``bench/_harness.py``), in-process broker), registers one user per client, then every
 client uploads ``--per-client`` photos concurrently with ``client.uploads.upload``.
 Prints MiB/s (request bytes over wall time, processing included) and the
 server's RSS before the run, at its peak (sampled every 20 ms) and after.
@@ -33,8 +33,9 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._harness import bench_postgres  # noqa: E402
 from client.uploads import upload  # noqa: E402
-from tests.support import services  # noqa: E402
+from server.resources import dev_services as services  # noqa: E402
 
 MiB = 1024 * 1024
 
@@ -155,7 +156,7 @@ def main() -> None:
     parser.add_argument("--mib", type=float, default=8.0)
     parser.add_argument("--timeout", type=float, default=300.0)
     args = parser.parse_args()
-    with services.postgres_server() as admin_dsn:
+    with bench_postgres() as admin_dsn:
         asyncio.run(run(args, admin_dsn))
 
 

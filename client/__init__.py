@@ -16,8 +16,9 @@ Modules: ``client`` (the ``Client``), ``connection`` (one socket: upgrade,
 hello/welcome, frames), ``close_policy`` (what each close code means for
 reconnecting), ``backoff`` (full-jitter delays), ``credentials`` (header,
 hello or cookie auth), ``pending`` (unanswered commands and resending),
-``events`` (``Resync``), ``errors``. HTTP helpers (uploads) live apart from the
-socket client, in ``client/http.py``.
+``events`` (``Resync``), ``errors``. HTTP helpers live apart from the socket
+client: ``uploads`` (``upload()``, direct or multipart, with retries). A complete
+program: ``examples/match_and_chat.py``.
 """
 
 from client.backoff import Backoff

@@ -1,26 +1,86 @@
-"""``python -m server [serve|migrate]`` — ``serve`` is the default."""
+"""``python -m server [serve|migrate]`` — ``serve`` is the default; ``--help`` lists the
+main variables (generated from ``server.settings.Settings``).
+
+Before anything starts, a pre-flight check turns the usual first-run mistakes into
+one line and exit status 1 (no traceback): migrations missing from the
+installation, ``DATABASE_URL`` unset without the embedded extra, a configured
+PostgreSQL or Redis that refuses the connection. Once the port is bound, one line
+says where the server listens and which backends it uses.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import gc
 import logging
 import os
 import sys
+import textwrap
+from typing import Any
 
-from server.settings import Settings, SettingsError, load_settings
+from server.settings import Settings, SettingsError, load_settings, settings_fields
 
 log = logging.getLogger("server")
 
+# The variables `--help` shows (defaults and meanings come from Settings); every
+# variable is in config/example.env.
+HELP_VARIABLES = (
+    "HOST", "PORT", "ENVIRONMENT", "LOG_LEVEL", "DATA_DIR", "DATABASE_URL", "REDIS_URL",
+    "S3_BUCKET", "S3_ENDPOINT_URL", "PUBLIC_URL", "SECRET_KEY", "ALLOWED_ORIGINS",
+    "MIGRATE_ON_START", "DB_POOL_MAX", "TRUST_FORWARDED_FOR",
+)
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m server", description="PetSpark server")
+
+class StartupError(RuntimeError):
+    """``str(exc)`` is the one line to show."""
+
+
+def _shown_default(default: Any) -> str:
+    if default is None:
+        return "unset"
+    if isinstance(default, bool):
+        return str(default).lower()
+    if isinstance(default, tuple):
+        return ",".join(default) or "empty"
+    if default == "":
+        return "empty"
+    return str(default)
+
+
+def variables_help() -> str:
+    """The main environment variables with their defaults and meanings, from Settings."""
+    fields = {name: (default, text) for name, default, text in settings_fields()}
+    lines = textwrap.wrap(
+        "The server reads its configuration from the environment only (no .env file). "
+        "The main variables follow; config/example.env in the repository lists all "
+        f"{len(fields)}.", width=88)
+    lines.append("")
+    for name in HELP_VARIABLES:
+        default, text = fields[name]
+        lines.append(f"  {name} (default: {_shown_default(default)})")
+        lines.extend(textwrap.wrap(text, width=88, initial_indent="      ",
+                                   subsequent_indent="      ", break_on_hyphens=False))
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m server",
+        description="PetSpark realtime server.",
+        epilog=variables_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument(
         "command", nargs="?", default="serve", choices=["serve", "migrate"],
         help="serve (default): run the server; migrate: apply pending migrations and exit",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         settings = load_settings(os.environ)
     except SettingsError as exc:
@@ -30,12 +90,39 @@ def main(argv: list[str] | None = None) -> int:
     from server.observability.logging import configure_logging
 
     configure_logging(settings.log_level)
+    verb = "cannot migrate" if args.command == "migrate" else "cannot start"
+    try:
+        preflight(settings, redis=args.command == "serve")
+    except StartupError as exc:
+        log.error(f"{verb}: {exc}")
+        return 1
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
     return _serve(settings)
 
 
+def preflight(settings: Settings, *, redis: bool = True) -> None:
+    """Raise ``StartupError`` (one line) for what would otherwise fail later, or worse,
+    start and answer 500: no migrations shipped, no database at all, a backend that
+    refuses the connection."""
+    from server.resources import embedded_postgres
+    from server.resources.migrations import MigrationError, discover
+    from server.resources.reachability import BackendUnreachable, check_backends
+
+    try:
+        discover()
+    except MigrationError as exc:
+        raise StartupError(str(exc)) from None
+    if not settings.database_url and not embedded_postgres.is_installed():
+        raise StartupError(embedded_postgres.NOT_INSTALLED)
+    try:
+        asyncio.run(check_backends(settings, redis_too=redis))
+    except BackendUnreachable as exc:
+        raise StartupError(str(exc)) from None
+
+
 async def _migrate(settings: Settings) -> int:
+    from server.resources.embedded_postgres import EmbeddedPostgresError
     from server.resources.migrations import MigrationError, migrate
     from server.resources.postgres import create_pool, database_dsn
 
@@ -47,12 +134,39 @@ async def _migrate(settings: Settings) -> int:
                     applied = await migrate(conn)
             finally:
                 await pool.close()
-    except MigrationError as exc:
-        log.error("migration refused: %s", exc)
+    except (MigrationError, EmbeddedPostgresError) as exc:
+        log.error("cannot migrate: %s", exc)
         return 1
     log.info("migrations done", extra={"database": kind, "applied": applied})
     print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
     return 0
+
+
+def describe_backends(settings: Settings) -> str:
+    """``embedded PostgreSQL at …, in-process broker, local storage in …``: what a
+    person needs to know about where the data goes."""
+    from server.resources.reachability import pg_address, redis_address
+
+    if settings.database_url:
+        database = f"PostgreSQL at {pg_address(settings.database_url)}"
+    else:
+        database = f"embedded PostgreSQL at {settings.data_path / 'postgres'}"
+    if settings.redis_url:
+        broker = f"Redis broker at {redis_address(settings.redis_url)}"
+    else:
+        broker = "in-process broker"
+    if settings.s3_bucket:
+        storage = f"S3 bucket {settings.s3_bucket}"
+        if settings.s3_endpoint_url:
+            storage += f" at {settings.s3_endpoint_url}"
+    else:
+        storage = f"local storage in {settings.data_path / 'uploads'}"
+    return f"{database}, {broker}, {storage}"
+
+
+def listen_url(settings: Settings) -> str:
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    return f"http://{host}:{settings.port}"
 
 
 def _serve(settings: Settings) -> int:
@@ -61,6 +175,7 @@ def _serve(settings: Settings) -> int:
     from server.app import create_app
     from server.resources.embedded_postgres import EmbeddedPostgresError
     from server.resources.migrations import MigrationError
+    from server.state import BACKENDS
 
     try:
         import uvloop
@@ -71,20 +186,32 @@ def _serve(settings: Settings) -> int:
     log.info("starting", extra={"settings": settings.summary()})
     app = create_app(settings)
     app.on_startup.append(_freeze_gc)
+
+    def announce(_banner: str) -> None:
+        # run_app calls its `print` hook once every site is bound: the moment to say so.
+        url = listen_url(settings)
+        backends: dict[str, Any] = app[BACKENDS]
+        log.info(f"listening on {url} ({describe_backends(settings)})",
+                 extra={"url": url, "backends": dict(backends)})
+
     try:
         web.run_app(
             app,
             host=settings.host,
             port=settings.port,
             shutdown_timeout=settings.shutdown_timeout_s,
-            print=None,
+            print=announce,
             access_log=None,
         )
     except (MigrationError, EmbeddedPostgresError) as exc:
         log.error("cannot start: %s", exc)
         return 1
     except OSError as exc:
-        log.error("cannot start: %s", exc)
+        if exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+            log.error(f"cannot start: cannot listen on {listen_url(settings)}: "
+                      f"{exc.strerror or exc}")
+        else:
+            log.error(f"cannot start: {type(exc).__name__}: {exc}")
         return 1
     log.info("stopped")
     return 0

@@ -22,10 +22,22 @@ TEST_SECRET = "test-secret-key-" + "x" * 32
 TEST_ORIGIN = "http://localhost:3000"
 
 
+def _announce(config: pytest.Config, line: str) -> None:
+    """Say which backend the run uses, even under -q and output capture."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None or capture is None:
+        return
+    with capture.global_and_fixture_disabled():
+        reporter.ensure_newline()
+        reporter.write_line(f"tests use {line}")
+
+
 @pytest.fixture(scope="session")
-def pg_admin_dsn() -> Iterator[str]:
-    with services.postgres_server() as dsn:
-        yield dsn
+def pg_admin_dsn(pytestconfig: pytest.Config) -> Iterator[str]:
+    with services.postgres_server() as pg:
+        _announce(pytestconfig, pg.origin)
+        yield pg.url
 
 
 @pytest.fixture(scope="session")
@@ -55,9 +67,10 @@ async def fresh_database(pg_admin_dsn: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    with services.redis_server() as url:
-        yield url
+def redis_url(pytestconfig: pytest.Config) -> Iterator[str]:
+    with services.redis_server() as found:
+        _announce(pytestconfig, found.origin)
+        yield found.url
 
 
 @pytest.fixture(scope="session")

@@ -54,4 +54,17 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         route = _route_name(request)
         metrics.http_requests.labels(route, request.method, str(status)).inc()
         metrics.http_latency.labels(route).observe(time.perf_counter() - started)
+        _access_log(request, status, started)
         request_id.reset(token)
+
+
+def _access_log(request: web.Request, status: int, started: float) -> None:
+    """One info line per request (inside the request id's context, which the formatter
+    adds). The path only: query strings may carry signatures. A WebSocket upgrade is
+    logged when its socket closes (status 101, ms = the socket's lifetime)."""
+    if not log.isEnabledFor(logging.INFO):
+        return
+    ms = round((time.perf_counter() - started) * 1000, 1)
+    path = request.path if len(request.path) <= 256 else request.path[:256] + "…"
+    log.info(f"{request.method} {path} {status} {ms} ms",
+             extra={"method": request.method, "path": path, "status": status, "ms": ms})

