@@ -156,8 +156,8 @@ async def start_runtime(app: web.Application, stack: contextlib.AsyncExitStack,
     # --- background workers, then the gateway ---------------------------------------------
     await _started(stack, lost.start, lost.stop)
     await _started(stack, uploads.start, uploads.stop)
-    gateway = Gateway(settings=settings, metrics=metrics, verifier=verifier, node=node,
-                      commands=commands, on_presence=presence_service.announce)
+    gateway = Gateway(settings=settings, metrics=metrics, verifier=verifier, cookies=cookies,
+                      node=node, commands=commands, on_presence=presence_service.announce)
     gateway.start()
     stack.push_async_callback(gateway.sweeper.stop)  # shutdown() stopped it already
     return Runtime(deps=deps, verifier=verifier, auth=auth, uploads=uploads,

@@ -35,6 +35,7 @@ from server.credentials import (
 )
 
 Environment = Literal["development", "production"]
+SameSite = Literal["lax", "strict", "none"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 
 
@@ -166,6 +167,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         _doc("Comma-separated browser origins allowed for CORS, cookie auth and the "
              "cookie-authenticated WebSocket upgrade."),
     ] = ()
+    cookie_samesite: Annotated[
+        SameSite,
+        _doc("SameSite of the session cookie: `lax` (default; the web app is served from the "
+             "same site as the API), `strict`, or `none` for a front end on another site "
+             "(the cookie is then always Secure, so the API must be reached over https or "
+             "on localhost; see README \"Cross-site front ends\")."),
+    ] = "lax"
     secret_key: Annotated[
         Annotated[str, Meta(min_length=32)] | None,
         _doc("Signing/encryption key, at least 32 characters (secret). Unset: a development "

@@ -34,7 +34,7 @@ _SID = "sid"
 
 
 class SessionCookies(EncryptedCookieStorage):
-    def __init__(self, *, secure: bool, max_age_s: int) -> None:
+    def __init__(self, *, secure: bool, max_age_s: int, samesite: str = "Lax") -> None:
         # A throwaway key until use_keys(): nothing can be issued before start-up.
         super().__init__(
             Fernet(Fernet.generate_key()),
@@ -43,12 +43,18 @@ class SessionCookies(EncryptedCookieStorage):
             path="/",
             secure=secure,
             httponly=True,
-            samesite="Lax",
+            samesite=samesite,
         )
+        self.secure = secure
+        self.samesite = samesite
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SessionCookies:
-        return cls(secure=settings.is_production, max_age_s=settings.refresh_token_ttl_s)
+        # Browsers drop a SameSite=None cookie that is not Secure.
+        none = settings.cookie_samesite == "none"
+        return cls(secure=settings.is_production or none,
+                   max_age_s=settings.refresh_token_ttl_s,
+                   samesite=settings.cookie_samesite.capitalize())
 
     def use_keys(self, keys: list[bytes]) -> None:
         """Encrypt with ``keys[0]``, decrypt with any (newest first)."""
@@ -87,3 +93,22 @@ async def forget(request: web.Request) -> None:
     """Clear the session cookie on this request's response."""
     session = await get_session(request)
     session.invalidate()
+
+
+STALE = "petspark.stale_session_cookie"
+"""Request key: the request's cookie named a revoked, expired or unknown session."""
+
+
+def mark_stale(request: web.Request) -> None:
+    """The cookie is dead: the response clears it (``clear_if_stale``) and the request goes
+    on as if it carried none, so a stale cookie never blocks a valid token."""
+    request[STALE] = True
+
+
+def clear_if_stale(request: web.Request, response: web.StreamResponse,
+                   cookies: SessionCookies) -> None:
+    """Expire the session cookie on ``response`` if the request's was stale (errors too:
+    aiohttp-session saves cookies only for responses its middleware sees)."""
+    if request.get(STALE) and COOKIE_NAME not in response.cookies:
+        response.del_cookie(COOKIE_NAME, path="/", secure=cookies.secure, httponly=True,
+                            samesite=cookies.samesite)

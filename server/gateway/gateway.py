@@ -16,6 +16,7 @@ import time
 from aiohttp import web
 
 from protocol.codes import CloseCode
+from server.auth.sessions import SessionCookies
 from server.auth.verifier import Verifier
 from server.commands import CommandTable
 from server.gateway.handshake import Handshake, Opened
@@ -30,10 +31,11 @@ log = logging.getLogger("server.gateway")
 
 class Gateway:
     def __init__(self, *, settings: Settings, metrics: Metrics, verifier: Verifier,
-                 node: Node, commands: CommandTable, on_presence: PresenceListener) -> None:
+                 cookies: SessionCookies, node: Node, commands: CommandTable,
+                 on_presence: PresenceListener) -> None:
         self.settings = settings
         self.hub = node.hub
-        self.handshake = Handshake(settings, verifier, metrics)
+        self.handshake = Handshake(settings, verifier, cookies, metrics)
         self.sessions = Sessions(settings=settings, metrics=metrics, verifier=verifier,
                                  node=node, commands=commands, on_presence=on_presence)
         self.sweeper = Sweeper(settings, node.hub, node.presence)

@@ -18,6 +18,7 @@ from aiohttp import WSMsgType, web
 from protocol.codec import CODECS, JSON, SUBPROTOCOLS, Codec, DecodeError
 from protocol.codes import CloseCode
 from protocol.session import Hello
+from server.auth.sessions import SessionCookies, clear_if_stale, mark_stale
 from server.auth.verifier import Verifier
 from server.errors import AppError, InvalidCredential
 from server.gateway.errors import close_for
@@ -39,9 +40,11 @@ class Opened:
 
 
 class Handshake:
-    def __init__(self, settings: Settings, verifier: Verifier, metrics: Metrics) -> None:
+    def __init__(self, settings: Settings, verifier: Verifier, cookies: SessionCookies,
+                 metrics: Metrics) -> None:
         self.settings = settings
         self.verifier = verifier
+        self.cookies = cookies
         self.metrics = metrics
 
     async def open(self, request: web.Request) -> Opened | web.WebSocketResponse:
@@ -61,6 +64,7 @@ class Handshake:
         )
         if not ws.can_prepare(request).ok:
             raise web.HTTPBadRequest(reason="expected a WebSocket upgrade")
+        clear_if_stale(request, ws, self.cookies)
         await ws.prepare(request)
         codec = CODECS.get(ws.ws_protocol or "", JSON)
         opened = time.monotonic()
@@ -99,7 +103,12 @@ class Handshake:
         try:
             principal = await self.verifier.from_cookie(request)
             cookie_used = principal is not None
-        except AppError as exc:
+        except InvalidCredential:
+            # A stale cookie (revoked, expired, unknown session) never blocks a valid
+            # hello.token: it is ignored, and cleared on the upgrade's response.
+            mark_stale(request)
+            cookie_used = False
+        except AppError as exc:  # a banned account: 4003 once upgraded
             cookie_used, refused = True, exc
         if cookie_used and request.headers.get("Origin") not in self.settings.allowed_origins:
             # Cross-site WebSocket hijacking: refuse before the upgrade (PROTOCOL §2).

@@ -13,10 +13,11 @@ import uuid
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from server.auth.sessions import clear_if_stale
 from server.errors import AppError
 from server.http.errors import error_response, from_http_exception, response_for
 from server.observability.logging import request_id
-from server.state import METRICS
+from server.state import METRICS, SESSION_COOKIES
 
 log = logging.getLogger("server.http")
 
@@ -48,6 +49,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         status = response.status
         if not response.prepared:
             response.headers["X-Request-Id"] = rid
+            clear_if_stale(request, response, request.app[SESSION_COOKIES])
         return response
     finally:
         metrics = request.app[METRICS]

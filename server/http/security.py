@@ -3,7 +3,10 @@
 - A CORS preflight (``OPTIONS`` with ``Access-Control-Request-Method``) is
   answered here, before routing: 204 with the CORS headers for an allowed
   origin, 403 ``forbidden`` otherwise. Credentials are allowed, so the allowed
-  origin is echoed (never ``*``).
+  origin is echoed (never ``*``). The allowed request headers are the ones the
+  preflight asks for (well-formed names, at most 32: tracing headers such as
+  ``traceparent`` pass) plus the ones the API reads; exposed response headers are
+  ``Retry-After``, ``WWW-Authenticate``, ``ETag`` and ``X-Request-Id``.
 - Every response (errors, WebSocket upgrades and streamed ones included: the
   headers are added in ``on_response_prepare``) gets
   ``Content-Security-Policy: default-src 'none'; frame-ancestors 'none'`` (API
@@ -15,6 +18,8 @@
 
 from __future__ import annotations
 
+import re
+
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
@@ -24,8 +29,10 @@ from server.state import SETTINGS
 CSP = "default-src 'none'; frame-ancestors 'none'"
 HSTS = "max-age=63072000; includeSubDomains"
 ALLOW_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE"
-ALLOW_HEADERS = "Authorization, Content-Type, X-Request-Id, Idempotency-Key"
-EXPOSE_HEADERS = "Retry-After, X-Request-Id"
+ALLOW_HEADERS = ("Authorization", "Content-Type", "X-Request-Id", "Idempotency-Key")
+EXPOSE_HEADERS = "Retry-After, WWW-Authenticate, ETag, X-Request-Id"
+MAX_REQUESTED_HEADERS = 32
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$")
 PREFLIGHT_MAX_AGE_S = "600"
 
 
@@ -47,10 +54,24 @@ async def cors_preflight(request: web.Request, handler: Handler) -> web.StreamRe
         status=204,
         headers={
             "Access-Control-Allow-Methods": ALLOW_METHODS,
-            "Access-Control-Allow-Headers": ALLOW_HEADERS,
+            "Access-Control-Allow-Headers": allowed_headers(
+                request.headers.get("Access-Control-Request-Headers", "")),
             "Access-Control-Max-Age": PREFLIGHT_MAX_AGE_S,
+            "Vary": "Origin, Access-Control-Request-Headers",
         },
     )
+
+
+def allowed_headers(requested: str) -> str:
+    """The API's own headers plus what the preflight asked for (valid names only)."""
+    names = list(ALLOW_HEADERS)
+    seen = {n.lower() for n in names}
+    for raw in requested.split(",")[:MAX_REQUESTED_HEADERS]:
+        name = raw.strip()
+        if _HEADER_NAME.match(name) and name.lower() not in seen:
+            seen.add(name.lower())
+            names.append(name)
+    return ", ".join(names)
 
 
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -60,7 +81,7 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
     headers.setdefault("Referrer-Policy", "no-referrer")
     if request.app[SETTINGS].is_production:
         headers.setdefault("Strict-Transport-Security", HSTS)
-    if "Origin" not in headers.getall("Vary", []):
+    if not any("Origin" in value for value in headers.getall("Vary", [])):
         headers.add("Vary", "Origin")
     origin = _allowed_origin(request)
     if origin is not None:

@@ -23,7 +23,7 @@ from pathlib import Path
 import msgspec
 from aiohttp import BodyPartReader, web
 
-from protocol.objects import UploadPurpose
+from protocol.objects import Upload, UploadPurpose
 from protocol.uploads import (
     CompleteRequest,
     MultipartResponse,
@@ -45,6 +45,22 @@ _PURPOSES = ", ".join(p.value for p in UploadPurpose)
 def _json(status: int, value: msgspec.Struct) -> web.Response:
     return web.Response(status=status, body=msgspec.json.encode(value),
                         content_type="application/json")
+
+
+def absolute_url(request: web.Request, url: str) -> str:
+    """Every URL in a response is absolute, so ``<img src>`` works from any page: a
+    root-relative one (the local store's) gets ``PUBLIC_URL``, else the request's own
+    scheme and host (set ``PUBLIC_URL`` behind a proxy)."""
+    if url.startswith(("https://", "http://")):
+        return url
+    base = request.app[SETTINGS].public_url or f"{request.scheme}://{request.host}"
+    return base.rstrip("/") + url
+
+
+def _with_absolute_url(request: web.Request, upload: Upload) -> Upload:
+    if upload.url is None:
+        return upload
+    return msgspec.structs.replace(upload, url=absolute_url(request, upload.url))
 
 
 def _uploads(request: web.Request) -> UploadService:
@@ -116,7 +132,7 @@ async def create_upload(request: web.Request) -> web.StreamResponse:
     url = None
     if row.object_key and row.status != "rejected":
         url = await service.storage.download_url(row.object_key, settings.upload_url_ttl_s)
-    return _json(201, UploadResponse(upload=to_wire(row, url)))
+    return _json(201, UploadResponse(upload=_with_absolute_url(request, to_wire(row, url))))
 
 
 async def presign(request: web.Request) -> web.StreamResponse:
@@ -126,7 +142,8 @@ async def presign(request: web.Request) -> web.StreamResponse:
     row, post = await _uploads(request).presign(
         principal.user_id, body.content_type, body.size, body.purpose
     )
-    return _json(201, PresignResponse(upload_id=row.id, url=post.url, fields=post.fields,
+    return _json(201, PresignResponse(upload_id=row.id, url=absolute_url(request, post.url),
+                                      fields=post.fields,
                                       expires_at=post.expires_at))
 
 
@@ -137,7 +154,8 @@ async def start_multipart(request: web.Request) -> web.StreamResponse:
     started = await _uploads(request).start_multipart(
         principal.user_id, body.content_type, body.size, body.purpose
     )
-    parts = [UploadPart(part_number=p.part_number, size=p.size, url=p.url)
+    parts = [UploadPart(part_number=p.part_number, size=p.size,
+                        url=absolute_url(request, p.url))
              for p in started.parts]
     return _json(201, MultipartResponse(upload_id=started.row.id, part_size=started.part_size,
                                         parts=parts, expires_at=started.row.expires_at))
@@ -153,7 +171,7 @@ async def complete(request: web.Request) -> web.StreamResponse:
     service = _uploads(request)
     row = await service.complete(principal.user_id, request.match_info["id"], parts)
     upload = await service.get(principal.user_id, row.id)
-    return _json(200, UploadResponse(upload=upload))
+    return _json(200, UploadResponse(upload=_with_absolute_url(request, upload)))
 
 
 async def get_upload(request: web.Request) -> web.StreamResponse:
@@ -162,7 +180,7 @@ async def get_upload(request: web.Request) -> web.StreamResponse:
     if variant not in ("image", "thumbnail"):
         raise BadRequest("variant: expected image or thumbnail")
     upload = await _uploads(request).get(principal.user_id, request.match_info["id"], variant)
-    return _json(200, UploadResponse(upload=upload))
+    return _json(200, UploadResponse(upload=_with_absolute_url(request, upload)))
 
 
 def add_routes(app: web.Application) -> None:
