@@ -25,7 +25,7 @@ from server.auth.verifier import VERIFIER, Verifier
 from server.domain.lost_found.setup import lost_found_ctx
 from server.gateway.setup import gateway_ctx, setup_gateway
 from server.http import auth as auth_routes
-from server.http import contracts, files, health
+from server.http import contracts, demo, files, health
 from server.http import uploads as upload_routes
 from server.http.middleware import METRICS, request_context
 from server.http.security import cors_preflight, security_headers
@@ -82,6 +82,7 @@ def create_app(settings: Settings) -> web.Application:
     upload_routes.setup(app)
     if not settings.s3_bucket:
         files.add_routes(app)  # the local store's signed URLs
+    demo.add_routes(app)  # GET /demo/ (development only)
     return app
 
 
