@@ -153,7 +153,7 @@ async function start(user: User): Promise<void> {
   });
   client.on("match.created", (e) => {
     addMatch(e.match);
-    toast("It's a match! 🎉");
+    toast("It's a match!");
     if (!activeConversation) void openConversation(e.match);
   });
   client.on("chat.message", (e) => {
@@ -205,7 +205,7 @@ async function refresh(): Promise<void> {
 
 function renderPets(): void {
   const list = $("pets");
-  list.replaceChildren(...pets.map((p) => el("li", { "data-id": p.id }, el("span", {}, `${p.name} `, el("span", { class: "muted small" }, p.species)), el("span", { class: "muted small" }, p.photo_ids.length ? `📷 ${p.photo_ids.length}` : ""))));
+  list.replaceChildren(...pets.map((p) => el("li", { "data-id": p.id }, el("span", {}, `${p.name} `, el("span", { class: "muted small" }, p.species)), el("span", { class: "muted small" }, p.photo_ids.length ? `${p.photo_ids.length} photo${p.photo_ids.length > 1 ? "s" : ""}` : ""))));
   const select = $("swipe-as") as HTMLSelectElement;
   select.replaceChildren(...pets.map((p) => el("option", { value: p.id }, `as ${p.name}`)));
 }
@@ -236,7 +236,7 @@ async function discover(): Promise<void> {
       li.remove();
       if (match) addMatch(match);
     });
-    actions.append(button("Pass", () => void swipe("pass"), "ghost"), button("Like ♥", () => void swipe("like")));
+    actions.append(button("Pass", () => void swipe("pass"), "ghost"), button("Like", () => void swipe("like")));
     return li;
   }));
   if (!candidates.length) list.replaceChildren(el("li", { class: "muted small" }, "Nobody new nearby yet"));
@@ -316,7 +316,7 @@ function typing(): void {
 
 function renderAlert(alert: Alert, incoming: boolean): void {
   const list = $("alerts");
-  const li = el("li", { "data-id": alert.id, "data-status": alert.status, class: incoming && alert.status === "open" ? "alert" : "" }, el("span", {}, incoming ? "🚨 " : "📣 ", alert.description), el("span", { class: "muted small" }, `${alert.status} · ${(alert.radius_m / 1000).toFixed(1)} km`));
+  const li = el("li", { "data-id": alert.id, "data-status": alert.status, class: incoming && alert.status === "open" ? "alert" : "" }, el("span", {}, el("span", { class: incoming ? "badge badge-alert" : "badge" }, incoming ? "nearby" : "yours"), " ", alert.description), el("span", { class: "muted small" }, `${alert.status} · ${(alert.radius_m / 1000).toFixed(1)} km`));
   const existing = list.querySelector(`[data-id="${alert.id}"]`);
   if (existing) existing.replaceWith(li);
   else list.prepend(li);
