@@ -514,7 +514,10 @@ export class Client implements CommandSender {
         finished = true;
         clearTimeout(handshake);
         if (watchdog !== null) clearTimeout(watchdog);
-        socket.onopen = socket.onmessage = socket.onclose = socket.onerror = null;
+        // No-ops rather than null: the `ws` package throws on an error event that has no
+        // listener (e.g. closing a socket that is still connecting).
+        const ignore = (): void => undefined;
+        socket.onopen = socket.onmessage = socket.onclose = socket.onerror = ignore;
         try {
           // Browsers only allow 1000 or 3000-4999 from a client.
           socket.close(CloseCode.NORMAL);

@@ -1,6 +1,7 @@
 // Unit tests of the client against a scripted socket server (real sockets on loopback).
 import assert from "node:assert/strict";
 import { afterEach, beforeEach, describe, test } from "node:test";
+import { createServer } from "node:net";
 import WebSocket from "ws";
 
 import {
@@ -266,6 +267,20 @@ describe("reconnect", () => {
     server = await ScriptedServer.start({ verifyClient: (_info, cb) => cb(false, 403, "Forbidden") });
     const client = makeClient({ token: null });
     await assert.rejects(client.connect(), (e) => e instanceof HandshakeRejected && e.status === 403 && e.code === 4003);
+  });
+
+  test("an upgrade that never completes times out and is retried (the socket still connecting)", async () => {
+    const sockets = [];
+    const silent = createServer((s) => sockets.push(s)); // accepts TCP, never answers HTTP
+    await new Promise((r) => silent.listen(0, "127.0.0.1", r));
+    try {
+      const client = makeClient({ url: `ws://127.0.0.1:${silent.address().port}/ws`, handshakeTimeoutMs: 50, maxAttempts: 1 });
+      await assert.rejects(client.connect(), (e) => e instanceof ConnectionClosed && e.code === 1006);
+      assert.equal(sockets.length, 2); // the first attempt and one retry
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => silent.close(r));
+    }
   });
 
   test("maxAttempts bounds consecutive failures", async () => {
