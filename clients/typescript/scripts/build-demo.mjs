@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url";
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const out = join(root, "..", "..", "server", "http", "demo_assets", "demo.js");
 const result = await build({
+  absWorkingDir: root, // the path comments in the bundle must not depend on the cwd
   entryPoints: [join(root, "demo", "demo.ts")],
   bundle: true,
   format: "esm",
