@@ -46,7 +46,7 @@ from server.domain.uploads.service import UploadService
 from server.gateway import routes as gateway_routes
 from server.gateway.gateway import Gateway
 from server.http import auth as auth_routes
-from server.http import contracts, files, health
+from server.http import contracts, demo, files, health
 from server.http import uploads as upload_routes
 from server.http.middleware import request_context
 from server.http.security import cors_preflight, security_headers
@@ -98,6 +98,7 @@ def create_app(
     gateway_routes.add_routes(app)
     if not settings.s3_bucket:
         files.add_routes(app)  # the local store's signed URLs
+    demo.add_routes(app)  # GET /demo/ (development only)
     return app
 
 

@@ -208,7 +208,7 @@ async def test_photo_ids_must_be_own_uploads_and_gps_is_gone_end_to_end(
     # The poster as stored and served: no EXIF at all, so no GPS.
     resp = await client.get(f"/api/v1/uploads/{upload['id']}", headers=owner.reg.bearer)
     url = (await resp.json())["upload"]["url"]
-    stored = await (await client.get(url)).read()
+    stored = await (await client.session.get(url)).read()  # an absolute URL (PUBLIC_URL or host)
     assert b"Exif" not in stored
     with Image.open(io.BytesIO(stored)) as im:
         assert not im.getexif()
