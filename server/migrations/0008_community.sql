@@ -54,12 +54,11 @@ CREATE TABLE posts (
     CHECK ((lat IS NULL) = (lng IS NULL))
 );
 CREATE INDEX posts_recent ON posts (created_at DESC, id DESC) WHERE deleted_at IS NULL;
-CREATE INDEX posts_author ON posts (author_id, created_at DESC, id DESC)
-    WHERE deleted_at IS NULL;
+-- Not partial: it also serves account deletion (the cascade from users), deleted posts
+-- included.
+CREATE INDEX posts_author ON posts (author_id, created_at DESC, id DESC);
 CREATE INDEX posts_cell_recent ON posts (cell, created_at DESC, id DESC)
     WHERE deleted_at IS NULL;
--- Account deletion removes a user's posts (including deleted ones).
-CREATE INDEX posts_author_all ON posts (author_id);
 
 -- One row per user who ever liked the post; `active` is the like's state now. The row
 -- stays on unlike so that a like after an unlike does not notify the author again.

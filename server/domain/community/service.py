@@ -42,7 +42,7 @@ from server.domain.idempotency import run_idempotent
 from server.domain.notifications.service import notify
 from server.domain.uploads.attachments import check_owned_uploads, mark_public
 from server.errors import BadRequest, Forbidden, NotFound, RateLimited
-from server.ids import require_id
+from server.ids import parse_id, require_id
 from server.realtime.stream import Transaction
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,9 @@ class CommunityService:
             args = store.page_args(user_id, limit, [], after)
         elif cmd.scope is FeedScope.AUTHOR:
             assert cmd.author_id is not None  # the command checks it
-            author = require_id(cmd.author_id, "author_id", "no such user")
+            author = parse_id(cmd.author_id)
+            if author is None:  # like an unknown (or hidden) author: no posts
+                return PostsResult(posts=[])
             sql = store.author_page_sql(after is not None)
             args = store.page_args(user_id, limit, [author], after)
         else:
