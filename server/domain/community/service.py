@@ -188,18 +188,21 @@ class CommunityService:
                     else "same"
             if change == "same":
                 return PostResult(post=post_from_row(row))
-            # The contended statements last: the counter shard, then the author's stream.
+            author = row["author_id"]
+            tell = change == "first" and author != user_id
+            liker = await store.select_display_name(tx.conn, user_id) if tell else ""
+            # The contended statements last, in this order: the counter shard (1 in 8 of
+            # the likers), then the author's event stream (all of them) for the
+            # notification, held only until the commit right after.
             await store.add_to_counter(tx.conn, row["id"], user_id,
                                        likes=-1 if change == "off" else 1)
-            author = row["author_id"]
-            if change == "first" and author != user_id:
-                liker = await store.select_display_name(tx.conn, user_id)
+            updated = await store.select_visible_post(tx.conn, row["id"], user_id)
+            assert updated is not None
+            if tell:
                 await notify(tx, self.presence, [author], kind="post.like",
                              title=f"{liker} liked your post",
                              body=row["body"][:PREVIEW_CHARS],
                              data={"post_id": row["id"], "user_id": user_id})
-            updated = await store.select_visible_post(tx.conn, row["id"], user_id)
-            assert updated is not None
             return PostResult(post=post_from_row(updated))
 
     # --- comments ---------------------------------------------------------------------
@@ -244,7 +247,7 @@ class CommunityService:
         parsed = require_id(comment_id, "comment_id", "no such comment")
         me = caller.user_id
         async with self.stream.transaction() as tx:
-            row = await store.select_comment_state(tx.conn, parsed, me)
+            row = await store.select_comment_state(tx.conn, parsed, me, for_update=True)
             allowed = (caller.principal.is_admin or (row is not None
                        and me in (row["author_id"], row["post_author_id"])))
             if row is None or not (row["visible"] or allowed):

@@ -264,10 +264,11 @@ async def select_comments(conn: asyncpg.Connection, viewer: str, post_id: str, l
     return rows
 
 
-async def select_comment_state(conn: asyncpg.Connection, comment_id: str, viewer: str
-                               ) -> asyncpg.Record | None:
+async def select_comment_state(conn: asyncpg.Connection, comment_id: str, viewer: str, *,
+                               for_update: bool = False) -> asyncpg.Record | None:
     """A comment that is not deleted on a post that is not deleted, with both authors and
-    whether ``viewer`` may see it (the post and the comment), locked for a change."""
+    whether ``viewer`` may see it (the post and the comment); locked for a change if
+    ``for_update``."""
     row: asyncpg.Record | None = await conn.fetchrow(
         f"""SELECT c.id::text AS id, c.author_id::text AS author_id,
                    p.id::text AS post_id, p.author_id::text AS post_author_id,
@@ -276,8 +277,8 @@ async def select_comment_state(conn: asyncpg.Connection, comment_id: str, viewer
             JOIN users cu ON cu.id = c.author_id
             JOIN posts p ON p.id = c.post_id
             JOIN users u ON u.id = p.author_id
-            WHERE c.id = $2 AND c.deleted_at IS NULL AND p.deleted_at IS NULL
-            FOR UPDATE OF c""",
+            WHERE c.id = $2 AND c.deleted_at IS NULL AND p.deleted_at IS NULL"""
+        + (" FOR UPDATE OF c" if for_update else ""),
         viewer, comment_id,
     )
     return row
