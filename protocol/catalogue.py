@@ -90,6 +90,15 @@ def _line(cls: type[Message]) -> str:
     return line
 
 
+def _subclasses(cls: type[msgspec.Struct]) -> list[type[msgspec.Struct]]:
+    """Every subclass of ``cls``, depth first, in definition order."""
+    found: list[type[msgspec.Struct]] = []
+    for sub in cls.__subclasses__():
+        found.append(sub)
+        found += _subclasses(sub)
+    return found
+
+
 def markdown_catalogue() -> str:
     """The catalogue as Markdown (deterministic)."""
     out = ["#### Client → server", ""]
@@ -109,6 +118,12 @@ def markdown_catalogue() -> str:
         for v in vars(objects).values()
         if isinstance(v, type) and issubclass(v, objects._Object) and v is not objects._Object
     ]
+    # Then objects that areas define in their own modules (adoption, community, ...),
+    # by module, in definition order.
+    object_types += sorted(
+        (c for c in _subclasses(objects._Object) if c.__module__ != objects.__name__),
+        key=lambda c: c.__module__,
+    )
     out += [f"- `{c.__name__}` `{render_fields(c)}`" for c in object_types]
     out += ["", "#### HTTP bodies (untagged)", ""]
     http: list[type[msgspec.Struct]] = [

@@ -8,6 +8,18 @@ from __future__ import annotations
 
 from typing import Union, get_args
 
+from protocol.adoption import (
+    AdoptionApplication,
+    AdoptionApplications,
+    AdoptionApply,
+    AdoptionDecide,
+    AdoptionDecision,
+    AdoptionListing,
+    AdoptionListings,
+    AdoptionListPet,
+    AdoptionUpdateListing,
+    AdoptionWithdraw,
+)
 from protocol.base import Command, DurableEvent, Event, Message
 from protocol.chat import (
     ChatConversations,
@@ -21,6 +33,16 @@ from protocol.chat import (
     ChatTypingCommand,
     ChatTypingEvent,
     ConversationClosed,
+)
+from protocol.community import (
+    PostsComment,
+    PostsComments,
+    PostsCreate,
+    PostsDelete,
+    PostsDeleteComment,
+    PostsFeed,
+    PostsGet,
+    PostsLike,
 )
 from protocol.lost import (
     LostAlert,
@@ -51,6 +73,7 @@ from protocol.notifications import (
 )
 from protocol.pets import PetsCreate, PetsMine, PetsUpdate
 from protocol.presence import PresenceEvent, PresenceQuery
+from protocol.safety import ReportsCreate, UsersBlock, UsersBlocked, UsersUnblock
 from protocol.session import Ack, AuthRefresh, Error, Hello, Ok, Ping, Pong, Welcome
 from protocol.uploads import UploadModerated
 
@@ -85,6 +108,27 @@ AnyCommand = Union[  # noqa: UP007
     LostUnwatch,
     LostWatches,
     PresenceQuery,
+    # adoption, community and safety (PROTOCOL §10.1-10.3)
+    AdoptionListPet,
+    AdoptionUpdateListing,
+    AdoptionListings,
+    AdoptionListing,
+    AdoptionApply,
+    AdoptionApplications,
+    AdoptionWithdraw,
+    AdoptionDecide,
+    PostsCreate,
+    PostsFeed,
+    PostsGet,
+    PostsLike,
+    PostsComment,
+    PostsComments,
+    PostsDelete,
+    PostsDeleteComment,
+    UsersBlock,
+    UsersUnblock,
+    UsersBlocked,
+    ReportsCreate,
 ]
 """Every command (client → server message that gets a reply)."""
 
@@ -97,6 +141,8 @@ AnyEvent = Union[  # noqa: UP007
     LostAlert,
     LostSightingEvent,
     UploadModerated,
+    AdoptionApplication,
+    AdoptionDecision,
     ChatTypingEvent,
     PresenceEvent,
 ]
@@ -136,15 +182,6 @@ EPHEMERAL_EVENTS: frozenset[str] = frozenset(EVENTS) - DURABLE_EVENTS
 
 NOT_YET_IMPLEMENTED: frozenset[str] = frozenset(
     {
-        "adoption.listings",
-        "adoption.list_pet",
-        "adoption.update_listing",
-        "adoption.apply",
-        "adoption.decide",
-        "posts.feed",
-        "posts.create",
-        "posts.like",
-        "posts.comment",
         "admin.users",
         "admin.ban",
         "admin.moderation.queue",

@@ -146,6 +146,8 @@ class Conversation(_Object, kw_only=True):
     last_activity_at: Timestamp
     closed: bool
     """True once the match was undone: history stays readable, sending is ``conflict``."""
+    listing_id: Id | None = None
+    """Set when the conversation was opened by accepting an adoption application."""
 
 
 class Notification(_Object, kw_only=True):

@@ -29,8 +29,12 @@ from server.auth.tokens import AccessTokens, session_cookie_keys
 from server.auth.verifier import Verifier
 from server.commands import CommandTable, Handler
 from server.deps import Deps
+from server.domain.adoption import handlers as adoption
+from server.domain.adoption.service import AdoptionService
 from server.domain.chat import handlers as chat
 from server.domain.chat.service import ChatService
+from server.domain.community import handlers as community
+from server.domain.community.service import CommunityService
 from server.domain.lost_found import handlers as lost_found
 from server.domain.lost_found.service import LostFoundService
 from server.domain.matching import handlers as matching
@@ -41,6 +45,8 @@ from server.domain.pets import handlers as pets
 from server.domain.pets.service import PetService
 from server.domain.presence import handlers as presence
 from server.domain.presence.service import PresenceService
+from server.domain.safety import handlers as safety
+from server.domain.safety.service import SafetyService
 from server.domain.uploads.moderation import Moderator, NoModerator
 from server.domain.uploads.service import UploadService
 from server.gateway import routes as gateway_routes
@@ -151,6 +157,9 @@ async def start_runtime(app: web.Application, stack: contextlib.AsyncExitStack,
     commands.bind(NotificationService(deps), notifications.HANDLERS)
     presence_service = commands.bind(PresenceService(deps), presence.HANDLERS)
     lost = commands.bind(LostFoundService(deps), lost_found.HANDLERS)
+    commands.bind(AdoptionService(deps), adoption.HANDLERS)
+    commands.bind(CommunityService(deps), community.HANDLERS)
+    commands.bind(SafetyService(deps), safety.HANDLERS)
     uploads = UploadService(deps, moderator)
     commands.override(overrides)
 

@@ -265,6 +265,27 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                     gt=0, le=300)
     ] = 5.0
 
+    # --- adoption, community, safety ------------------------------------------------------
+    posts_create_per_hour: Annotated[
+        int, _doc("Posts one user may publish per hour (posts.create; then rate_limited).",
+                  ge=1, le=100_000)
+    ] = 30
+    posts_comment_per_hour: Annotated[
+        int, _doc("Comments one user may write per hour (posts.comment).", ge=1, le=100_000)
+    ] = 120
+    reports_create_per_hour: Annotated[
+        int, _doc("New reports one user may file per hour (reports.create; returning an open "
+                  "report again does not count).", ge=1, le=100_000)
+    ] = 20
+    adoption_listings_per_day: Annotated[
+        int, _doc("Adoption listings one user may create per 24 hours (adoption.list_pet).",
+                  ge=1, le=100_000)
+    ] = 20
+    adoption_applications_per_day: Annotated[
+        int, _doc("Adoption applications one user may submit per 24 hours (adoption.apply).",
+                  ge=1, le=100_000)
+    ] = 30
+
     # --- push & mail -------------------------------------------------------------------
     smtp_url: Annotated[
         str | None,

@@ -229,3 +229,81 @@ RESULT_SAMPLES: list[Result] = [
     lost.WatchesResult(watches=[WATCH]),
     presence.PresenceResult(presence=[PresenceState(user_id="u2", online=True)]),
 ]
+
+# --- adoption, community and safety (PROTOCOL §10.1-10.3) ------------------------------
+
+from protocol import adoption, community, safety  # noqa: E402
+from protocol.objects import Role, User  # noqa: E402
+
+LISTING = adoption.Listing(
+    id="l1", lister_id="u1", pet=PET, title="Rex needs a garden", description="Calm beagle",
+    location=HERE, fee_cents=15000, currency="EUR", status=adoption.ListingStatus.AVAILABLE,
+    photo_ids=["up3"], created_at=T0, updated_at=T0, distance_m=420.5,
+)
+APPLICATION = adoption.Application(
+    id="ap1", listing_id="l1", applicant_id="u2", message="We have a big garden",
+    status=adoption.ApplicationStatus.ACCEPTED, conversation_id="c3", note="Welcome!",
+    created_at=T0, decided_at=T0,
+)
+AUTHOR = User(id="u1", display_name="Ann", role=Role.USER)
+POST = community.Post(
+    id="po1", author=AUTHOR, body="Rex at the beach", photo_ids=["up4"], location=HERE,
+    like_count=3, comment_count=1, liked_by_me=True, created_at=T0,
+)
+COMMENT = community.Comment(id="co1", post_id="po1", author=AUTHOR, body="So cute",
+                            created_at=T0)
+REPORT = safety.Report(
+    id="r1", status=safety.ReportStatus.OPEN,
+    target=safety.ReportTarget(kind=safety.ReportTargetKind.POST, id="po1"),
+    reason=safety.ReportReason.SPAM, note="ads", created_at=T0,
+)
+
+CLIENT_SAMPLES += [
+    adoption.AdoptionListPet(
+        id="d1", pet_id="p1", title="Rex needs a garden", description="Calm beagle",
+        location=HERE, fee_cents=15000, currency="EUR", photo_ids=["up3"],
+        idempotency_key="k3",
+    ),
+    adoption.AdoptionUpdateListing(id="d2", listing_id="l1", fee_cents=None,
+                                   status=adoption.ListingStatusChange.ADOPTED),
+    adoption.AdoptionListings(id="d3", location=HERE, radius_km=20,
+                              species=[Species.DOG], cursor="cur", limit=10),
+    adoption.AdoptionListing(id="d4", listing_id="l1"),
+    adoption.AdoptionApply(id="d5", listing_id="l1", message="Big garden",
+                           idempotency_key="k4"),
+    adoption.AdoptionApplications(id="d6", listing_id="l1"),
+    adoption.AdoptionWithdraw(id="d7", application_id="ap1"),
+    adoption.AdoptionDecide(id="d8", application_id="ap1",
+                            decision=adoption.ApplicationDecision.ACCEPT, note="Welcome!"),
+    community.PostsCreate(id="e1", body="Rex at the beach", photo_ids=["up4"], location=HERE,
+                          idempotency_key="k5"),
+    community.PostsFeed(id="e2", scope=community.FeedScope.NEARBY, location=HERE,
+                        radius_km=10, cursor="cur", limit=30),
+    community.PostsGet(id="e3", post_id="po1"),
+    community.PostsLike(id="e4", post_id="po1", like=True),
+    community.PostsComment(id="e5", post_id="po1", body="So cute"),
+    community.PostsComments(id="e6", post_id="po1", cursor="cur"),
+    community.PostsDelete(id="e7", post_id="po1"),
+    community.PostsDeleteComment(id="e8", comment_id="co1"),
+    safety.UsersBlock(id="f1", user_id="u2"),
+    safety.UsersUnblock(id="f2", user_id="u2"),
+    safety.UsersBlocked(id="f3", limit=10),
+    safety.ReportsCreate(id="f4", target=REPORT.target, reason=safety.ReportReason.SPAM,
+                         note="ads", idempotency_key="k6"),
+]
+SERVER_SAMPLES += [
+    adoption.AdoptionApplication(seq=20, application=APPLICATION),
+    adoption.AdoptionDecision(seq=21, application=APPLICATION),
+]
+RESULT_SAMPLES += [
+    adoption.ListingResult(listing=LISTING),
+    adoption.ListingsResult(listings=[LISTING], next_cursor="n"),
+    adoption.ApplicationResult(application=APPLICATION),
+    adoption.ApplicationsResult(applications=[APPLICATION], next_cursor="n"),
+    community.PostResult(post=POST),
+    community.PostsResult(posts=[POST], next_cursor="n"),
+    community.CommentResult(comment=COMMENT),
+    community.CommentsResult(comments=[COMMENT]),
+    safety.BlockedResult(users=[AUTHOR]),
+    safety.ReportResult(report=REPORT),
+]

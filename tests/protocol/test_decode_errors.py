@@ -6,6 +6,7 @@ import msgspec
 import pytest
 
 from protocol import CODECS, JSON, MSGPACK, Codec, DecodeError, ErrorCode
+from protocol.messages import NOT_YET_IMPLEMENTED
 
 codecs = pytest.mark.parametrize("codec", list(CODECS.values()), ids=list(CODECS))
 
@@ -49,9 +50,12 @@ def test_server_only_type_is_unknown_to_server(codec: Codec) -> None:
 
 @codecs
 def test_not_yet_implemented_area_is_unknown(codec: Codec) -> None:
-    error = decode_error(codec, frame(codec, {"type": "adoption.apply", "id": "a1"}))
+    if not NOT_YET_IMPLEMENTED:
+        pytest.skip("every command of the contract is implemented")
+    tag = sorted(NOT_YET_IMPLEMENTED)[0]
+    error = decode_error(codec, frame(codec, {"type": tag, "id": "a1"}))
     assert (error.message, error.id, error.code) == (
-        "unknown type 'adoption.apply'",
+        f"unknown type '{tag}'",
         "a1",
         ErrorCode.BAD_REQUEST,
     )

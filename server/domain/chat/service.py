@@ -27,6 +27,7 @@ from server.domain.chat import store
 from server.domain.cursors import decode_cursor, encode_cursor
 from server.domain.idempotency import run_idempotent
 from server.domain.notifications.service import notify
+from server.domain.safety import store as safety_store
 from server.domain.uploads.attachments import check_owned_uploads
 from server.errors import BadRequest, Conflict, Forbidden, NotFound
 from server.ids import require_id
@@ -91,6 +92,8 @@ class ChatService:
                 client_msg_id=cmd.client_msg_id, body=body, attachment_ids=files)
             if row is None:
                 raise NotFound("conversation_id: no such conversation")
+            if row["blocked"]:
+                raise Forbidden("conversation_id: you cannot send to this conversation")
             if row["closed_at"] is not None:
                 raise Conflict("conversation_id: the conversation is closed")
             message = message_from_row(row)
@@ -129,7 +132,7 @@ class ChatService:
                     id=r["id"], member_ids=list(r["member_ids"]), match_id=r["match_id"],
                     last_message=message_from_row(r, "lm_") if r["lm_id"] is not None else None,
                     unread_count=int(r["unread_count"]), last_activity_at=r["last_activity_at"],
-                    closed=r["closed_at"] is not None,
+                    closed=r["closed_at"] is not None, listing_id=r["listing_id"],
                 )
                 for r in rows
             ]
@@ -172,11 +175,13 @@ class ChatService:
         user and conversation; a throttled call answers ``{}`` and sends nothing (clients fire
         typing on keystrokes; an error for that would only be noise)."""
         conv = await _member(self.db, conversation_id, user_id)
+        others = [m for m in conv["member_ids"] if m != user_id]
+        if others and await safety_store.select_blocked_either_way(self.db, user_id, others):
+            raise Forbidden("conversation_id: you cannot send to this conversation")
         if conv["closed_at"] is not None:
             raise Conflict("conversation_id: the conversation is closed")
         decision = await self.limiter.hit(f"chat.typing:{user_id}:{conv['id']}", 1, TYPING_EVERY_S)
         if decision.allowed:
-            others = [m for m in conv["member_ids"] if m != user_id]
             await self.node.send_ephemeral(others,
                                  ChatTypingEvent(conversation_id=conv["id"], user_id=user_id))
         return Empty()

@@ -6,6 +6,8 @@ from datetime import datetime
 
 import asyncpg
 
+from server.domain.safety.store import not_blocked
+
 
 def message_columns(alias: str = "m", prefix: str = "") -> str:
     """The columns ``message_from_row`` reads, from table ``alias``, named ``prefix…``."""
@@ -61,25 +63,30 @@ async def insert_message_as_member(
     """One round trip for a send: insert the message only if the sender is a member of
     the conversation and it is open, and bump the conversation's activity.
 
-    None: not a member (or no such conversation). Otherwise a row with ``member_ids`` and
-    ``closed_at``, plus the message columns (null when closed: nothing was inserted)."""
+    None: not a member (or no such conversation). Otherwise a row with ``member_ids``,
+    ``closed_at`` and ``blocked`` (a block separates the sender from another member),
+    plus the message columns (null when closed or blocked: nothing was inserted)."""
     row: asyncpg.Record | None = await conn.fetchrow(
         f"""WITH conv AS (
                 SELECT c.id, c.closed_at,
                        (SELECT array_agg(cm.user_id::text ORDER BY cm.user_id)
                         FROM conversation_members cm WHERE cm.conversation_id = c.id)
-                           AS member_ids
+                           AS member_ids,
+                       EXISTS (SELECT 1 FROM conversation_members o
+                               WHERE o.conversation_id = c.id AND o.user_id <> $2
+                                 AND NOT {not_blocked("o.user_id", "$2")}) AS blocked
                 FROM conversation_members me JOIN conversations c ON c.id = me.conversation_id
                 WHERE me.conversation_id = $1 AND me.user_id = $2),
             m AS (
                 INSERT INTO messages (conversation_id, sender_id, client_msg_id, body,
                                       attachment_ids)
-                SELECT conv.id, $2, $3, $4, $5::uuid[] FROM conv WHERE conv.closed_at IS NULL
+                SELECT conv.id, $2, $3, $4, $5::uuid[] FROM conv
+                WHERE conv.closed_at IS NULL AND NOT conv.blocked
                 RETURNING *),
             bump AS (
                 UPDATE conversations SET last_message_id = m.id, last_activity_at = m.created_at
                 FROM m WHERE conversations.id = m.conversation_id)
-            SELECT conv.member_ids, conv.closed_at, {MESSAGE_COLUMNS}
+            SELECT conv.member_ids, conv.closed_at, conv.blocked, {MESSAGE_COLUMNS}
             FROM conv LEFT JOIN m ON true""",
         conversation_id, sender_id, client_msg_id, body, attachment_ids,
     )
@@ -171,6 +178,8 @@ async def select_conversations(
                     FROM conversation_members cm WHERE cm.conversation_id = c.id) AS member_ids,
                    (SELECT mt.id::text FROM matches mt WHERE mt.conversation_id = c.id)
                        AS match_id,
+                   (SELECT aa.listing_id::text FROM adoption_applications aa
+                    WHERE aa.conversation_id = c.id LIMIT 1) AS listing_id,
                    (SELECT count(*) FROM messages x
                     WHERE x.conversation_id = c.id AND x.pos > me.last_read_pos
                       AND x.sender_id <> $1 AND x.deleted_at IS NULL) AS unread_count,

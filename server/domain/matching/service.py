@@ -36,6 +36,7 @@ from server.domain.matching import store
 from server.domain.notifications.service import notify
 from server.domain.pets import store as pet_store
 from server.domain.pets.service import pet_from_row
+from server.domain.safety import store as safety_store
 from server.errors import BadRequest, Forbidden, NotFound
 from server.ids import require_id
 
@@ -129,6 +130,10 @@ class MatchingService:
                 raise NotFound("target_pet_id: no such pet")
             if target["owner_id"] == user_id:
                 raise BadRequest("target_pet_id: one of your own pets")
+            # The user-pair lock orders this swipe against a block between the owners.
+            await safety_store.lock_user_pair(conn, user_id, target["owner_id"])
+            if await safety_store.blocked_between(conn, user_id, target["owner_id"]):
+                raise NotFound("target_pet_id: no such pet")
             inserted = await store.insert_swipe(conn, pet_id, target_id, cmd.direction.value)
             existing = await store.select_match_by_pair(conn, pet_a, pet_b)
             if existing is not None:

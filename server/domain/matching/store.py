@@ -7,6 +7,7 @@ from datetime import datetime
 import asyncpg
 
 from server.domain.pets.store import PET_COLUMNS
+from server.domain.safety.store import not_blocked
 
 EARTH_RADIUS_M = 6_371_008.8
 
@@ -46,8 +47,9 @@ async def select_candidates(
     min_age: int | None, max_age: int | None, max_distance_m: float,
     after: tuple[float, str] | None, limit: int,
 ) -> list[asyncpg.Record]:
-    """Other owners' (not banned) pets the pet has not swiped, within ``max_distance_m``
-    by great-circle distance, nearest first, ties by id; strictly after ``after``.
+    """Other owners' (not banned, no block either way) pets the pet has not swiped,
+    within ``max_distance_m`` by great-circle distance, nearest first, ties by id;
+    strictly after ``after``.
 
     The bounding box (min_lat, max_lat, min_lng?, max_lng?) is a prefilter served by
     the (lat, lng) index; ``None`` longitudes mean the box wraps, so no lng filter."""
@@ -67,7 +69,8 @@ async def select_candidates(
                   AND ($11::int IS NULL
                        OR p.birth_date > current_date - make_interval(years => $11 + 1))
                   AND NOT EXISTS (SELECT 1 FROM swipes s
-                                  WHERE s.pet_id = $2 AND s.target_pet_id = p.id))
+                                  WHERE s.pet_id = $2 AND s.target_pet_id = p.id)
+                  AND {not_blocked("p.owner_id", "$1")})
             SELECT * FROM c
             WHERE distance_m <= $12
               AND ($13::float8 IS NULL OR (distance_m, id::uuid) > ($13, $14::uuid))
@@ -172,10 +175,13 @@ async def update_match_unmatched(conn: asyncpg.Connection, match_id: str, user_i
 
 
 async def select_matched_user_ids(conn: asyncpg.Connection, user_id: str) -> list[str]:
-    """Users with at least one live match with ``user_id``."""
+    """Users with at least one live match with ``user_id`` and no block between them
+    (blocking ends the matches too; this also holds while that transaction runs)."""
     rows = await conn.fetch(
-        """SELECT DISTINCT CASE WHEN user_a = $1 THEN user_b ELSE user_a END::text AS other
-           FROM matches WHERE (user_a = $1 OR user_b = $1) AND unmatched_at IS NULL""",
+        f"""SELECT DISTINCT o.other::text AS other
+            FROM (SELECT CASE WHEN user_a = $1 THEN user_b ELSE user_a END AS other
+                  FROM matches WHERE (user_a = $1 OR user_b = $1) AND unmatched_at IS NULL) o
+            WHERE {not_blocked("o.other", "$1")}""",
         user_id,
     )
     return [r["other"] for r in rows]

@@ -14,6 +14,7 @@ from protocol.types import Location
 from server.deps import Deps
 from server.domain.idempotency import run_idempotent
 from server.domain.pets import store
+from server.domain.safety.store import blocked_between
 from server.domain.uploads.attachments import check_owned_uploads, mark_public
 from server.errors import BadRequest, Forbidden, NotFound
 from server.ids import require_id
@@ -101,7 +102,9 @@ class PetService:
             changes["lng"] = cmd.location.lng if cmd.location else None
         async with self.stream.transaction() as tx:
             row = await store.select_pet_for_update(tx.conn, pet_id)
-            if row is None or (row["owner_banned"] and row["owner_id"] != user_id):
+            if row is None or (row["owner_id"] != user_id and (
+                    row["owner_banned"]
+                    or await blocked_between(tx.conn, user_id, row["owner_id"]))):
                 raise NotFound("pet_id: no such pet")
             if row["owner_id"] != user_id:
                 raise Forbidden("pet_id: only the pet's owner can change it")

@@ -23,17 +23,42 @@ var DURABLE_EVENT_TAGS = [
   "notification",
   "lost.alert",
   "lost.sighting",
-  "upload.moderated"
+  "upload.moderated",
+  "adoption.application",
+  "adoption.decision"
 ];
 var IDEMPOTENCY_FIELDS = {
   "pets.create": "idempotency_key",
   "chat.send": "client_msg_id",
   "lost.report": "idempotency_key",
   "lost.sighting": "idempotency_key",
-  "lost.watch": "idempotency_key"
+  "lost.watch": "idempotency_key",
+  "adoption.list_pet": "idempotency_key",
+  "adoption.apply": "idempotency_key",
+  "posts.create": "idempotency_key",
+  "posts.comment": "idempotency_key",
+  "reports.create": "idempotency_key"
 };
 function createFacades(c) {
   return {
+    adoption: {
+      /** `adoption.list_pet` → `ListingResult`. List one of the caller's pets for adoption. One open (`available` or `pending`) listing per pet, else `conflict`. */
+      listPet: (params, options) => c.command("adoption.list_pet", params, options),
+      /** `adoption.update_listing` → `ListingResult`. Change a listing (the lister only); absent fields are unchanged. `fee_cents: null` removes the fee (and its currency). Setting `adopted` needs an accepted application and rejects every application still `submitted`. */
+      updateListing: (params, options) => c.command("adoption.update_listing", params, options),
+      /** `adoption.listings` → `ListingsResult`. Available listings: within `radius_km` (default 50) of `location` nearest first, or everywhere newest first without a location; `species` filters. */
+      listings: (params, options) => c.command("adoption.listings", params ?? {}, options),
+      /** `adoption.listing` → `ListingResult`. One listing: any available one; any status for its lister and its applicants. */
+      listing: (params, options) => c.command("adoption.listing", params, options),
+      /** `adoption.apply` → `ApplicationResult`. Apply for an available listing (not one's own). One live (`submitted` or `accepted`) application per applicant and listing. */
+      apply: (params, options) => c.command("adoption.apply", params, options),
+      /** `adoption.applications` → `ApplicationsResult`. A listing's applications (its lister only), or without `listing_id` the caller's own; newest first. */
+      applications: (params, options) => c.command("adoption.applications", params ?? {}, options),
+      /** `adoption.withdraw` → `ApplicationResult`. Withdraw one's application while `submitted` or `accepted`; withdrawing an accepted one makes the listing `available` again. */
+      withdraw: (params, options) => c.command("adoption.withdraw", params, options),
+      /** `adoption.decide` → `ApplicationResult`. Accept or reject a `submitted` application (the lister only). Accepting makes the listing `pending` and opens a conversation between lister and applicant. */
+      decide: (params, options) => c.command("adoption.decide", params, options)
+    },
     auth: {
       /** `auth.refresh` → `AuthRefreshResult`. Swap the connection's access token for a fresher one (obtained over HTTP) before it expires, so the connection is not closed 4009. The token must be the same user's. */
       refresh: (params, options) => c.command("auth.refresh", params, options)
@@ -106,6 +131,24 @@ function createFacades(c) {
       /** `pets.mine` → `PetsResult`. List the user's own pets, oldest first. */
       mine: (params, options) => c.command("pets.mine", params ?? {}, options)
     },
+    posts: {
+      /** `posts.create` → `PostResult`. Publish a post. `photo_ids` are the caller's own uploads; they become public (visible to anyone once approved). */
+      create: (params, options) => c.command("posts.create", params, options),
+      /** `posts.feed` → `PostsResult`. Posts newest first: everyone's (`recent`), within `radius_km` of `location` (`nearby`, which needs `location`) or one user's (`author`, which needs `author_id`). Pages neither skip nor repeat while posts are added. */
+      feed: (params, options) => c.command("posts.feed", params, options),
+      /** `posts.get` → `PostResult`. */
+      get: (params, options) => c.command("posts.get", params, options),
+      /** `posts.like` → `PostResult`. Like (`like: true`) or unlike a post. Idempotent per user and post; the author hears of the first like of each user only. */
+      like: (params, options) => c.command("posts.like", params, options),
+      /** `posts.comment` → `CommentResult`. Comment on a post; its author gets a `post.comment` notification unless they wrote the comment. */
+      comment: (params, options) => c.command("posts.comment", params, options),
+      /** `posts.comments` → `CommentsResult`. A post's comments, oldest first. */
+      comments: (params, options) => c.command("posts.comments", params, options),
+      /** `posts.delete` → `Empty`. Delete a post (its author or an admin). */
+      delete: (params, options) => c.command("posts.delete", params, options),
+      /** `posts.delete_comment` → `Empty`. Delete a comment (its author, the post's author or an admin). */
+      deleteComment: (params, options) => c.command("posts.delete_comment", params, options)
+    },
     preferences: {
       /** `preferences.update` → `PreferencesResult`. Change discovery preferences; absent fields are unchanged, `null` clears an age bound. `min_age_years` ≤ `max_age_years` when both are given. */
       update: (params, options) => c.command("preferences.update", params ?? {}, options)
@@ -113,6 +156,18 @@ function createFacades(c) {
     presence: {
       /** `presence.query` → `PresenceResult`. Online state of up to 100 users. */
       query: (params, options) => c.command("presence.query", params, options)
+    },
+    reports: {
+      /** `reports.create` → `ReportResult`. Report something the caller can see (else `not_found`). While the caller's report of the same target is open, the same report is returned again. */
+      create: (params, options) => c.command("reports.create", params, options)
+    },
+    users: {
+      /** `users.block` → `Empty`. Block a user: from then on neither sees the other's pets, listings, posts, comments, live streams or presence, and neither can message or apply to the other. Live matches between them end (`conversation.closed` to both). The blocked user is told nothing. Repeating is a no-op. */
+      block: (params, options) => c.command("users.block", params, options),
+      /** `users.unblock` → `Empty`. Lift the caller's block of a user (a block the other user made stays). Ended matches stay ended. Repeating, or a user not blocked, is a no-op. */
+      unblock: (params, options) => c.command("users.unblock", params, options),
+      /** `users.blocked` → `BlockedResult`. The users the caller blocked, most recent first. */
+      blocked: (params, options) => c.command("users.blocked", params ?? {}, options)
     }
   };
 }

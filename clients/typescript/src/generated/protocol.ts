@@ -13,6 +13,21 @@ export const AlertStatus = {
 } as const;
 export type AlertStatus = (typeof AlertStatus)[keyof typeof AlertStatus];
 
+export const ApplicationDecision = {
+  ACCEPT: "accept",
+  REJECT: "reject",
+} as const;
+export type ApplicationDecision = (typeof ApplicationDecision)[keyof typeof ApplicationDecision];
+
+/** `submitted → accepted | rejected | withdrawn`; `accepted → withdrawn`. */
+export const ApplicationStatus = {
+  SUBMITTED: "submitted",
+  ACCEPTED: "accepted",
+  REJECTED: "rejected",
+  WITHDRAWN: "withdrawn",
+} as const;
+export type ApplicationStatus = (typeof ApplicationStatus)[keyof typeof ApplicationStatus];
+
 /** WebSocket close codes the server uses, with what the client should do. */
 export const CloseCode = {
   NORMAL: 1000,
@@ -45,6 +60,30 @@ export const ErrorCode = {
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
+export const FeedScope = {
+  RECENT: "recent",
+  NEARBY: "nearby",
+  AUTHOR: "author",
+} as const;
+export type FeedScope = (typeof FeedScope)[keyof typeof FeedScope];
+
+/** `available → pending → adopted`; `withdrawn` from either open state. */
+export const ListingStatus = {
+  AVAILABLE: "available",
+  PENDING: "pending",
+  ADOPTED: "adopted",
+  WITHDRAWN: "withdrawn",
+} as const;
+export type ListingStatus = (typeof ListingStatus)[keyof typeof ListingStatus];
+
+/** The statuses a lister may set (`pending` comes from accepting an application). */
+export const ListingStatusChange = {
+  AVAILABLE: "available",
+  WITHDRAWN: "withdrawn",
+  ADOPTED: "adopted",
+} as const;
+export type ListingStatusChange = (typeof ListingStatusChange)[keyof typeof ListingStatusChange];
+
 /** Push platform of a registered device. */
 export const Platform = {
   FCM: "fcm",
@@ -52,6 +91,33 @@ export const Platform = {
   WEBPUSH: "webpush",
 } as const;
 export type Platform = (typeof Platform)[keyof typeof Platform];
+
+export const ReportReason = {
+  SPAM: "spam",
+  HARASSMENT: "harassment",
+  NUDITY: "nudity",
+  VIOLENCE: "violence",
+  SCAM: "scam",
+  ANIMAL_WELFARE: "animal_welfare",
+  OTHER: "other",
+} as const;
+export type ReportReason = (typeof ReportReason)[keyof typeof ReportReason];
+
+export const ReportStatus = {
+  OPEN: "open",
+  RESOLVED: "resolved",
+} as const;
+export type ReportStatus = (typeof ReportStatus)[keyof typeof ReportStatus];
+
+export const ReportTargetKind = {
+  USER: "user",
+  POST: "post",
+  COMMENT: "comment",
+  MESSAGE: "message",
+  LISTING: "listing",
+  LIVE: "live",
+} as const;
+export type ReportTargetKind = (typeof ReportTargetKind)[keyof typeof ReportTargetKind];
 
 export const Role = {
   USER: "user",
@@ -97,6 +163,207 @@ export const UploadStatus = {
   REJECTED: "rejected",
 } as const;
 export type UploadStatus = (typeof UploadStatus)[keyof typeof UploadStatus];
+
+// ---- protocol.adoption ----
+
+/** To the lister: an application was submitted (or later withdrawn: the same application with its new status; clients replace the one they have). */
+export interface AdoptionApplication {
+  type: "adoption.application";
+  /** Integer ≥ 0. Position in the user's durable event stream. */
+  seq: number;
+  application: Application;
+}
+
+/** A listing's applications (its lister only), or without `listing_id` the caller's own; newest first. */
+export interface AdoptionApplications {
+  type: "adoption.applications";
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  /** 1..64 characters. An opaque identifier. */
+  listing_id?: string | null;
+  /** 1..512 characters. Opaque page cursor. */
+  cursor?: string | null;
+  /** Integer ≥ 1, ≤ 50. Default 20. */
+  limit?: number;
+}
+
+/** Apply for an available listing (not one's own). One live (`submitted` or `accepted`) application per applicant and listing. */
+export interface AdoptionApply {
+  type: "adoption.apply";
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  /** 1..64 characters. An opaque identifier. */
+  listing_id: string;
+  /** 1..2000 characters. */
+  message: string;
+  /** 1..64 characters. Same key from the same user returns the original result. */
+  idempotency_key?: string | null;
+}
+
+/** Accept or reject a `submitted` application (the lister only). Accepting makes the listing `pending` and opens a conversation between lister and applicant. */
+export interface AdoptionDecide {
+  type: "adoption.decide";
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  /** 1..64 characters. An opaque identifier. */
+  application_id: string;
+  decision: ApplicationDecision;
+  /** At most 1000 characters. */
+  note?: string | null;
+}
+
+/** To the applicant: their application was accepted or rejected. */
+export interface AdoptionDecision {
+  type: "adoption.decision";
+  /** Integer ≥ 0. Position in the user's durable event stream. */
+  seq: number;
+  application: Application;
+}
+
+/** List one of the caller's pets for adoption. One open (`available` or `pending`) listing per pet, else `conflict`. */
+export interface AdoptionListPet {
+  type: "adoption.list_pet";
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  /** 1..64 characters. An opaque identifier. */
+  pet_id: string;
+  /** 1..120 characters. */
+  title: string;
+  /** 1..5000 characters. */
+  description: string;
+  location: Location;
+  /** Integer ≥ 0, ≤ 1000000. Minor units of `currency`. */
+  fee_cents?: number | null;
+  /** Pattern `^[A-Z]{3}$`. ISO 4217 code, e.g. EUR. */
+  currency?: string | null;
+  /** At most 10 items. Each: 1..64 characters. An opaque identifier. Default []. */
+  photo_ids?: string[];
+  /** 1..64 characters. Same key from the same user returns the original result. */
+  idempotency_key?: string | null;
+}
+
+/** One listing: any available one; any status for its lister and its applicants. */
+export interface AdoptionListing {
+  type: "adoption.listing";
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  /** 1..64 characters. An opaque identifier. */
+  listing_id: string;
+}
+
+/** Available listings: within `radius_km` (default 50) of `location` nearest first, or everywhere newest first without a location; `species` filters. */
+export interface AdoptionListings {
+  type: "adoption.listings";
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  location?: Location | null;
+  /** Integer ≥ 1, ≤ 500. */
+  radius_km?: number | null;
+  /** Default []. */
+  species?: Species[];
+  /** 1..512 characters. Opaque page cursor. */
+  cursor?: string | null;
+  /** Integer ≥ 1, ≤ 50. Default 20. */
+  limit?: number;
+}
+
+/** Change a listing (the lister only); absent fields are unchanged. `fee_cents: null` removes the fee (and its currency). Setting `adopted` needs an accepted application and rejects every application still `submitted`. */
+export interface AdoptionUpdateListing {
+  type: "adoption.update_listing";
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  /** 1..64 characters. An opaque identifier. */
+  listing_id: string;
+  /** 1..120 characters. Absent: unchanged. */
+  title?: string;
+  /** 1..5000 characters. Absent: unchanged. */
+  description?: string;
+  /** Integer ≥ 0, ≤ 1000000. Minor units of `currency`. Absent: unchanged. */
+  fee_cents?: number | null;
+  /** Pattern `^[A-Z]{3}$`. ISO 4217 code, e.g. EUR. Absent: unchanged. */
+  currency?: string | null;
+  /** At most 10 items. Each: 1..64 characters. An opaque identifier. Absent: unchanged. */
+  photo_ids?: string[];
+  /** Absent: unchanged. */
+  status?: ListingStatusChange;
+}
+
+/** Withdraw one's application while `submitted` or `accepted`; withdrawing an accepted one makes the listing `available` again. */
+export interface AdoptionWithdraw {
+  type: "adoption.withdraw";
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  /** 1..64 characters. An opaque identifier. */
+  application_id: string;
+}
+
+/** An application to adopt a listed pet; seen by its applicant and the lister. */
+export interface Application {
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  /** 1..64 characters. An opaque identifier. */
+  listing_id: string;
+  /** 1..64 characters. An opaque identifier. */
+  applicant_id: string;
+  /** 1..2000 characters. */
+  message: string;
+  status: ApplicationStatus;
+  /** 1..64 characters. An opaque identifier. */
+  conversation_id?: string | null;
+  /** At most 1000 characters. */
+  note?: string | null;
+  /** RFC 3339 time. RFC 3339 time; the server sends UTC with `Z`. */
+  created_at: Timestamp;
+  /** RFC 3339 time. RFC 3339 time; the server sends UTC with `Z`. */
+  decided_at?: Timestamp | null;
+}
+
+export interface ApplicationResult {
+  application: Application;
+}
+
+export interface ApplicationsResult {
+  applications: Application[];
+  /** 1..512 characters. Opaque page cursor. */
+  next_cursor?: string | null;
+}
+
+/** A pet offered for adoption by its owner (the lister). */
+export interface Listing {
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  /** 1..64 characters. An opaque identifier. */
+  lister_id: string;
+  pet: Pet;
+  /** 1..120 characters. */
+  title: string;
+  /** 1..5000 characters. */
+  description: string;
+  location: Location;
+  /** Integer ≥ 0, ≤ 1000000. Minor units of `currency`. */
+  fee_cents?: number | null;
+  /** Pattern `^[A-Z]{3}$`. ISO 4217 code, e.g. EUR. */
+  currency?: string | null;
+  status: ListingStatus;
+  /** At most 10 items. Each: 1..64 characters. An opaque identifier. */
+  photo_ids: string[];
+  /** RFC 3339 time. RFC 3339 time; the server sends UTC with `Z`. */
+  created_at: Timestamp;
+  /** RFC 3339 time. RFC 3339 time; the server sends UTC with `Z`. */
+  updated_at: Timestamp;
+  /** Number ≥ 0. */
+  distance_m?: number | null;
+}
+
+export interface ListingResult {
+  listing: Listing;
+}
+
+export interface ListingsResult {
+  listings: Listing[];
+  /** 1..512 characters. Opaque page cursor. */
+  next_cursor?: string | null;
+}
 
 // ---- protocol.auth ----
 
@@ -295,6 +562,154 @@ export interface HistoryResult {
 
 export interface MessageResult {
   message: ChatMessage;
+}
+
+// ---- protocol.community ----
+
+export interface Comment {
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  /** 1..64 characters. An opaque identifier. */
+  post_id: string;
+  author: User;
+  /** 1..2000 characters. */
+  body: string;
+  /** RFC 3339 time. RFC 3339 time; the server sends UTC with `Z`. */
+  created_at: Timestamp;
+}
+
+export interface CommentResult {
+  comment: Comment;
+}
+
+export interface CommentsResult {
+  comments: Comment[];
+  /** 1..512 characters. Opaque page cursor. */
+  next_cursor?: string | null;
+}
+
+/** A community post. Counts are exact; `liked_by_me` is the asking user's. */
+export interface Post {
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  author: User;
+  /** 1..5000 characters. */
+  body: string;
+  /** At most 10 items. Each: 1..64 characters. An opaque identifier. */
+  photo_ids: string[];
+  location?: Location | null;
+  /** Integer ≥ 0. */
+  like_count: number;
+  /** Integer ≥ 0. */
+  comment_count: number;
+  liked_by_me: boolean;
+  /** RFC 3339 time. RFC 3339 time; the server sends UTC with `Z`. */
+  created_at: Timestamp;
+  /** RFC 3339 time. RFC 3339 time; the server sends UTC with `Z`. */
+  edited_at?: Timestamp | null;
+}
+
+export interface PostResult {
+  post: Post;
+}
+
+/** Comment on a post; its author gets a `post.comment` notification unless they wrote the comment. */
+export interface PostsComment {
+  type: "posts.comment";
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  /** 1..64 characters. An opaque identifier. */
+  post_id: string;
+  /** 1..2000 characters. */
+  body: string;
+  /** 1..64 characters. Same key from the same user returns the original result. */
+  idempotency_key?: string | null;
+}
+
+/** A post's comments, oldest first. */
+export interface PostsComments {
+  type: "posts.comments";
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  /** 1..64 characters. An opaque identifier. */
+  post_id: string;
+  /** 1..512 characters. Opaque page cursor. */
+  cursor?: string | null;
+  /** Integer ≥ 1, ≤ 50. Default 20. */
+  limit?: number;
+}
+
+/** Publish a post. `photo_ids` are the caller's own uploads; they become public (visible to anyone once approved). */
+export interface PostsCreate {
+  type: "posts.create";
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  /** 1..5000 characters. */
+  body: string;
+  /** At most 10 items. Each: 1..64 characters. An opaque identifier. Default []. */
+  photo_ids?: string[];
+  location?: Location | null;
+  /** 1..64 characters. Same key from the same user returns the original result. */
+  idempotency_key?: string | null;
+}
+
+/** Delete a post (its author or an admin). */
+export interface PostsDelete {
+  type: "posts.delete";
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  /** 1..64 characters. An opaque identifier. */
+  post_id: string;
+}
+
+/** Delete a comment (its author, the post's author or an admin). */
+export interface PostsDeleteComment {
+  type: "posts.delete_comment";
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  /** 1..64 characters. An opaque identifier. */
+  comment_id: string;
+}
+
+/** Posts newest first: everyone's (`recent`), within `radius_km` of `location` (`nearby`, which needs `location`) or one user's (`author`, which needs `author_id`). Pages neither skip nor repeat while posts are added. */
+export interface PostsFeed {
+  type: "posts.feed";
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  scope: FeedScope;
+  location?: Location | null;
+  /** Integer ≥ 1, ≤ 500. Default 25. */
+  radius_km?: number;
+  /** 1..64 characters. An opaque identifier. */
+  author_id?: string | null;
+  /** 1..512 characters. Opaque page cursor. */
+  cursor?: string | null;
+  /** Integer ≥ 1, ≤ 50. Default 20. */
+  limit?: number;
+}
+
+export interface PostsGet {
+  type: "posts.get";
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  /** 1..64 characters. An opaque identifier. */
+  post_id: string;
+}
+
+/** Like (`like: true`) or unlike a post. Idempotent per user and post; the author hears of the first like of each user only. */
+export interface PostsLike {
+  type: "posts.like";
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  /** 1..64 characters. An opaque identifier. */
+  post_id: string;
+  like: boolean;
+}
+
+export interface PostsResult {
+  posts: Post[];
+  /** 1..512 characters. Opaque page cursor. */
+  next_cursor?: string | null;
 }
 
 // ---- protocol.lost ----
@@ -671,6 +1086,8 @@ export interface Conversation {
   /** RFC 3339 time. RFC 3339 time; the server sends UTC with `Z`. */
   last_activity_at: Timestamp;
   closed: boolean;
+  /** 1..64 characters. An opaque identifier. */
+  listing_id?: string | null;
 }
 
 /** A registered push device (its token is never sent back). */
@@ -888,6 +1305,80 @@ export interface PresenceResult {
   presence: PresenceState[];
 }
 
+// ---- protocol.safety ----
+
+export interface BlockedResult {
+  users: User[];
+  /** 1..512 characters. Opaque page cursor. */
+  next_cursor?: string | null;
+}
+
+/** A report as its reporter sees it. The moderation queue (§10.4) groups reports of one target into one item. */
+export interface Report {
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  status: ReportStatus;
+  target: ReportTarget;
+  reason: ReportReason;
+  /** At most 1000 characters. */
+  note?: string | null;
+  /** RFC 3339 time. RFC 3339 time; the server sends UTC with `Z`. */
+  created_at: Timestamp;
+}
+
+export interface ReportResult {
+  report: Report;
+}
+
+/** What a report is about: a user, or one of their posts, comments, chat messages, adoption listings or live streams. */
+export interface ReportTarget {
+  kind: ReportTargetKind;
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+}
+
+/** Report something the caller can see (else `not_found`). While the caller's report of the same target is open, the same report is returned again. */
+export interface ReportsCreate {
+  type: "reports.create";
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  target: ReportTarget;
+  reason: ReportReason;
+  /** At most 1000 characters. */
+  note?: string | null;
+  /** 1..64 characters. Same key from the same user returns the original result. */
+  idempotency_key?: string | null;
+}
+
+/** Block a user: from then on neither sees the other's pets, listings, posts, comments, live streams or presence, and neither can message or apply to the other. Live matches between them end (`conversation.closed` to both). The blocked user is told nothing. Repeating is a no-op. */
+export interface UsersBlock {
+  type: "users.block";
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  /** 1..64 characters. An opaque identifier. */
+  user_id: string;
+}
+
+/** The users the caller blocked, most recent first. */
+export interface UsersBlocked {
+  type: "users.blocked";
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  /** 1..512 characters. Opaque page cursor. */
+  cursor?: string | null;
+  /** Integer ≥ 1, ≤ 50. Default 50. */
+  limit?: number;
+}
+
+/** Lift the caller's block of a user (a block the other user made stays). Ended matches stay ended. Repeating, or a user not blocked, is a no-op. */
+export interface UsersUnblock {
+  type: "users.unblock";
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  /** 1..64 characters. An opaque identifier. */
+  user_id: string;
+}
+
 // ---- protocol.session ----
 
 /** Client → server: the highest durable `seq` processed. No reply. */
@@ -1077,7 +1568,27 @@ export type AnyCommand =
   | LostWatch
   | LostUnwatch
   | LostWatches
-  | PresenceQuery;
+  | PresenceQuery
+  | AdoptionListPet
+  | AdoptionUpdateListing
+  | AdoptionListings
+  | AdoptionListing
+  | AdoptionApply
+  | AdoptionApplications
+  | AdoptionWithdraw
+  | AdoptionDecide
+  | PostsCreate
+  | PostsFeed
+  | PostsGet
+  | PostsLike
+  | PostsComment
+  | PostsComments
+  | PostsDelete
+  | PostsDeleteComment
+  | UsersBlock
+  | UsersUnblock
+  | UsersBlocked
+  | ReportsCreate;
 
 /** Every event the server pushes. */
 export type AnyEvent =
@@ -1089,6 +1600,8 @@ export type AnyEvent =
   | LostAlert
   | LostSightingEvent
   | UploadModerated
+  | AdoptionApplication
+  | AdoptionDecision
   | ChatTypingEvent
   | PresenceEvent;
 
@@ -1125,7 +1638,27 @@ export type ClientMessage =
   | LostWatch
   | LostUnwatch
   | LostWatches
-  | PresenceQuery;
+  | PresenceQuery
+  | AdoptionListPet
+  | AdoptionUpdateListing
+  | AdoptionListings
+  | AdoptionListing
+  | AdoptionApply
+  | AdoptionApplications
+  | AdoptionWithdraw
+  | AdoptionDecide
+  | PostsCreate
+  | PostsFeed
+  | PostsGet
+  | PostsLike
+  | PostsComment
+  | PostsComments
+  | PostsDelete
+  | PostsDeleteComment
+  | UsersBlock
+  | UsersUnblock
+  | UsersBlocked
+  | ReportsCreate;
 
 /** Everything the server sends. */
 export type ServerMessage =
@@ -1141,6 +1674,8 @@ export type ServerMessage =
   | LostAlert
   | LostSightingEvent
   | UploadModerated
+  | AdoptionApplication
+  | AdoptionDecision
   | ChatTypingEvent
   | PresenceEvent;
 
@@ -1175,6 +1710,26 @@ export interface CommandMap {
   "lost.unwatch": LostUnwatch;
   "lost.watches": LostWatches;
   "presence.query": PresenceQuery;
+  "adoption.list_pet": AdoptionListPet;
+  "adoption.update_listing": AdoptionUpdateListing;
+  "adoption.listings": AdoptionListings;
+  "adoption.listing": AdoptionListing;
+  "adoption.apply": AdoptionApply;
+  "adoption.applications": AdoptionApplications;
+  "adoption.withdraw": AdoptionWithdraw;
+  "adoption.decide": AdoptionDecide;
+  "posts.create": PostsCreate;
+  "posts.feed": PostsFeed;
+  "posts.get": PostsGet;
+  "posts.like": PostsLike;
+  "posts.comment": PostsComment;
+  "posts.comments": PostsComments;
+  "posts.delete": PostsDelete;
+  "posts.delete_comment": PostsDeleteComment;
+  "users.block": UsersBlock;
+  "users.unblock": UsersUnblock;
+  "users.blocked": UsersBlocked;
+  "reports.create": ReportsCreate;
 }
 
 /** Command tag → its `ok.result` type. */
@@ -1208,6 +1763,26 @@ export interface CommandResults {
   "lost.unwatch": Empty;
   "lost.watches": WatchesResult;
   "presence.query": PresenceResult;
+  "adoption.list_pet": ListingResult;
+  "adoption.update_listing": ListingResult;
+  "adoption.listings": ListingsResult;
+  "adoption.listing": ListingResult;
+  "adoption.apply": ApplicationResult;
+  "adoption.applications": ApplicationsResult;
+  "adoption.withdraw": ApplicationResult;
+  "adoption.decide": ApplicationResult;
+  "posts.create": PostResult;
+  "posts.feed": PostsResult;
+  "posts.get": PostResult;
+  "posts.like": PostResult;
+  "posts.comment": CommentResult;
+  "posts.comments": CommentsResult;
+  "posts.delete": Empty;
+  "posts.delete_comment": Empty;
+  "users.block": Empty;
+  "users.unblock": Empty;
+  "users.blocked": BlockedResult;
+  "reports.create": ReportResult;
 }
 
 /** Event tag → event message. */
@@ -1220,6 +1795,8 @@ export interface EventMap {
   "lost.alert": LostAlert;
   "lost.sighting": LostSightingEvent;
   "upload.moderated": UploadModerated;
+  "adoption.application": AdoptionApplication;
+  "adoption.decision": AdoptionDecision;
   "chat.typing": ChatTypingEvent;
   "presence": PresenceEvent;
 }
@@ -1258,6 +1835,26 @@ export const COMMAND_TAGS: readonly CommandTag[] = [
   "lost.unwatch",
   "lost.watches",
   "presence.query",
+  "adoption.list_pet",
+  "adoption.update_listing",
+  "adoption.listings",
+  "adoption.listing",
+  "adoption.apply",
+  "adoption.applications",
+  "adoption.withdraw",
+  "adoption.decide",
+  "posts.create",
+  "posts.feed",
+  "posts.get",
+  "posts.like",
+  "posts.comment",
+  "posts.comments",
+  "posts.delete",
+  "posts.delete_comment",
+  "users.block",
+  "users.unblock",
+  "users.blocked",
+  "reports.create",
 ];
 
 /** Tags of durable events (carry `seq`, replayed on resume). */
@@ -1270,6 +1867,8 @@ export const DURABLE_EVENT_TAGS: readonly EventTag[] = [
   "lost.alert",
   "lost.sighting",
   "upload.moderated",
+  "adoption.application",
+  "adoption.decision",
 ];
 
 /** Tags of ephemeral events (no `seq`; lost while disconnected). */
@@ -1286,7 +1885,9 @@ export type DurableEventTag =
   | "notification"
   | "lost.alert"
   | "lost.sighting"
-  | "upload.moderated";
+  | "upload.moderated"
+  | "adoption.application"
+  | "adoption.decision";
 
 /** Commands that carry an idempotency key, and its field: the client fills it with
  * a random id when the caller gives none, and resends the command after a
@@ -1297,6 +1898,11 @@ export const IDEMPOTENCY_FIELDS: { readonly [T in CommandTag]?: string } = {
   "lost.report": "idempotency_key",
   "lost.sighting": "idempotency_key",
   "lost.watch": "idempotency_key",
+  "adoption.list_pet": "idempotency_key",
+  "adoption.apply": "idempotency_key",
+  "posts.create": "idempotency_key",
+  "posts.comment": "idempotency_key",
+  "reports.create": "idempotency_key",
 };
 
 type Optional<T, K extends keyof T> = Omit<T, K> & Partial<Pick<T, K>>;
@@ -1333,6 +1939,26 @@ export interface CommandParamsMap {
   "lost.unwatch": Omit<LostUnwatch, "type" | "id">;
   "lost.watches": Omit<LostWatches, "type" | "id">;
   "presence.query": Omit<PresenceQuery, "type" | "id">;
+  "adoption.list_pet": Optional<Omit<AdoptionListPet, "type" | "id">, "idempotency_key">;
+  "adoption.update_listing": Omit<AdoptionUpdateListing, "type" | "id">;
+  "adoption.listings": Omit<AdoptionListings, "type" | "id">;
+  "adoption.listing": Omit<AdoptionListing, "type" | "id">;
+  "adoption.apply": Optional<Omit<AdoptionApply, "type" | "id">, "idempotency_key">;
+  "adoption.applications": Omit<AdoptionApplications, "type" | "id">;
+  "adoption.withdraw": Omit<AdoptionWithdraw, "type" | "id">;
+  "adoption.decide": Omit<AdoptionDecide, "type" | "id">;
+  "posts.create": Optional<Omit<PostsCreate, "type" | "id">, "idempotency_key">;
+  "posts.feed": Omit<PostsFeed, "type" | "id">;
+  "posts.get": Omit<PostsGet, "type" | "id">;
+  "posts.like": Omit<PostsLike, "type" | "id">;
+  "posts.comment": Optional<Omit<PostsComment, "type" | "id">, "idempotency_key">;
+  "posts.comments": Omit<PostsComments, "type" | "id">;
+  "posts.delete": Omit<PostsDelete, "type" | "id">;
+  "posts.delete_comment": Omit<PostsDeleteComment, "type" | "id">;
+  "users.block": Omit<UsersBlock, "type" | "id">;
+  "users.unblock": Omit<UsersUnblock, "type" | "id">;
+  "users.blocked": Omit<UsersBlocked, "type" | "id">;
+  "reports.create": Optional<Omit<ReportsCreate, "type" | "id">, "idempotency_key">;
 }
 
 export type CommandParams<T extends CommandTag> = CommandParamsMap[T];
@@ -1361,6 +1987,32 @@ export interface CommandSender {
  * per command. Regenerated with the protocol, so new areas get theirs. */
 export function createFacades(c: CommandSender) {
   return {
+    adoption: {
+      /** `adoption.list_pet` → `ListingResult`. List one of the caller's pets for adoption. One open (`available` or `pending`) listing per pet, else `conflict`. */
+      listPet: (params: CommandParams<"adoption.list_pet">, options?: CommandOptions): Promise<CommandResults["adoption.list_pet"]> =>
+        c.command("adoption.list_pet", params, options),
+      /** `adoption.update_listing` → `ListingResult`. Change a listing (the lister only); absent fields are unchanged. `fee_cents: null` removes the fee (and its currency). Setting `adopted` needs an accepted application and rejects every application still `submitted`. */
+      updateListing: (params: CommandParams<"adoption.update_listing">, options?: CommandOptions): Promise<CommandResults["adoption.update_listing"]> =>
+        c.command("adoption.update_listing", params, options),
+      /** `adoption.listings` → `ListingsResult`. Available listings: within `radius_km` (default 50) of `location` nearest first, or everywhere newest first without a location; `species` filters. */
+      listings: (params?: CommandParams<"adoption.listings">, options?: CommandOptions): Promise<CommandResults["adoption.listings"]> =>
+        c.command("adoption.listings", params ?? {}, options),
+      /** `adoption.listing` → `ListingResult`. One listing: any available one; any status for its lister and its applicants. */
+      listing: (params: CommandParams<"adoption.listing">, options?: CommandOptions): Promise<CommandResults["adoption.listing"]> =>
+        c.command("adoption.listing", params, options),
+      /** `adoption.apply` → `ApplicationResult`. Apply for an available listing (not one's own). One live (`submitted` or `accepted`) application per applicant and listing. */
+      apply: (params: CommandParams<"adoption.apply">, options?: CommandOptions): Promise<CommandResults["adoption.apply"]> =>
+        c.command("adoption.apply", params, options),
+      /** `adoption.applications` → `ApplicationsResult`. A listing's applications (its lister only), or without `listing_id` the caller's own; newest first. */
+      applications: (params?: CommandParams<"adoption.applications">, options?: CommandOptions): Promise<CommandResults["adoption.applications"]> =>
+        c.command("adoption.applications", params ?? {}, options),
+      /** `adoption.withdraw` → `ApplicationResult`. Withdraw one's application while `submitted` or `accepted`; withdrawing an accepted one makes the listing `available` again. */
+      withdraw: (params: CommandParams<"adoption.withdraw">, options?: CommandOptions): Promise<CommandResults["adoption.withdraw"]> =>
+        c.command("adoption.withdraw", params, options),
+      /** `adoption.decide` → `ApplicationResult`. Accept or reject a `submitted` application (the lister only). Accepting makes the listing `pending` and opens a conversation between lister and applicant. */
+      decide: (params: CommandParams<"adoption.decide">, options?: CommandOptions): Promise<CommandResults["adoption.decide"]> =>
+        c.command("adoption.decide", params, options),
+    },
     auth: {
       /** `auth.refresh` → `AuthRefreshResult`. Swap the connection's access token for a fresher one (obtained over HTTP) before it expires, so the connection is not closed 4009. The token must be the same user's. */
       refresh: (params: CommandParams<"auth.refresh">, options?: CommandOptions): Promise<CommandResults["auth.refresh"]> =>
@@ -1460,6 +2112,32 @@ export function createFacades(c: CommandSender) {
       mine: (params?: CommandParams<"pets.mine">, options?: CommandOptions): Promise<CommandResults["pets.mine"]> =>
         c.command("pets.mine", params ?? {}, options),
     },
+    posts: {
+      /** `posts.create` → `PostResult`. Publish a post. `photo_ids` are the caller's own uploads; they become public (visible to anyone once approved). */
+      create: (params: CommandParams<"posts.create">, options?: CommandOptions): Promise<CommandResults["posts.create"]> =>
+        c.command("posts.create", params, options),
+      /** `posts.feed` → `PostsResult`. Posts newest first: everyone's (`recent`), within `radius_km` of `location` (`nearby`, which needs `location`) or one user's (`author`, which needs `author_id`). Pages neither skip nor repeat while posts are added. */
+      feed: (params: CommandParams<"posts.feed">, options?: CommandOptions): Promise<CommandResults["posts.feed"]> =>
+        c.command("posts.feed", params, options),
+      /** `posts.get` → `PostResult`. */
+      get: (params: CommandParams<"posts.get">, options?: CommandOptions): Promise<CommandResults["posts.get"]> =>
+        c.command("posts.get", params, options),
+      /** `posts.like` → `PostResult`. Like (`like: true`) or unlike a post. Idempotent per user and post; the author hears of the first like of each user only. */
+      like: (params: CommandParams<"posts.like">, options?: CommandOptions): Promise<CommandResults["posts.like"]> =>
+        c.command("posts.like", params, options),
+      /** `posts.comment` → `CommentResult`. Comment on a post; its author gets a `post.comment` notification unless they wrote the comment. */
+      comment: (params: CommandParams<"posts.comment">, options?: CommandOptions): Promise<CommandResults["posts.comment"]> =>
+        c.command("posts.comment", params, options),
+      /** `posts.comments` → `CommentsResult`. A post's comments, oldest first. */
+      comments: (params: CommandParams<"posts.comments">, options?: CommandOptions): Promise<CommandResults["posts.comments"]> =>
+        c.command("posts.comments", params, options),
+      /** `posts.delete` → `Empty`. Delete a post (its author or an admin). */
+      delete: (params: CommandParams<"posts.delete">, options?: CommandOptions): Promise<CommandResults["posts.delete"]> =>
+        c.command("posts.delete", params, options),
+      /** `posts.delete_comment` → `Empty`. Delete a comment (its author, the post's author or an admin). */
+      deleteComment: (params: CommandParams<"posts.delete_comment">, options?: CommandOptions): Promise<CommandResults["posts.delete_comment"]> =>
+        c.command("posts.delete_comment", params, options),
+    },
     preferences: {
       /** `preferences.update` → `PreferencesResult`. Change discovery preferences; absent fields are unchanged, `null` clears an age bound. `min_age_years` ≤ `max_age_years` when both are given. */
       update: (params?: CommandParams<"preferences.update">, options?: CommandOptions): Promise<CommandResults["preferences.update"]> =>
@@ -1469,6 +2147,22 @@ export function createFacades(c: CommandSender) {
       /** `presence.query` → `PresenceResult`. Online state of up to 100 users. */
       query: (params: CommandParams<"presence.query">, options?: CommandOptions): Promise<CommandResults["presence.query"]> =>
         c.command("presence.query", params, options),
+    },
+    reports: {
+      /** `reports.create` → `ReportResult`. Report something the caller can see (else `not_found`). While the caller's report of the same target is open, the same report is returned again. */
+      create: (params: CommandParams<"reports.create">, options?: CommandOptions): Promise<CommandResults["reports.create"]> =>
+        c.command("reports.create", params, options),
+    },
+    users: {
+      /** `users.block` → `Empty`. Block a user: from then on neither sees the other's pets, listings, posts, comments, live streams or presence, and neither can message or apply to the other. Live matches between them end (`conversation.closed` to both). The blocked user is told nothing. Repeating is a no-op. */
+      block: (params: CommandParams<"users.block">, options?: CommandOptions): Promise<CommandResults["users.block"]> =>
+        c.command("users.block", params, options),
+      /** `users.unblock` → `Empty`. Lift the caller's block of a user (a block the other user made stays). Ended matches stay ended. Repeating, or a user not blocked, is a no-op. */
+      unblock: (params: CommandParams<"users.unblock">, options?: CommandOptions): Promise<CommandResults["users.unblock"]> =>
+        c.command("users.unblock", params, options),
+      /** `users.blocked` → `BlockedResult`. The users the caller blocked, most recent first. */
+      blocked: (params?: CommandParams<"users.blocked">, options?: CommandOptions): Promise<CommandResults["users.blocked"]> =>
+        c.command("users.blocked", params ?? {}, options),
     },
   };
 }

@@ -1,0 +1,1 @@
+"""Community (PROTOCOL §10.2): posts, the feed, likes and comments."""
