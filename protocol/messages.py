@@ -44,10 +44,14 @@ from protocol.matching import (
     Swipe,
 )
 from protocol.notifications import (
+    DevicesList,
     DevicesRegister,
+    DevicesUnregister,
     NotificationEvent,
     NotificationsList,
+    NotificationsPreferences,
     NotificationsRead,
+    PushConfig,
 )
 from protocol.pets import PetsCreate, PetsMine, PetsUpdate
 from protocol.presence import PresenceEvent, PresenceQuery
@@ -75,6 +79,10 @@ AnyCommand = Union[  # noqa: UP007
     NotificationsList,
     NotificationsRead,
     DevicesRegister,
+    DevicesUnregister,
+    DevicesList,
+    PushConfig,
+    NotificationsPreferences,
     LostReport,
     LostUpdate,
     LostResolve,
