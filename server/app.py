@@ -72,6 +72,7 @@ from server.state import BACKENDS, METRICS, RUNTIME, SESSION_COOKIES, SETTINGS, 
 log = logging.getLogger("server")
 
 HandlerOverrides = Mapping[type[Command], Handler | None]
+PushFactory = Callable[[Settings, Metrics], PushProviders]
 
 
 def create_app(
@@ -79,12 +80,12 @@ def create_app(
     *,
     moderator: Moderator | None = None,
     handlers: HandlerOverrides | None = None,
-    push_providers: PushProviders | None = None,
+    push_providers: PushFactory | None = None,
 ) -> web.Application:
     """The app for ``settings``. ``moderator`` is the automatic upload check (default: none,
     a human decides); ``handlers`` replaces (or, with None, removes) command handlers —
-    for tests and embedders; ``push_providers`` replaces the providers ``Settings`` describe
-    (tests that trust a test CA; the app closes them)."""
+    for tests and embedders; ``push_providers(settings, metrics)`` builds the push providers
+    instead of ``build_push_providers`` (tests that trust a test CA; the app closes them)."""
     # The cookie storage must exist before start-up (its middleware is frozen with
     # the app); it gets its keys in runtime_ctx, once SECRET_KEY is resolved.
     cookies = SessionCookies.from_settings(settings)
@@ -114,7 +115,7 @@ def create_app(
 
 
 def _runtime_ctx(moderator: Moderator, overrides: HandlerOverrides,
-                 push_providers: PushProviders | None = None,
+                 push_providers: PushFactory | None = None,
                  ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
@@ -128,7 +129,7 @@ def _runtime_ctx(moderator: Moderator, overrides: HandlerOverrides,
 
 async def start_runtime(app: web.Application, stack: contextlib.AsyncExitStack,
                         moderator: Moderator, overrides: HandlerOverrides,
-                        push_providers: PushProviders | None = None) -> Runtime:
+                        push_providers: PushFactory | None = None) -> Runtime:
     """Start everything in dependency order; ``stack`` stops it in reverse."""
     settings, metrics, backends = app[SETTINGS], app[METRICS], app[BACKENDS]
     secret = _secret_key(settings)
@@ -171,7 +172,7 @@ async def start_runtime(app: web.Application, stack: contextlib.AsyncExitStack,
     commands.bind(NotificationService(deps), notifications.HANDLERS)
     presence_service = commands.bind(PresenceService(deps), presence.HANDLERS)
     lost = commands.bind(LostFoundService(deps), lost_found.HANDLERS)
-    providers = push_providers or build_push_providers(settings, metrics)
+    providers = (push_providers or build_push_providers)(settings, metrics)
     stack.push_async_callback(providers.close)
     backends["push"] = ", ".join(f"{p}: {n}" for p, n in providers.names.items())
     push_service = commands.bind(PushService(deps, providers), push.HANDLERS)
