@@ -156,13 +156,17 @@ class AccountService:
         """Always the same work and answer; the lookup and the mail happen off the request."""
         email = policy.check_email(email)
         settings = self.settings
-        for key, limit in ((f"forgot:addr:{address or 'unknown'}",
-                            settings.password_forgot_per_address_per_hour),
-                           (f"forgot:email:{_digest(email)}", settings.password_forgot_per_hour)):
-            decision = await self.limiter.hit(key, limit, 3600)
-            if not decision.allowed:
-                raise RateLimited("too many password reset requests; retry later",
-                                  decision.retry_after_s)
+        limits = ((f"forgot:addr:{address or 'unknown'}",
+                   settings.password_forgot_per_address_per_hour),
+                  (f"forgot:email:{_digest(email)}", settings.password_forgot_per_hour))
+        # Look at both first: a request refused by one limit does not use up the other.
+        refused = [d for d in [await self.limiter.peek(k, n, 3600) for k, n in limits]
+                   if not d.allowed]
+        if refused:
+            raise RateLimited("too many password reset requests; retry later",
+                              max(d.retry_after_s for d in refused))
+        for key, limit in limits:
+            await self.limiter.hit(key, limit, 3600)
         ttl = settings.password_reset_ttl_s
 
         async def job() -> EmailMessage | None:
