@@ -96,12 +96,7 @@ async def upsert_preferences(
 
 # --- the outbox --------------------------------------------------------------------------------
 
-async def claim_due_outbox(conn: asyncpg.Connection, delay_s: float, limit: int
-                           ) -> list[asyncpg.Record]:
-    """Lock (SKIP LOCKED) up to ``limit`` due rows of each kind, with everything the
-    decision needs. Must run in a transaction that then marks every row handled."""
-    rows: list[asyncpg.Record] = await conn.fetch(
-        """WITH due_now AS (
+CLAIM_DUE_OUTBOX = """WITH due_now AS (
                SELECT id FROM push_outbox
                WHERE handled_at IS NULL AND NOT awaits_ack AND created_at <= now()
                ORDER BY created_at, id LIMIT $2 FOR UPDATE SKIP LOCKED
@@ -126,7 +121,15 @@ async def claim_due_outbox(conn: asyncpg.Connection, delay_s: float, limit: int
            LEFT JOIN stream_acks a ON a.user_id = o.user_id
            LEFT JOIN notification_preferences p ON p.user_id = o.user_id
            WHERE o.id IN (SELECT id FROM due_now UNION ALL SELECT id FROM due_later)
-           ORDER BY o.id""",
+           ORDER BY o.id"""
+
+
+async def claim_due_outbox(conn: asyncpg.Connection, delay_s: float, limit: int
+                           ) -> list[asyncpg.Record]:
+    """Lock (SKIP LOCKED) up to ``limit`` due rows of each kind, with everything the
+    decision needs. Must run in a transaction that then marks every row handled."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        CLAIM_DUE_OUTBOX,
         delay_s, limit,
     )
     return rows
@@ -160,14 +163,7 @@ async def insert_deliveries(conn: asyncpg.Connection, outbox_ids: Sequence[int],
 
 # --- deliveries ----------------------------------------------------------------------------------
 
-async def claim_deliveries(conn: asyncpg.Connection, limit: int, lease_s: float
-                           ) -> list[asyncpg.Record]:
-    """Claim up to ``limit`` deliveries that are due (pending, or 'sending' under a lease
-    that expired: its worker died): commit state 'sending' with a new lease and the attempt
-    number. Returns what sending needs, and what may have changed since the row was queued
-    (acked, read, push turned off, kind muted, device moved to another user)."""
-    rows: list[asyncpg.Record] = await conn.fetch(
-        """WITH picked AS (
+CLAIM_DELIVERIES = """WITH picked AS (
                SELECT outbox_id, device_id FROM push_deliveries
                WHERE state = 'pending' AND next_attempt_at <= now()
                ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED
@@ -198,7 +194,17 @@ async def claim_deliveries(conn: asyncpg.Connection, limit: int, lease_s: float
            JOIN notifications n ON n.id = o.notification_id
            JOIN devices dv ON dv.id = c.device_id
            LEFT JOIN stream_acks a ON a.user_id = o.user_id
-           LEFT JOIN notification_preferences p ON p.user_id = o.user_id""",
+           LEFT JOIN notification_preferences p ON p.user_id = o.user_id"""
+
+
+async def claim_deliveries(conn: asyncpg.Connection, limit: int, lease_s: float
+                           ) -> list[asyncpg.Record]:
+    """Claim up to ``limit`` deliveries that are due (pending, or 'sending' under a lease
+    that expired: its worker died): commit state 'sending' with a new lease and the attempt
+    number. Returns what sending needs, and what may have changed since the row was queued
+    (acked, read, push turned off, kind muted, device moved to another user)."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        CLAIM_DELIVERIES,
         limit, lease_s,
     )
     return rows
@@ -237,18 +243,21 @@ async def update_deliveries_finished(conn: asyncpg.Connection, results: Sequence
     )
 
 
-async def select_next_due_s(conn: asyncpg.Connection, delay_s: float) -> float | None:
-    """Seconds until the next outbox row or delivery is due (≤ 0: now); None if nothing
-    is waiting."""
-    value = await conn.fetchval(
-        """SELECT extract(epoch FROM least(
+NEXT_DUE = """SELECT extract(epoch FROM least(
                (SELECT min(created_at) FROM push_outbox
                 WHERE handled_at IS NULL AND NOT awaits_ack),
                (SELECT min(created_at) + $1 * interval '1 second' FROM push_outbox
                 WHERE handled_at IS NULL AND awaits_ack),
                (SELECT min(next_attempt_at) FROM push_deliveries WHERE state = 'pending'),
                (SELECT min(lease_until) FROM push_deliveries WHERE state = 'sending')
-           ) - now())""",
+           ) - now())"""
+
+
+async def select_next_due_s(conn: asyncpg.Connection, delay_s: float) -> float | None:
+    """Seconds until the next outbox row or delivery is due (≤ 0: now); None if nothing
+    is waiting."""
+    value = await conn.fetchval(
+        NEXT_DUE,
         delay_s,
     )
     return None if value is None else float(value)
