@@ -87,6 +87,9 @@ MAX_BACKOFF_S = 3600.0
 MIN_IDLE_S = 0.02
 """Shortest wait between rounds when rows are due but locked by another node."""
 STOP_TIMEOUT_S = 30.0
+DECIDE_EVERY_S = 0.05
+"""While pushes flow, due outbox rows are looked for at most this often (and at once
+after a commit on this node signalled new rows)."""
 PRUNE_EVERY_S = 3600.0
 KEEP_HANDLED_S = 7 * 86_400.0
 
@@ -165,6 +168,8 @@ class PushService:
         self.lease_s = LEASE_S
         self._rng = rng
         self._wake = asyncio.Event()
+        self._signalled = True
+        self._next_decide = 0.0
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -271,6 +276,7 @@ class PushService:
 
     def wake(self) -> None:
         """Look at the outbox now (rows were committed on this node)."""
+        self._signalled = True
         self._wake.set()
 
     async def _run(self) -> None:
@@ -305,9 +311,19 @@ class PushService:
 
     async def work_once(self) -> bool:
         """Decide due outbox rows and start due deliveries; True if there was any."""
-        decided = await self._decide_due()
-        free = self.settings.push_concurrency - len(self._in_flight)
-        started = await self._start_deliveries(free) if free > 0 and not self._stopping else 0
+        decided = 0
+        now = time.monotonic()
+        if self._signalled or now >= self._next_decide:
+            self._signalled = False
+            decided = await self._decide_due()
+            self._next_decide = now + (0.0 if decided >= BATCH else DECIDE_EVERY_S)
+        concurrency = self.settings.push_concurrency
+        free = concurrency - len(self._in_flight)
+        # Claim in batches: a claim per finished push would be a transaction per push.
+        batch = max(1, concurrency // 4) if self._in_flight else 1
+        started = 0
+        if free >= batch and not self._stopping:
+            started = await self._start_deliveries(free)
         return decided > 0 or started > 0
 
     async def _decide_due(self) -> int:
