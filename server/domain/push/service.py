@@ -315,7 +315,7 @@ class PushService:
         now = time.monotonic()
         if self._signalled or now >= self._next_decide:
             self._signalled = False
-            decided = await self._decide_due()
+            decided = await self.decide_due()
             self._next_decide = now + (0.0 if decided >= BATCH else DECIDE_EVERY_S)
         concurrency = self.settings.push_concurrency
         free = concurrency - len(self._in_flight)
@@ -326,7 +326,8 @@ class PushService:
             started = await self._start_deliveries(free)
         return decided > 0 or started > 0
 
-    async def _decide_due(self) -> int:
+    async def decide_due(self) -> int:
+        """Decide up to one batch of due outbox rows now; how many."""
         now = datetime.now(UTC)
         async with self.db.acquire() as conn, conn.transaction():
             rows = await store.claim_due_outbox(conn, self.settings.push_delay_s, BATCH)
