@@ -302,7 +302,8 @@ class PushService:
 
     async def _idle_delay(self) -> float:
         poll = self.settings.push_poll_s
-        if len(self._in_flight) >= self.settings.push_concurrency:
+        free = self.settings.push_concurrency - len(self._in_flight)
+        if self._in_flight and free < self._claim_batch():
             return poll  # a finishing push wakes us
         due = await store.select_next_due_s(self.db, self.settings.push_delay_s)
         if due is None:
@@ -317,14 +318,16 @@ class PushService:
             self._signalled = False
             decided = await self.decide_due()
             self._next_decide = now + (0.0 if decided >= BATCH else DECIDE_EVERY_S)
-        concurrency = self.settings.push_concurrency
-        free = concurrency - len(self._in_flight)
-        # Claim in batches: a claim per finished push would be a transaction per push.
-        batch = max(1, concurrency // 4) if self._in_flight else 1
+        free = self.settings.push_concurrency - len(self._in_flight)
         started = 0
-        if free >= batch and not self._stopping:
+        if free >= self._claim_batch() and not self._stopping:
             started = await self._start_deliveries(free)
         return decided > 0 or started > 0
+
+    def _claim_batch(self) -> int:
+        """Claim in batches while pushes are in flight: a claim per finished push would be
+        a transaction per push."""
+        return max(1, self.settings.push_concurrency // 4) if self._in_flight else 1
 
     async def decide_due(self) -> int:
         """Decide up to one batch of due outbox rows now; how many."""
