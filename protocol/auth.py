@@ -54,6 +54,40 @@ class AuthResponse(_Body, kw_only=True):
     """When ``access_token`` expires."""
 
 
+class VerifyEmailRequest(_Body, kw_only=True):
+    """``POST /api/v1/auth/email/verify``: the token from the mailed link."""
+
+    token: Token
+
+
+class ForgotPasswordRequest(_Body, kw_only=True):
+    """``POST /api/v1/auth/password/forgot``: always 202 (no enumeration)."""
+
+    email: Email
+
+
+class ResetPasswordRequest(_Body, kw_only=True):
+    """``POST /api/v1/auth/password/reset``: the token from the mailed link and the new
+    password; every session of the user is revoked."""
+
+    token: Token
+    password: Password
+
+
+class ChangePasswordRequest(_Body, kw_only=True):
+    """``POST /api/v1/auth/password/change`` (authenticated): every other session is
+    revoked."""
+
+    current_password: LoginPassword
+    password: Password
+
+
+class DeleteAccountRequest(_Body, kw_only=True):
+    """``DELETE /api/v1/account`` (authenticated): the password confirms it."""
+
+    password: LoginPassword
+
+
 class MeResponse(_Body, kw_only=True):
     """``GET /api/v1/auth/me``."""
 

@@ -66,10 +66,14 @@ from protocol.matching import (
     Swipe,
 )
 from protocol.notifications import (
+    DevicesList,
     DevicesRegister,
+    DevicesUnregister,
     NotificationEvent,
     NotificationsList,
+    NotificationsPreferences,
     NotificationsRead,
+    PushConfig,
 )
 from protocol.pets import PetsCreate, PetsMine, PetsUpdate
 from protocol.presence import PresenceEvent, PresenceQuery
@@ -98,6 +102,10 @@ AnyCommand = Union[  # noqa: UP007
     NotificationsList,
     NotificationsRead,
     DevicesRegister,
+    DevicesUnregister,
+    DevicesList,
+    PushConfig,
+    NotificationsPreferences,
     LostReport,
     LostUpdate,
     LostResolve,

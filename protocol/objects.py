@@ -85,13 +85,15 @@ class Platform(StrEnum):
 
 
 class User(_Object, kw_only=True):
-    """A user as others see them. ``email`` is present only for the user themself
-    (``auth/me`` and auth responses)."""
+    """A user as others see them. ``email`` and ``email_verified`` are present only for
+    the user themself (``auth/me`` and auth responses). A deleted account's messages and
+    sightings stay, from a user whose ``display_name`` is "Deleted user"."""
 
     id: Id
     display_name: DisplayName
     role: Role
     email: Email | None = None
+    email_verified: bool | None = None
 
 
 class Pet(_Object, kw_only=True):
@@ -222,10 +224,12 @@ class Preferences(_Object, kw_only=True):
 
 
 class Device(_Object, kw_only=True):
-    """A registered push device (its token is never sent back)."""
+    """A registered push device (its token or subscription is never sent back)."""
 
     id: Id
     platform: Platform
+    created_at: Timestamp
+    """When it was first registered."""
 
 
 class PresenceState(_Object, kw_only=True):

@@ -17,12 +17,17 @@ import msgspec
 
 from protocol.auth import (
     AuthResponse,
+    ChangePasswordRequest,
+    DeleteAccountRequest,
     ErrorBody,
+    ForgotPasswordRequest,
     LoginRequest,
     LogoutRequest,
     MeResponse,
     RefreshRequest,
     RegisterRequest,
+    ResetPasswordRequest,
+    VerifyEmailRequest,
 )
 from protocol.base import Command, DurableEvent, Message
 from protocol.codec import CODECS
@@ -38,6 +43,11 @@ HTTP_BODIES: tuple[type[msgspec.Struct], ...] = (
     LogoutRequest,
     AuthResponse,
     MeResponse,
+    VerifyEmailRequest,
+    ForgotPasswordRequest,
+    ResetPasswordRequest,
+    ChangePasswordRequest,
+    DeleteAccountRequest,
     ErrorBody,
     PresignRequest,
     PresignResponse,

@@ -3,8 +3,9 @@ bundle, every area's service and the command table — in dependency order, in o
 
 Start-up order (``runtime_ctx``): secret key → database (embedded if needed, migrated)
 → Redis → object storage → rate limiter → the realtime node (broker subscription, hub,
-event stream, presence) → ``Deps`` → auth → every area's service bound into the command
-table → background workers → the gateway. Shutdown: ``on_shutdown`` closes every socket
+event stream, presence) → ``Deps`` → auth and accounts (with the mailer) → every area's
+service bound into the command table (push with its providers) → background workers →
+the gateway. Shutdown: ``on_shutdown`` closes every socket
 1001 first (``server.gateway.routes``); then everything stops in reverse order.
 
 Adding a domain area: write ``store.py``, ``service.py`` and ``handlers.py`` under
@@ -21,6 +22,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from protocol.base import Command
+from server.auth.account import AccountService
 from server.auth.passwords import Passwords
 from server.auth.service import AuthService
 from server.auth.sessions import SessionCookies
@@ -45,18 +47,24 @@ from server.domain.pets import handlers as pets
 from server.domain.pets.service import PetService
 from server.domain.presence import handlers as presence
 from server.domain.presence.service import PresenceService
+from server.domain.push import handlers as push
+from server.domain.push.service import PushService
 from server.domain.safety import handlers as safety
 from server.domain.safety.service import SafetyService
 from server.domain.uploads.moderation import Moderator, NoModerator
 from server.domain.uploads.service import UploadService
 from server.gateway import routes as gateway_routes
 from server.gateway.gateway import Gateway
+from server.http import account as account_routes
 from server.http import auth as auth_routes
 from server.http import contracts, demo, files, health
 from server.http import uploads as upload_routes
 from server.http.middleware import request_context
 from server.http.security import cors_preflight, security_headers
+from server.mail.mailer import build_mailer
+from server.mail.messages import AccountMails
 from server.observability.metrics import Metrics
+from server.push.factory import PushProviders, build_push_providers
 from server.realtime.broker import Broker, MemoryBroker, RedisBroker
 from server.realtime.node import Node
 from server.realtime.presence import MemoryPresence, Presence, RedisPresence
@@ -70,6 +78,7 @@ from server.state import BACKENDS, METRICS, RUNTIME, SESSION_COOKIES, SETTINGS, 
 log = logging.getLogger("server")
 
 HandlerOverrides = Mapping[type[Command], Handler | None]
+PushFactory = Callable[[Settings, Metrics], PushProviders]
 
 
 def create_app(
@@ -77,10 +86,12 @@ def create_app(
     *,
     moderator: Moderator | None = None,
     handlers: HandlerOverrides | None = None,
+    push_providers: PushFactory | None = None,
 ) -> web.Application:
     """The app for ``settings``. ``moderator`` is the automatic upload check (default: none,
     a human decides); ``handlers`` replaces (or, with None, removes) command handlers —
-    for tests and embedders."""
+    for tests and embedders; ``push_providers(settings, metrics)`` builds the push providers
+    instead of ``build_push_providers`` (tests that trust a test CA; the app closes them)."""
     # The cookie storage must exist before start-up (its middleware is frozen with
     # the app); it gets its keys in runtime_ctx, once SECRET_KEY is resolved.
     cookies = SessionCookies.from_settings(settings)
@@ -96,9 +107,11 @@ def create_app(
     app[BACKENDS] = {}
     app[SESSION_COOKIES] = cookies
     app.on_response_prepare.append(security_headers)
-    app.cleanup_ctx.append(_runtime_ctx(moderator or NoModerator(), handlers or {}))
+    app.cleanup_ctx.append(_runtime_ctx(moderator or NoModerator(), handlers or {},
+                                        push_providers))
     health.add_routes(app)
     auth_routes.add_routes(app)
+    account_routes.add_routes(app)
     contracts.add_routes(app)
     upload_routes.add_routes(app)
     gateway_routes.add_routes(app)
@@ -108,11 +121,13 @@ def create_app(
     return app
 
 
-def _runtime_ctx(moderator: Moderator, overrides: HandlerOverrides
+def _runtime_ctx(moderator: Moderator, overrides: HandlerOverrides,
+                 push_providers: PushFactory | None = None,
                  ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
-            app[RUNTIME] = await start_runtime(app, stack, moderator, overrides)
+            app[RUNTIME] = await start_runtime(app, stack, moderator, overrides,
+                                               push_providers)
             backends: dict[str, str] = app[BACKENDS]
             log.info("backends in use", extra={"backends": backends})
             yield
@@ -120,7 +135,8 @@ def _runtime_ctx(moderator: Moderator, overrides: HandlerOverrides
 
 
 async def start_runtime(app: web.Application, stack: contextlib.AsyncExitStack,
-                        moderator: Moderator, overrides: HandlerOverrides) -> Runtime:
+                        moderator: Moderator, overrides: HandlerOverrides,
+                        push_providers: PushFactory | None = None) -> Runtime:
     """Start everything in dependency order; ``stack`` stops it in reverse."""
     settings, metrics, backends = app[SETTINGS], app[METRICS], app[BACKENDS]
     secret = _secret_key(settings)
@@ -147,7 +163,13 @@ async def start_runtime(app: web.Application, stack: contextlib.AsyncExitStack,
     cookies = app[SESSION_COOKIES]
     cookies.use_keys(session_cookie_keys(secret, settings.previous_secret_key))
     verifier = Verifier(db, tokens, cookies, settings.refresh_token_ttl_s)
-    auth = AuthService(deps, passwords=Passwords.from_settings(settings), tokens=tokens)
+    passwords = Passwords.from_settings(settings)
+    auth = AuthService(deps, passwords=passwords, tokens=tokens)
+    mailer = build_mailer(settings, metrics)
+    backends["mail"] = mailer.transport
+    account = AccountService(deps, passwords=passwords, mailer=mailer,
+                             mails=AccountMails.from_settings(settings))
+    await _started(stack, account.start, account.stop)
 
     # --- the domain: every area's service, bound into the command table -------------------
     commands = CommandTable()
@@ -160,17 +182,22 @@ async def start_runtime(app: web.Application, stack: contextlib.AsyncExitStack,
     commands.bind(AdoptionService(deps), adoption.HANDLERS)
     commands.bind(CommunityService(deps), community.HANDLERS)
     commands.bind(SafetyService(deps), safety.HANDLERS)
+    providers = (push_providers or build_push_providers)(settings, metrics)
+    stack.push_async_callback(providers.close)
+    backends["push"] = ", ".join(f"{p}: {n}" for p, n in providers.names.items())
+    push_service = commands.bind(PushService(deps, providers), push.HANDLERS)
     uploads = UploadService(deps, moderator)
     commands.override(overrides)
 
     # --- background workers, then the gateway ---------------------------------------------
     await _started(stack, lost.start, lost.stop)
     await _started(stack, uploads.start, uploads.stop)
+    await _started(stack, push_service.start, push_service.stop)
     gateway = Gateway(settings=settings, metrics=metrics, verifier=verifier, cookies=cookies,
                       node=node, commands=commands, on_presence=presence_service.announce)
     gateway.start()
     stack.push_async_callback(gateway.sweeper.stop)  # shutdown() stopped it already
-    return Runtime(deps=deps, verifier=verifier, auth=auth, uploads=uploads,
+    return Runtime(deps=deps, verifier=verifier, auth=auth, account=account, uploads=uploads,
                    commands=commands, gateway=gateway)
 
 

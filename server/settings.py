@@ -340,6 +340,50 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                    "otherwise any user could make the server call internal addresses).")
     ] = False
 
+    # --- push delivery -------------------------------------------------------------------
+    push_poll_s: Annotated[
+        float, _doc("Seconds between each node's look at the push outbox for work written on "
+                    "other nodes or left by a crashed one (rows written on this node wake it "
+                    "at once).", gt=0, le=300)
+    ] = 5.0
+    push_retry_base_s: Annotated[
+        float, _doc("Delay before the first retry of a push the provider refused for now "
+                    "(429, 5xx, network) without a Retry-After, seconds; it doubles per attempt "
+                    "(jittered) up to one hour.", gt=0, le=3600)
+    ] = 2.0
+    push_concurrency: Annotated[
+        int, _doc("Pushes in flight at once per node.", ge=1, le=1000)
+    ] = 50
+    push_max_devices_per_user: Annotated[
+        int, _doc("Devices a user may have registered; registering one more removes the one "
+                  "registered least recently.", ge=1, le=1000)
+    ] = 20
+    push_register_per_hour: Annotated[
+        int, _doc("devices.register calls per user per hour.", ge=1)
+    ] = 60
+    ack_flush_s: Annotated[
+        float, _doc("Seconds a node gathers its sockets' acks before writing each user's "
+                    "highest acked seq to PostgreSQL, where every node's push worker reads it "
+                    "(keep it well below PUSH_DELAY_S).", gt=0, le=60)
+    ] = 0.5
+
+    # --- accounts ------------------------------------------------------------------------
+    email_verify_ttl_s: Annotated[
+        int, _doc("Seconds an e-mail verification link stays valid.", ge=60, le=2_592_000)
+    ] = 86_400
+    password_reset_ttl_s: Annotated[
+        int, _doc("Seconds a password-reset link stays valid.", ge=60, le=86_400)
+    ] = 3600
+    email_verify_per_hour: Annotated[
+        int, _doc("Verification mails a user may ask for per hour.", ge=1)
+    ] = 5
+    password_forgot_per_hour: Annotated[
+        int, _doc("Password-reset requests per email address per hour (known or not).", ge=1)
+    ] = 5
+    password_forgot_per_address_per_hour: Annotated[
+        int, _doc("Password-reset requests per client address per hour.", ge=1)
+    ] = 20
+
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir).resolve()

@@ -12,6 +12,7 @@ from typing import Protocol
 
 from aiohttp import web
 
+from server.auth.account import AccountService
 from server.auth.service import AuthService
 from server.auth.sessions import SessionCookies
 from server.auth.verifier import Verifier
@@ -37,6 +38,7 @@ class Runtime:
     deps: Deps
     verifier: Verifier
     auth: AuthService
+    account: AccountService
     uploads: UploadService
     commands: CommandTable
     """Command class → handler, with every area's service bound (``commands.service(T)``)."""

@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from server.app import HandlerOverrides, create_app
+from server.app import HandlerOverrides, PushFactory, create_app
 from server.domain.uploads.moderation import Moderator
 from server.resources.migrations import migrate
 from server.settings import Settings
@@ -137,11 +137,14 @@ def app_client(
 ) -> AppClient:
     """Start an app (a node) with Settings overrides; returns its HTTP/WS test client.
     Several calls in one test are several nodes on the same database and Redis.
-    ``handlers=`` and ``moderator=`` go to ``create_app`` (test seams)."""
+    ``handlers=``, ``moderator=`` and ``push_providers=`` go to ``create_app`` (test seams)."""
 
     async def factory(*, handlers: HandlerOverrides | None = None,
-                      moderator: Moderator | None = None, **overrides: Any) -> TestClient:
-        app = create_app(make_settings(**overrides), handlers=handlers, moderator=moderator)
+                      moderator: Moderator | None = None,
+                      push_providers: PushFactory | None = None,
+                      **overrides: Any) -> TestClient:
+        app = create_app(make_settings(**overrides), handlers=handlers, moderator=moderator,
+                         push_providers=push_providers)
         client: TestClient = await aiohttp_client(app)
         return client
 

@@ -25,6 +25,8 @@ class UserRow(msgspec.Struct, frozen=True, kw_only=True):
     password_hash: str
     created_at: datetime
     banned_at: datetime | None
+    email_verified: bool = False
+    deleted_at: datetime | None = None
 
 
 class SessionState(msgspec.Struct, frozen=True, kw_only=True):
@@ -44,7 +46,8 @@ class RefreshRow(msgspec.Struct, frozen=True, kw_only=True):
     spent_at: datetime | None
 
 
-_USER_COLUMNS = "id::text, email, display_name, role, password_hash, created_at, banned_at"
+_USER_COLUMNS = ("id::text, email, display_name, role, password_hash, created_at, banned_at, "
+                 "email_verified, deleted_at")
 
 
 def _user(record: asyncpg.Record) -> UserRow:
@@ -174,4 +177,78 @@ async def update_refresh_tokens_spent_for_session(db: Executor, session_id: str)
     await db.execute(
         "UPDATE refresh_tokens SET spent_at = now() WHERE session_id = $1 AND spent_at IS NULL",
         session_id,
+    )
+
+
+async def update_sessions_revoked_for_user_except(db: Executor, user_id: str, keep: str
+                                                  ) -> list[str]:
+    """Revoke every live session of a user but ``keep``; the ids revoked."""
+    records = await db.fetch(
+        "UPDATE sessions SET revoked_at = now() "
+        "WHERE user_id = $1 AND revoked_at IS NULL AND id <> $2 RETURNING id::text AS id",
+        user_id, keep,
+    )
+    return [r["id"] for r in records]
+
+
+async def update_user_email_verified(db: Executor, user_id: str) -> None:
+    await db.execute("UPDATE users SET email_verified = true WHERE id = $1", user_id)
+
+
+async def select_user_for_update(db: Executor, user_id: str) -> UserRow | None:
+    record = await db.fetchrow(
+        f"SELECT {_USER_COLUMNS} FROM users WHERE id = $1 FOR UPDATE", user_id
+    )
+    return None if record is None else _user(record)
+
+
+# --- account tokens (e-mail verification, password reset) ---------------------------------
+
+TokenPurpose = Literal["verify_email", "reset_password"]
+
+
+class AccountTokenRow(msgspec.Struct, frozen=True, kw_only=True):
+    user_id: str
+    purpose: TokenPurpose
+    email: str
+    expires_at: datetime
+    used_at: datetime | None
+
+
+async def insert_account_token(
+    db: Executor, *, token_hash: bytes, user_id: str, purpose: TokenPurpose, email: str,
+    expires_at: datetime,
+) -> None:
+    await db.execute(
+        "INSERT INTO account_tokens (token_hash, user_id, purpose, email, expires_at) "
+        "VALUES ($1, $2, $3, $4, $5)",
+        token_hash, user_id, purpose, email, expires_at,
+    )
+
+
+async def delete_dead_account_tokens(db: Executor, user_id: str) -> None:
+    """Forget a user's spent and expired tokens (kept bounded as new ones are issued)."""
+    await db.execute(
+        "DELETE FROM account_tokens WHERE user_id = $1 "
+        "AND (used_at IS NOT NULL OR expires_at < now())",
+        user_id,
+    )
+
+
+async def select_account_token(db: Executor, token_hash: bytes, *, lock: bool = False
+                               ) -> AccountTokenRow | None:
+    record = await db.fetchrow(
+        "SELECT user_id::text AS user_id, purpose, email, expires_at, used_at "
+        f"FROM account_tokens WHERE token_hash = $1{' FOR UPDATE' if lock else ''}",
+        token_hash,
+    )
+    return None if record is None else AccountTokenRow(**dict(record))
+
+
+async def update_account_tokens_used(db: Executor, user_id: str, purpose: TokenPurpose) -> None:
+    """Spend every live token of that purpose (the one used, and any other mailed)."""
+    await db.execute(
+        "UPDATE account_tokens SET used_at = now() "
+        "WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL",
+        user_id, purpose,
     )

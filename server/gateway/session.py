@@ -212,7 +212,12 @@ class Sessions:
         if isinstance(message, Pong):
             return
         if isinstance(message, Ack):
-            conn.acked_seq = max(conn.acked_seq, message.seq)
+            # Only what this socket was sent can have been processed; the highest ack per
+            # user goes to every node's push worker (batched, never awaited here).
+            seq = min(message.seq, conn.delivered_seq)
+            if seq > conn.acked_seq:
+                conn.acked_seq = seq
+                self.node.acks.record(conn.user_id, seq)
             return
         if isinstance(message, Hello):
             if self._rate_ok(conn, None):

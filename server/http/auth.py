@@ -35,7 +35,8 @@ _NO_STORE = {"Cache-Control": "no-store"}
 
 
 def wire_user(user: UserRow) -> User:
-    return User(id=user.id, display_name=user.display_name, role=Role(user.role), email=user.email)
+    return User(id=user.id, display_name=user.display_name, role=Role(user.role), email=user.email,
+                email_verified=user.email_verified)
 
 
 def _json(body: msgspec.Struct, status: int = 200) -> web.Response:

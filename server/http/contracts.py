@@ -16,12 +16,17 @@ from aiohttp import web
 
 from protocol.auth import (
     AuthResponse,
+    ChangePasswordRequest,
+    DeleteAccountRequest,
     ErrorBody,
+    ForgotPasswordRequest,
     LoginRequest,
     LogoutRequest,
     MeResponse,
     RefreshRequest,
     RegisterRequest,
+    ResetPasswordRequest,
+    VerifyEmailRequest,
 )
 from protocol.schema import asyncapi_document, openapi_components, schema_ref
 from protocol.uploads import (
@@ -52,12 +57,13 @@ class Operation(msgspec.Struct, frozen=True, kw_only=True):
 _ERROR_TEXT = {
     400: "Malformed body or invalid field (the message names the field).",
     401: "Missing, wrong, expired or revoked credentials.",
-    403: "Banned account, or a cross-site cookie request.",
+    403: "Banned account, a cross-site cookie request, or a wrong current password.",
     404: "Unknown id, or another user's (existence does not leak).",
-    409: "Conflict: the email is already registered / the upload is not ready.",
+    409: "Conflict: the email is already registered or verified / the upload is not ready.",
     413: "Body (or file) larger than its limit, or an image with too many pixels.",
     415: "Body is not application/json / the file's bytes are not a supported image.",
     429: "Throttled; see Retry-After.",
+    503: "A backend (e.g. object storage) is unavailable; nothing changed, retry.",
 }
 
 OPERATIONS: list[Operation] = [
@@ -85,6 +91,38 @@ OPERATIONS: list[Operation] = [
     Operation(
         method="get", path="/api/v1/auth/me", summary="The authenticated user, with email.",
         response=MeResponse, errors=(401, 403), auth=True,
+    ),
+    Operation(
+        method="post", path="/api/v1/auth/email/verify-request",
+        summary="Mail a verification link to the account's address (throttled).",
+        status=202, errors=(401, 403, 409, 429), auth=True,
+    ),
+    Operation(
+        method="post", path="/api/v1/auth/email/verify",
+        summary="Verify the address with the mailed token (single-use).",
+        request=VerifyEmailRequest, response=MeResponse, errors=(400, 413, 415),
+    ),
+    Operation(
+        method="post", path="/api/v1/auth/password/forgot",
+        summary="Mail a password-reset link if the address has an account; 202 either way.",
+        request=ForgotPasswordRequest, status=202, errors=(400, 413, 415, 429),
+    ),
+    Operation(
+        method="post", path="/api/v1/auth/password/reset",
+        summary="Set a new password with the mailed token; every session is revoked.",
+        request=ResetPasswordRequest, status=204, errors=(400, 413, 415),
+    ),
+    Operation(
+        method="post", path="/api/v1/auth/password/change",
+        summary="Change the password; every other session is revoked (wrong current: 403).",
+        request=ChangePasswordRequest, status=204, errors=(400, 401, 403, 413, 415, 429),
+        auth=True,
+    ),
+    Operation(
+        method="delete", path="/api/v1/account",
+        summary="Close the account (password required); sessions end, sockets close 4003.",
+        request=DeleteAccountRequest, status=204, errors=(400, 401, 403, 413, 415, 429, 503),
+        auth=True,
     ),
     Operation(
         method="post", path="/api/v1/uploads",

@@ -64,6 +64,12 @@ class Metrics:
             "retry, dropped, logged); dropped also counts pushes given up after "
             "PUSH_MAX_ATTEMPTS", ["provider", "outcome"], registry=r,
         )
+        self.push_outbox = Counter(
+            "petspark_push_outbox_total",
+            "Notifications the push worker decided, by outcome: queued (pushed to the user's "
+            "devices) or why not (acked, muted, push_off, read, collapsed, expired, "
+            "no_devices)", ["outcome"], registry=r,
+        )
         self.mails = Counter(
             "petspark_mails_total", "Mails by transport (smtp, eml) and outcome (sent, failed)",
             ["transport", "outcome"], registry=r,

@@ -6,5 +6,5 @@
 - ``guard``: the server-side request forgery guard for Web Push endpoints (§10.7).
 - ``factory``: ``build_push_providers(settings)``.
 
-The outbox worker (the second step of issue #14) sits on top of these.
+The outbox worker and the device commands (``server.domain.push``) sit on top of these.
 """

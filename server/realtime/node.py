@@ -6,6 +6,7 @@ It owns the realtime pieces and starts and stops them as one:
 - the **hub** (this node's sockets by user, fed by that subscription),
 - the durable **event stream** (append in the change's transaction, read for resume),
 - **presence** (who is online on any node),
+- the **acks** sockets report, written for every node to read (``acks.py``),
 - the hourly pruning of old events.
 
 and offers what the rest of the server sends through it: durable events are announced
@@ -32,6 +33,7 @@ from protocol.codec import JSON
 from protocol.codes import CloseCode
 from server.observability.metrics import Metrics
 from server.realtime import bus
+from server.realtime.acks import AckRecorder
 from server.realtime.broker import Broker, BrokerUnavailable
 from server.realtime.hub import Hub
 from server.realtime.presence import Presence
@@ -54,6 +56,7 @@ class Node:
         self.settings = settings
         self.stream = EventStream(db, self.publish_events, metrics)
         self.hub: Hub[Any] = Hub(self.stream, metrics, settings.event_position_check_s)
+        self.acks = AckRecorder(db, settings.ack_flush_s)
         self._pruner: asyncio.Task[None] | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -61,6 +64,7 @@ class Node:
         """Subscribe to the broker, start the position check and event pruning."""
         await self.broker.start(self.hub.on_bus, self.hub.on_broker_reconnect)
         self.hub.start()
+        self.acks.start()
         self._pruner = asyncio.create_task(
             prune_periodically(self.stream, self.settings.event_retention_days),
             name="event-pruner")
@@ -71,6 +75,7 @@ class Node:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pruner
             self._pruner = None
+        await self.acks.stop()
         await self.hub.stop()
         await self.broker.close()
 

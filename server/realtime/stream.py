@@ -12,6 +12,9 @@ Guarantees:
 - After commit, every appended event is handed to ``publish`` (the node's, which
   announces them over the broker in one message). The broker may drop it; nodes then
   find the events by their periodic position check.
+- ``Transaction.signal(name)`` asks for this node's listeners of ``name``
+  (``EventStream.listen``) to be called once after commit — e.g. to wake a worker for
+  rows the transaction wrote. Never called if it rolls back.
 """
 
 from __future__ import annotations
@@ -75,6 +78,11 @@ class Transaction:
 
     conn: asyncpg.Connection
     appended: list[Appended] = field(default_factory=list)
+    signals: set[str] = field(default_factory=set)
+
+    def signal(self, name: str) -> None:
+        """Call this node's ``name`` listeners once this transaction has committed."""
+        self.signals.add(name)
 
     async def append(self, user_ids: Iterable[str], event: DurableEvent) -> dict[str, int]:
         """Append ``event`` to each user's stream; return user_id → seq.
@@ -114,6 +122,16 @@ class EventStream:
         self.pool = pool
         self._publish = publish
         self.metrics = metrics
+        self._listeners: dict[str, list[Callable[[], None]]] = {}
+
+    def listen(self, name: str, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (quick, synchronous, must not raise) after every committed
+        transaction that signalled ``name``."""
+        self._listeners.setdefault(name, []).append(callback)
+
+    def unlisten(self, name: str, callback: Callable[[], None]) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self._listeners[name].remove(callback)
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
@@ -121,6 +139,9 @@ class EventStream:
         async with self.pool.acquire() as conn, conn.transaction():
             tx = Transaction(conn)
             yield tx
+        for name in tx.signals:
+            for callback in self._listeners.get(name, ()):
+                callback()
         if tx.appended:
             self.metrics.events_appended.inc(sum(len(a.targets) for a in tx.appended))
             await self._publish(tx.appended)

@@ -8,6 +8,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from tests.conftest import AppClient
+from tests.support.peers import smtp_server  # noqa: F401 - fixture
 
 ClientMaker = Callable[..., Awaitable[TestClient[Any, Any]]]
 

@@ -20,7 +20,7 @@ async def test_token_lifecycle_register_me_refresh_reuse_logout(
     assert resp.status == 200
     assert await resp.json() == {"user": {
         "id": reg.user_id, "display_name": "Rex's human", "role": "user",
-        "email": "pet.owner@example.com",
+        "email": "pet.owner@example.com", "email_verified": False,
     }}
 
     # Refresh: a new pair, the old refresh token spent.

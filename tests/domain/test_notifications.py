@@ -1,4 +1,4 @@
-"""The inbox, push outbox and devices; notifications that reach an offline user on resume."""
+"""The inbox and push outbox; notifications that reach an offline user on resume."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import asyncpg
 
 from protocol.chat import ChatSend
 from protocol.matching import Swipe, SwipeDirection
-from protocol.notifications import DevicesRegister, NotificationsList, NotificationsRead
-from protocol.objects import Platform
+from protocol.notifications import NotificationsList, NotificationsRead
 from tests.domain.conftest import AppClient, User, cid, make_match, new_user, wait_online
 
 
@@ -26,8 +25,8 @@ async def outbox(database_url: str, user_id: str) -> list[asyncpg.Record]:
     conn = await asyncpg.connect(database_url)
     try:
         return await conn.fetch(
-            "SELECT notification_id::text AS notification_id, sent_at FROM push_outbox "
-            "WHERE user_id = $1 ORDER BY id", user_id)
+            "SELECT notification_id::text AS notification_id, awaits_ack, event_seq "
+            "FROM push_outbox WHERE user_id = $1 ORDER BY id", user_id)
     finally:
         await conn.close()
 
@@ -38,7 +37,9 @@ async def test_message_to_offline_user_notifies_queues_push_and_arrives_on_resum
     client = await app_client()
     alice, bob = await new_user(client, "Alice"), await new_user(client, "Bob")
     match = await make_match(alice, await alice.pet(), bob, await bob.pet())
-    assert await outbox(database_url, alice.id) == []  # both were online at the match
+    # Both were online at the match: their pushes wait for an ack (PUSH_DELAY_S).
+    assert [r["awaits_ack"] for r in await outbox(database_url, alice.id)] == [True]
+    assert [r["awaits_ack"] for r in await outbox(database_url, bob.id)] == [True]
     seen = await go_offline(bob)
     assert (await alice.sock.expect("presence")).online is False  # they are matched
 
@@ -47,8 +48,8 @@ async def test_message_to_offline_user_notifies_queues_push_and_arrives_on_resum
     await alice.sock.expect("chat.message")
     await alice.sock.expect_nothing(0.1)  # the sender gets no notification
 
-    queued = await outbox(database_url, bob.id)
-    assert len(queued) == 1 and queued[0]["sent_at"] is None
+    queued = (await outbox(database_url, bob.id))[1:]
+    assert len(queued) == 1 and queued[0]["awaits_ack"] is False  # offline: due at once
 
     sock = await bob.connect(resume_from=seen)
     assert sock.welcome is not None and sock.welcome.resumed
@@ -62,6 +63,7 @@ async def test_message_to_offline_user_notifies_queues_push_and_arrives_on_resum
     assert note.notification.data == {"conversation_id": match.conversation_id,
                                       "message_id": sent.id, "sender_id": alice.id}
     assert note.notification.id == queued[0]["notification_id"]
+    assert queued[0]["event_seq"] == note.seq
     await sock.expect_nothing(0.1)
     assert (await alice.sock.expect("presence")).online is True
 
@@ -70,7 +72,7 @@ async def test_message_to_offline_user_notifies_queues_push_and_arrives_on_resum
                              client_msg_id="k2", body="ah, hi"))
     await sock.expect("chat.message")
     await sock.expect_nothing(0.2)
-    assert len(await outbox(database_url, bob.id)) == 1
+    assert len(await outbox(database_url, bob.id)) == 2
 
 
 async def test_match_while_offline_reaches_user_on_resume(
@@ -85,8 +87,8 @@ async def test_match_while_offline_reaches_user_on_resume(
     result = await bob.cmd(Swipe(id=cid(), pet_id=bella.id, target_pet_id=rex.id,
                                  direction=SwipeDirection.LIKE))
     assert result.match is not None
-    assert len(await outbox(database_url, alice.id)) == 1
-    assert await outbox(database_url, bob.id) == []
+    assert [r["awaits_ack"] for r in await outbox(database_url, alice.id)] == [False]
+    assert [r["awaits_ack"] for r in await outbox(database_url, bob.id)] == [True]
     sock = await alice.connect(resume_from=seen)
     assert (await sock.expect("match.created")).match == result.match
     note = (await sock.expect("notification")).notification
@@ -123,26 +125,3 @@ async def test_list_read_and_unread_count(app_client: AppClient) -> None:
     assert (await alice.cmd(NotificationsRead(id=cid(), all=True))).unread_count == 0
     error = await alice.error(NotificationsList(id=cid(), cursor="nope"))
     assert error.code == "bad_request"
-
-
-async def test_devices_register(app_client: AppClient, database_url: str) -> None:
-    client = await app_client()
-    alice, bob = await new_user(client), await new_user(client)
-    first = await alice.cmd(DevicesRegister(id=cid(), platform=Platform.FCM, token="tok-1"))
-    again = await alice.cmd(DevicesRegister(id=cid(), platform=Platform.FCM, token="tok-1"))
-    assert again.device == first.device and first.device.platform is Platform.FCM
-    other = await alice.cmd(DevicesRegister(id=cid(), platform=Platform.APNS, token="tok-1"))
-    assert other.device.id != first.device.id
-    moved = await bob.cmd(DevicesRegister(id=cid(), platform=Platform.FCM, token="tok-1"))
-    assert moved.device.id == first.device.id
-    conn = await asyncpg.connect(database_url)
-    try:
-        owner = await conn.fetchval("SELECT user_id::text FROM devices WHERE id = $1",
-                                    first.device.id)
-    finally:
-        await conn.close()
-    assert owner == bob.id
-    await alice.sock.send_raw('{"type": "devices.register", "id": "d", "platform": "sms",'
-                              ' "token": "x"}')
-    error = await alice.sock.expect("error")
-    assert error.code == "bad_request" and "platform" in error.message

@@ -153,6 +153,18 @@ CLIENT_SAMPLES: list[Message] = [
     notifications.NotificationsRead(id="c16", ids=["n1", "n2"]),
     notifications.NotificationsRead(id="c16b", all=True),
     notifications.DevicesRegister(id="c18", platform=Platform.FCM, token="push-token"),
+    notifications.DevicesRegister(
+        id="c18b", platform=Platform.WEBPUSH, idempotency_key="k9",
+        subscription=notifications.PushSubscription(
+            endpoint="https://push.example.com/send/abc",
+            keys=notifications.PushSubscriptionKeys(p256dh="BNc1", auth="tBHI"),
+        ),
+    ),
+    notifications.DevicesUnregister(id="c18c", device_id="d1"),
+    notifications.DevicesList(id="c18d", limit=10),
+    notifications.PushConfig(id="c18e"),
+    notifications.NotificationsPreferences(id="c18f", muted_kinds=["chat.message"], push=True),
+    notifications.NotificationsPreferences(id="c18g"),
     lost.LostReport(
         id="c19",
         pet_id="p1",
@@ -220,7 +232,15 @@ RESULT_SAMPLES: list[Result] = [
     chat.MessageResult(message=MESSAGE),
     notifications.NotificationsResult(notifications=[NOTIFICATION], unread_count=1),
     notifications.UnreadCountResult(unread_count=0),
-    notifications.DeviceResult(device=Device(id="d1", platform=Platform.APNS)),
+    notifications.DeviceResult(device=Device(id="d1", platform=Platform.APNS, created_at=T0)),
+    notifications.DevicesResult(
+        devices=[Device(id="d1", platform=Platform.WEBPUSH, created_at=T0)], next_cursor="n"
+    ),
+    notifications.PushConfigResult(webpush_public_key="BOr2"),
+    notifications.PushConfigResult(),
+    notifications.NotificationPreferencesResult(
+        preferences=notifications.NotificationPreferences(muted_kinds=["post.like"], push=False)
+    ),
     lost.AlertResult(alert=ALERT),
     lost.AlertsResult(alerts=[ALERT]),
     lost.SightingResult(sighting=SIGHTING),

@@ -8,6 +8,8 @@ secret, as the browser would (``http_ece.decrypt(..., version="aes128gcm")``).
 
 ``subscribe()`` makes a new "browser" subscription. ``respond(status, ...)`` queues
 the next answers (201 by default; 404/410/429 with ``Retry-After``/500 on demand).
+``hold()`` keeps every request waiting (counted in ``waiting``) until ``release()``: a
+push service that is slow to answer, for tests that stop a node mid-batch.
 Every request is in ``attempts``; accepted ones also in ``delivered``; anything that
 fails the checks is answered 400/401 and described in ``errors`` (tests assert it is
 empty).
@@ -75,6 +77,8 @@ class WebPushEndpoint:
         self.delivered: list[Attempt] = []
         self.errors: list[str] = []
         self._replies: list[Reply] = []
+        self._gate: asyncio.Event | None = None
+        self.waiting = 0
         self._runner: web.AppRunner | None = None
         self.base_url = ""
         self._counter = 0
@@ -124,6 +128,14 @@ class WebPushEndpoint:
             headers["Location"] = location
         self._replies.extend(Reply(status, dict(headers)) for _ in range(times))
 
+    def hold(self) -> None:
+        self._gate = asyncio.Event()
+
+    def release(self) -> None:
+        if self._gate is not None:
+            self._gate.set()
+            self._gate = None
+
     def for_browser(self, sub: WebPushSubscription) -> list[Attempt]:
         browser_id = sub.endpoint.rsplit("/", 1)[1]
         return [a for a in self.delivered if a.browser_id == browser_id]
@@ -161,6 +173,13 @@ class WebPushEndpoint:
             payload = json.loads(plain)
         except Exception as exc:
             return self._fail(400, f"cannot decrypt: {exc!r}")
+        gate = self._gate
+        if gate is not None:
+            self.waiting += 1
+            try:
+                await gate.wait()
+            finally:
+                self.waiting -= 1
         reply = self._replies.pop(0) if self._replies else Reply(201)
         attempt = Attempt(browser.id, reply.status, headers, payload, claims, key)
         self.attempts.append(attempt)

@@ -1,10 +1,8 @@
-"""notifications.list, notifications.read, devices.register → ``NotificationService``."""
+"""notifications.list, notifications.read → ``NotificationService``."""
 
 from __future__ import annotations
 
 from protocol.notifications import (
-    DeviceResult,
-    DevicesRegister,
     NotificationsList,
     NotificationsRead,
     NotificationsResult,
@@ -25,13 +23,7 @@ async def read_notifications(inbox: NotificationService, caller: Caller,
     return await inbox.mark_read(caller.user_id, None if cmd.all else cmd.ids)
 
 
-async def register_device(inbox: NotificationService, caller: Caller, cmd: DevicesRegister
-                          ) -> DeviceResult:
-    return await inbox.register_device(caller.user_id, cmd.platform, cmd.token)
-
-
 HANDLERS: AreaHandlers = {
     NotificationsList: list_notifications,
     NotificationsRead: read_notifications,
-    DevicesRegister: register_device,
 }

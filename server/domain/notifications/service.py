@@ -1,6 +1,9 @@
 """The inbox: every user-facing happening writes a notification in the transaction of
-the change, emits the durable ``notification`` event, and queues a push for users
-with no live connection (sending is a later issue; the outbox row is the contract).
+the change, emits the durable ``notification`` event, and queues its push.
+
+The push outbox row (``server.domain.push`` sends it) records the event's seq, whether
+the user had a live socket (then it waits ``PUSH_DELAY_S`` for an ack of that seq before
+pushing; otherwise it is due at once) and the collapse key (chat: the conversation).
 """
 
 from __future__ import annotations
@@ -12,12 +15,11 @@ from typing import Any
 import asyncpg
 
 from protocol.notifications import (
-    DeviceResult,
     NotificationEvent,
     NotificationsResult,
     UnreadCountResult,
 )
-from protocol.objects import Device, Notification, Platform
+from protocol.objects import Notification
 from server.deps import Deps
 from server.domain.cursors import decode_cursor, encode_cursor
 from server.domain.notifications import store
@@ -38,8 +40,9 @@ async def notify(
     tx: Transaction, presence: Presence, user_ids: Sequence[str], *, kind: str, title: str,
     body: str, data: dict[str, Any], online: dict[str, bool] | None = None,
 ) -> dict[str, Notification]:
-    """Write one notification per user in ``tx``, append its ``notification`` event and,
-    for users with no live connection anywhere, a push outbox row.
+    """Write one notification per user in ``tx``, append its ``notification`` event and
+    queue its push (due at once for users with no live connection anywhere; for the
+    others only if no socket acks the event within ``PUSH_DELAY_S``).
 
     ``online`` may carry presence already looked up by the caller."""
     targets = list(dict.fromkeys(user_ids))
@@ -47,19 +50,36 @@ async def notify(
         return {}
     if online is None:
         online = await presence.online(targets)
+    collapse = collapse_key(kind, data)
     out: dict[str, Notification] = {}
     for user_id in targets:
         row = await store.insert_notification(tx.conn, user_id, kind, title, body, data)
         note = notification_from_row(row)
-        await tx.append([user_id], NotificationEvent(seq=0, notification=note))
-        if not online.get(user_id, False):
-            await store.insert_push_outbox(tx.conn, note.id, user_id)
+        seqs = await tx.append([user_id], NotificationEvent(seq=0, notification=note))
+        await store.insert_push_outbox(
+            tx.conn, note.id, user_id, event_seq=seqs[user_id],
+            awaits_ack=online.get(user_id, False), collapse_key=collapse)
         out[user_id] = note
+    tx.signal(PUSH_SIGNAL)
     return out
 
 
+PUSH_SIGNAL = "push_outbox"
+"""``Transaction.signal`` name: push outbox rows were committed (wakes the push worker)."""
+
+
+def collapse_key(kind: str, data: dict[str, Any]) -> str | None:
+    """Pushes with the same key replace each other on the device: a chat's pushes
+    collapse per conversation (PROTOCOL §10.6); other kinds do not collapse."""
+    conversation = data.get("conversation_id")
+    if kind == "chat.message" and isinstance(conversation, str) and conversation:
+        return f"chat:{conversation}"
+    return None
+
+
 class NotificationService:
-    """The inbox commands and push devices (``notify`` writes notifications)."""
+    """The inbox commands (``notify`` writes notifications; devices and pushes are
+    ``server.domain.push``)."""
 
     def __init__(self, deps: Deps) -> None:
         self.db = deps.db
@@ -88,8 +108,3 @@ class NotificationService:
             ids = [p for p in (parse_id(i) for i in ids) if p is not None]
         await store.update_notifications_read(self.db, user_id, ids)
         return UnreadCountResult(unread_count=await store.select_unread_count(self.db, user_id))
-
-    async def register_device(self, user_id: str, platform: Platform, token: str
-                              ) -> DeviceResult:
-        row = await store.upsert_device(self.db, user_id, platform.value, token)
-        return DeviceResult(device=Device(id=row["id"], platform=Platform(row["platform"])))

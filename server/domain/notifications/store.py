@@ -1,4 +1,4 @@
-"""Plain SQL for the notification inbox, push devices and the push outbox."""
+"""Plain SQL for the notification inbox and the push outbox rows ``notify`` writes."""
 
 from __future__ import annotations
 
@@ -22,10 +22,15 @@ async def insert_notification(
     return row
 
 
-async def insert_push_outbox(conn: asyncpg.Connection, notification_id: str, user_id: str) -> None:
+async def insert_push_outbox(
+    conn: asyncpg.Connection, notification_id: str, user_id: str, *, event_seq: int,
+    awaits_ack: bool, collapse_key: str | None,
+) -> None:
     await conn.execute(
-        "INSERT INTO push_outbox (notification_id, user_id) VALUES ($1, $2)",
-        notification_id, user_id,
+        """INSERT INTO push_outbox (notification_id, user_id, event_seq, awaits_ack,
+                                    collapse_key)
+           VALUES ($1, $2, $3, $4, $5)""",
+        notification_id, user_id, event_seq, awaits_ack, collapse_key,
     )
 
 
@@ -67,27 +72,3 @@ async def update_notifications_read(
             "WHERE user_id = $1 AND id = ANY($2::uuid[]) AND read_at IS NULL",
             user_id, ids,
         )
-
-
-async def upsert_device(
-    conn: asyncpg.Connection, user_id: str, platform: str, token: str
-) -> asyncpg.Record:
-    """The same (platform, token) keeps its id and moves to the newest user."""
-    row: asyncpg.Record = await conn.fetchrow(
-        """INSERT INTO devices (user_id, platform, token) VALUES ($1, $2, $3)
-           ON CONFLICT (platform, token)
-           DO UPDATE SET user_id = excluded.user_id, updated_at = now()
-           RETURNING id::text AS id, platform""",
-        user_id, platform, token,
-    )
-    return row
-
-
-async def select_push_outbox(conn: asyncpg.Connection, user_id: str) -> list[asyncpg.Record]:
-    """Unsent outbox rows of a user, oldest first (for the future sender and for tests)."""
-    rows: list[asyncpg.Record] = await conn.fetch(
-        "SELECT id, notification_id::text AS notification_id, created_at, attempts "
-        "FROM push_outbox WHERE user_id = $1 AND sent_at IS NULL ORDER BY id",
-        user_id,
-    )
-    return rows

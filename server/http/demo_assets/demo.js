@@ -30,6 +30,7 @@ var DURABLE_EVENT_TAGS = [
 var IDEMPOTENCY_FIELDS = {
   "pets.create": "idempotency_key",
   "chat.send": "client_msg_id",
+  "devices.register": "idempotency_key",
   "lost.report": "idempotency_key",
   "lost.sighting": "idempotency_key",
   "lost.watch": "idempotency_key",
@@ -80,8 +81,12 @@ function createFacades(c) {
       delete: (params, options) => c.command("chat.delete", params, options)
     },
     devices: {
-      /** `devices.register` → `DeviceResult`. Register (or refresh) a push token for the user. Registering the same token again returns the same device; a token moves to the newest user who registers it. */
-      register: (params, options) => c.command("devices.register", params, options)
+      /** `devices.register` → `DeviceResult`. Register (or refresh) a push device: `token` for `fcm` and `apns`, `subscription` for `webpush`. Registering the same token (or endpoint) again returns the same device; it moves to the newest user who registers it. */
+      register: (params, options) => c.command("devices.register", params, options),
+      /** `devices.unregister` → `Empty`. Remove one of the user's devices (another user's is `not_found`). */
+      unregister: (params, options) => c.command("devices.unregister", params, options),
+      /** `devices.list` → `DevicesResult`. The user's registered devices, oldest first. */
+      list: (params, options) => c.command("devices.list", params ?? {}, options)
     },
     discovery: {
       /** `discovery.candidates` → `CandidatesResult`. Pets that `pet_id` (the user's) may swipe on, by the user's preferences, nearest first; pets already swiped and the user's own are left out. */
@@ -121,7 +126,9 @@ function createFacades(c) {
       /** `notifications.list` → `NotificationsResult`. The user's notifications, newest first; only unread ones with `unread_only`. */
       list: (params, options) => c.command("notifications.list", params ?? {}, options),
       /** `notifications.read` → `UnreadCountResult`. Mark notifications read: the given `ids` (unknown ids are skipped), or `all: true`. Exactly one of the two. Returns the new unread count. */
-      read: (params, options) => c.command("notifications.read", params ?? {}, options)
+      read: (params, options) => c.command("notifications.read", params ?? {}, options),
+      /** `notifications.preferences` → `NotificationPreferencesResult`. Read or change what is pushed; an absent field is unchanged (so `{}` reads). */
+      preferences: (params, options) => c.command("notifications.preferences", params ?? {}, options)
     },
     pets: {
       /** `pets.create` → `PetResult`. Create a pet owned by the user. Idempotent by `idempotency_key`. */
@@ -156,6 +163,10 @@ function createFacades(c) {
     presence: {
       /** `presence.query` → `PresenceResult`. Online state of up to 100 users. */
       query: (params, options) => c.command("presence.query", params, options)
+    },
+    push: {
+      /** `push.config` → `PushConfigResult`. What a client needs to subscribe to Web Push. */
+      config: (params, options) => c.command("push.config", params ?? {}, options)
     },
     reports: {
       /** `reports.create` → `ReportResult`. Report something the caller can see (else `not_found`). While the caller's report of the same target is open, the same report is returned again. */

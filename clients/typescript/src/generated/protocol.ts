@@ -378,6 +378,20 @@ export interface AuthResponse {
   expires_at: Timestamp;
 }
 
+/** `POST /api/v1/auth/password/change` (authenticated): every other session is revoked. */
+export interface ChangePasswordRequest {
+  /** 1..1024 characters. */
+  current_password: string;
+  /** 8..1024 characters. */
+  password: string;
+}
+
+/** `DELETE /api/v1/account` (authenticated): the password confirms it. */
+export interface DeleteAccountRequest {
+  /** 1..1024 characters. */
+  password: string;
+}
+
 /** Every HTTP error: `{"error": {"code", "message"}}`. */
 export interface ErrorBody {
   error: ErrorDetail;
@@ -386,6 +400,12 @@ export interface ErrorBody {
 export interface ErrorDetail {
   code: ErrorCode;
   message: string;
+}
+
+/** `POST /api/v1/auth/password/forgot`: always 202 (no enumeration). */
+export interface ForgotPasswordRequest {
+  /** 3..254 characters. Pattern `^[^@\s]+@[^@\s]+$`. */
+  email: string;
 }
 
 /** `POST /api/v1/auth/login`. */
@@ -421,6 +441,20 @@ export interface RegisterRequest {
   password: string;
   /** 1..60 characters. */
   display_name: string;
+}
+
+/** `POST /api/v1/auth/password/reset`: the token from the mailed link and the new password; every session of the user is revoked. */
+export interface ResetPasswordRequest {
+  /** 1..4096 characters. */
+  token: string;
+  /** 8..1024 characters. */
+  password: string;
+}
+
+/** `POST /api/v1/auth/email/verify`: the token from the mailed link. */
+export interface VerifyEmailRequest {
+  /** 1..4096 characters. */
+  token: string;
 }
 
 // ---- protocol.base ----
@@ -964,14 +998,43 @@ export interface DeviceResult {
   device: Device;
 }
 
-/** Register (or refresh) a push token for the user. Registering the same token again returns the same device; a token moves to the newest user who registers it. */
+/** The user's registered devices, oldest first. */
+export interface DevicesList {
+  type: "devices.list";
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  /** 1..512 characters. Opaque page cursor. */
+  cursor?: string | null;
+  /** Integer ≥ 1, ≤ 50. Default 50. */
+  limit?: number;
+}
+
+/** Register (or refresh) a push device: `token` for `fcm` and `apns`, `subscription` for `webpush`. Registering the same token (or endpoint) again returns the same device; it moves to the newest user who registers it. */
 export interface DevicesRegister {
   type: "devices.register";
   /** 1..64 characters. An opaque identifier. */
   id: string;
   platform: Platform;
   /** 1..4096 characters. */
-  token: string;
+  token?: string | null;
+  subscription?: PushSubscription | null;
+  /** 1..64 characters. Same key from the same user returns the original result. */
+  idempotency_key?: string | null;
+}
+
+export interface DevicesResult {
+  devices: Device[];
+  /** 1..512 characters. Opaque page cursor. */
+  next_cursor?: string | null;
+}
+
+/** Remove one of the user's devices (another user's is `not_found`). */
+export interface DevicesUnregister {
+  type: "devices.unregister";
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  /** 1..64 characters. An opaque identifier. */
+  device_id: string;
 }
 
 /** To the notified user: a new notification. */
@@ -980,6 +1043,17 @@ export interface NotificationEvent {
   /** Integer ≥ 0. Position in the user's durable event stream. */
   seq: number;
   notification: Notification;
+}
+
+/** What the user has pushed: `muted_kinds` still reach the inbox and the socket, never a push; `push: false` stops every push. */
+export interface NotificationPreferences {
+  /** Each: 1..64 characters. Pattern `^[a-z][a-z0-9_.]*$`. */
+  muted_kinds: string[];
+  push: boolean;
+}
+
+export interface NotificationPreferencesResult {
+  preferences: NotificationPreferences;
 }
 
 /** The user's notifications, newest first; only unread ones with `unread_only`. */
@@ -993,6 +1067,17 @@ export interface NotificationsList {
   unread_only?: boolean;
   /** Integer ≥ 1, ≤ 100. Default 50. */
   limit?: number;
+}
+
+/** Read or change what is pushed; an absent field is unchanged (so `{}` reads). */
+export interface NotificationsPreferences {
+  type: "notifications.preferences";
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  /** At most 50 items. Each: 1..64 characters. Pattern `^[a-z][a-z0-9_.]*$`. Absent: unchanged. */
+  muted_kinds?: string[];
+  /** Absent: unchanged. */
+  push?: boolean;
 }
 
 /** Mark notifications read: the given `ids` (unknown ids are skipped), or `all: true`. Exactly one of the two. Returns the new unread count. */
@@ -1012,6 +1097,32 @@ export interface NotificationsResult {
   next_cursor?: string | null;
   /** Integer ≥ 0. */
   unread_count: number;
+}
+
+/** What a client needs to subscribe to Web Push. */
+export interface PushConfig {
+  type: "push.config";
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+}
+
+export interface PushConfigResult {
+  webpush_public_key?: string | null;
+}
+
+/** A browser's `PushSubscription.toJSON()` (`expirationTime` is ignored). */
+export interface PushSubscription {
+  /** 1..2048 characters. */
+  endpoint: string;
+  keys: PushSubscriptionKeys;
+}
+
+/** The keys of a browser's `PushSubscription` (URL-safe base64). */
+export interface PushSubscriptionKeys {
+  /** 1..200 characters. */
+  p256dh: string;
+  /** 1..200 characters. */
+  auth: string;
 }
 
 export interface UnreadCountResult {
@@ -1090,11 +1201,13 @@ export interface Conversation {
   listing_id?: string | null;
 }
 
-/** A registered push device (its token is never sent back). */
+/** A registered push device (its token or subscription is never sent back). */
 export interface Device {
   /** 1..64 characters. An opaque identifier. */
   id: string;
   platform: Platform;
+  /** RFC 3339 time. RFC 3339 time; the server sends UTC with `Z`. */
+  created_at: Timestamp;
 }
 
 /** Two pets that liked each other; the match opens a conversation between the owners. */
@@ -1198,7 +1311,7 @@ export interface Upload {
   created_at: Timestamp;
 }
 
-/** A user as others see them. `email` is present only for the user themself (`auth/me` and auth responses). */
+/** A user as others see them. `email` and `email_verified` are present only for the user themself (`auth/me` and auth responses). A deleted account's messages and sightings stay, from a user whose `display_name` is "Deleted user". */
 export interface User {
   /** 1..64 characters. An opaque identifier. */
   id: string;
@@ -1207,6 +1320,7 @@ export interface User {
   role: Role;
   /** 3..254 characters. Pattern `^[^@\s]+@[^@\s]+$`. */
   email?: string | null;
+  email_verified?: boolean | null;
 }
 
 /** A circle a user watches for new lost-pet alerts. */
@@ -1559,6 +1673,10 @@ export type AnyCommand =
   | NotificationsList
   | NotificationsRead
   | DevicesRegister
+  | DevicesUnregister
+  | DevicesList
+  | PushConfig
+  | NotificationsPreferences
   | LostReport
   | LostUpdate
   | LostResolve
@@ -1629,6 +1747,10 @@ export type ClientMessage =
   | NotificationsList
   | NotificationsRead
   | DevicesRegister
+  | DevicesUnregister
+  | DevicesList
+  | PushConfig
+  | NotificationsPreferences
   | LostReport
   | LostUpdate
   | LostResolve
@@ -1700,6 +1822,10 @@ export interface CommandMap {
   "notifications.list": NotificationsList;
   "notifications.read": NotificationsRead;
   "devices.register": DevicesRegister;
+  "devices.unregister": DevicesUnregister;
+  "devices.list": DevicesList;
+  "push.config": PushConfig;
+  "notifications.preferences": NotificationsPreferences;
   "lost.report": LostReport;
   "lost.update": LostUpdate;
   "lost.resolve": LostResolve;
@@ -1753,6 +1879,10 @@ export interface CommandResults {
   "notifications.list": NotificationsResult;
   "notifications.read": UnreadCountResult;
   "devices.register": DeviceResult;
+  "devices.unregister": Empty;
+  "devices.list": DevicesResult;
+  "push.config": PushConfigResult;
+  "notifications.preferences": NotificationPreferencesResult;
   "lost.report": AlertResult;
   "lost.update": AlertResult;
   "lost.resolve": AlertResult;
@@ -1825,6 +1955,10 @@ export const COMMAND_TAGS: readonly CommandTag[] = [
   "notifications.list",
   "notifications.read",
   "devices.register",
+  "devices.unregister",
+  "devices.list",
+  "push.config",
+  "notifications.preferences",
   "lost.report",
   "lost.update",
   "lost.resolve",
@@ -1895,6 +2029,7 @@ export type DurableEventTag =
 export const IDEMPOTENCY_FIELDS: { readonly [T in CommandTag]?: string } = {
   "pets.create": "idempotency_key",
   "chat.send": "client_msg_id",
+  "devices.register": "idempotency_key",
   "lost.report": "idempotency_key",
   "lost.sighting": "idempotency_key",
   "lost.watch": "idempotency_key",
@@ -1928,7 +2063,11 @@ export interface CommandParamsMap {
   "chat.delete": Omit<ChatDelete, "type" | "id">;
   "notifications.list": Omit<NotificationsList, "type" | "id">;
   "notifications.read": Omit<NotificationsRead, "type" | "id">;
-  "devices.register": Omit<DevicesRegister, "type" | "id">;
+  "devices.register": Optional<Omit<DevicesRegister, "type" | "id">, "idempotency_key">;
+  "devices.unregister": Omit<DevicesUnregister, "type" | "id">;
+  "devices.list": Omit<DevicesList, "type" | "id">;
+  "push.config": Omit<PushConfig, "type" | "id">;
+  "notifications.preferences": Omit<NotificationsPreferences, "type" | "id">;
   "lost.report": Optional<Omit<LostReport, "type" | "id">, "idempotency_key">;
   "lost.update": Omit<LostUpdate, "type" | "id">;
   "lost.resolve": Omit<LostResolve, "type" | "id">;
@@ -2042,9 +2181,15 @@ export function createFacades(c: CommandSender) {
         c.command("chat.delete", params, options),
     },
     devices: {
-      /** `devices.register` → `DeviceResult`. Register (or refresh) a push token for the user. Registering the same token again returns the same device; a token moves to the newest user who registers it. */
+      /** `devices.register` → `DeviceResult`. Register (or refresh) a push device: `token` for `fcm` and `apns`, `subscription` for `webpush`. Registering the same token (or endpoint) again returns the same device; it moves to the newest user who registers it. */
       register: (params: CommandParams<"devices.register">, options?: CommandOptions): Promise<CommandResults["devices.register"]> =>
         c.command("devices.register", params, options),
+      /** `devices.unregister` → `Empty`. Remove one of the user's devices (another user's is `not_found`). */
+      unregister: (params: CommandParams<"devices.unregister">, options?: CommandOptions): Promise<CommandResults["devices.unregister"]> =>
+        c.command("devices.unregister", params, options),
+      /** `devices.list` → `DevicesResult`. The user's registered devices, oldest first. */
+      list: (params?: CommandParams<"devices.list">, options?: CommandOptions): Promise<CommandResults["devices.list"]> =>
+        c.command("devices.list", params ?? {}, options),
     },
     discovery: {
       /** `discovery.candidates` → `CandidatesResult`. Pets that `pet_id` (the user's) may swipe on, by the user's preferences, nearest first; pets already swiped and the user's own are left out. */
@@ -2100,6 +2245,9 @@ export function createFacades(c: CommandSender) {
       /** `notifications.read` → `UnreadCountResult`. Mark notifications read: the given `ids` (unknown ids are skipped), or `all: true`. Exactly one of the two. Returns the new unread count. */
       read: (params?: CommandParams<"notifications.read">, options?: CommandOptions): Promise<CommandResults["notifications.read"]> =>
         c.command("notifications.read", params ?? {}, options),
+      /** `notifications.preferences` → `NotificationPreferencesResult`. Read or change what is pushed; an absent field is unchanged (so `{}` reads). */
+      preferences: (params?: CommandParams<"notifications.preferences">, options?: CommandOptions): Promise<CommandResults["notifications.preferences"]> =>
+        c.command("notifications.preferences", params ?? {}, options),
     },
     pets: {
       /** `pets.create` → `PetResult`. Create a pet owned by the user. Idempotent by `idempotency_key`. */
@@ -2147,6 +2295,11 @@ export function createFacades(c: CommandSender) {
       /** `presence.query` → `PresenceResult`. Online state of up to 100 users. */
       query: (params: CommandParams<"presence.query">, options?: CommandOptions): Promise<CommandResults["presence.query"]> =>
         c.command("presence.query", params, options),
+    },
+    push: {
+      /** `push.config` → `PushConfigResult`. What a client needs to subscribe to Web Push. */
+      config: (params?: CommandParams<"push.config">, options?: CommandOptions): Promise<CommandResults["push.config"]> =>
+        c.command("push.config", params ?? {}, options),
     },
     reports: {
       /** `reports.create` → `ReportResult`. Report something the caller can see (else `not_found`). While the caller's report of the same target is open, the same report is returned again. */
