@@ -9,7 +9,7 @@ from __future__ import annotations
 import msgspec
 from msgspec import inspect as mi
 
-from protocol import auth, objects, uploads
+from protocol import admin, auth, flags, objects, uploads
 from protocol.base import Command, DurableEvent, Message
 from protocol.messages import CLIENT_MESSAGE_TYPES, COMMANDS, SERVER_MESSAGE_TYPES
 from protocol.types import Location
@@ -104,11 +104,13 @@ def markdown_catalogue() -> str:
             out.append(f"- `{cmd.result_type.__name__}` `{render_fields(cmd.result_type)}`")
     out += ["", "#### Objects", ""]
     object_types: list[type[msgspec.Struct]] = [Location]
-    object_types += [
-        v
-        for v in vars(objects).values()
-        if isinstance(v, type) and issubclass(v, objects._Object) and v is not objects._Object
-    ]
+    for module in (objects, admin, flags):  # areas with objects of their own
+        object_types += [
+            v
+            for v in vars(module).values()
+            if isinstance(v, type) and issubclass(v, objects._Object)
+            and v is not objects._Object and v.__module__ == module.__name__
+        ]
     out += [f"- `{c.__name__}` `{render_fields(c)}`" for c in object_types]
     out += ["", "#### HTTP bodies (untagged)", ""]
     http: list[type[msgspec.Struct]] = [

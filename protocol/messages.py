@@ -8,6 +8,16 @@ from __future__ import annotations
 
 from typing import Union, get_args
 
+from protocol.admin import (
+    AdminAnalytics,
+    AdminAudit,
+    AdminBan,
+    AdminModerationDecide,
+    AdminModerationQueue,
+    AdminSetRole,
+    AdminUnban,
+    AdminUsers,
+)
 from protocol.base import Command, DurableEvent, Event, Message
 from protocol.chat import (
     ChatConversations,
@@ -22,6 +32,7 @@ from protocol.chat import (
     ChatTypingEvent,
     ConversationClosed,
 )
+from protocol.flags import AdminFlagsList, AdminFlagsSet, FlagsGet, FlagsUpdated
 from protocol.lost import (
     LostAlert,
     LostNearby,
@@ -85,6 +96,18 @@ AnyCommand = Union[  # noqa: UP007
     LostUnwatch,
     LostWatches,
     PresenceQuery,
+    # admin (§10.4)
+    AdminUsers,
+    AdminBan,
+    AdminUnban,
+    AdminSetRole,
+    AdminModerationQueue,
+    AdminModerationDecide,
+    AdminAnalytics,
+    AdminAudit,
+    AdminFlagsSet,
+    AdminFlagsList,
+    FlagsGet,
 ]
 """Every command (client → server message that gets a reply)."""
 
@@ -99,6 +122,7 @@ AnyEvent = Union[  # noqa: UP007
     UploadModerated,
     ChatTypingEvent,
     PresenceEvent,
+    FlagsUpdated,
 ]
 """Every event (server → client message that is not a reply or session message)."""
 
@@ -145,12 +169,6 @@ NOT_YET_IMPLEMENTED: frozenset[str] = frozenset(
         "posts.create",
         "posts.like",
         "posts.comment",
-        "admin.users",
-        "admin.ban",
-        "admin.moderation.queue",
-        "admin.moderation.decide",
-        "admin.analytics",
-        "admin.audit",
     }
 )
 """Command tags of PROTOCOL §8 not in v1 of this package yet; they decode as an
