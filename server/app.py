@@ -29,8 +29,13 @@ from server.auth.tokens import AccessTokens, session_cookie_keys
 from server.auth.verifier import Verifier
 from server.commands import CommandTable, Handler
 from server.deps import Deps
+from server.domain.admin import handlers as admin
+from server.domain.admin.guard import require_admin
+from server.domain.admin.service import AdminService
 from server.domain.chat import handlers as chat
 from server.domain.chat.service import ChatService
+from server.domain.flags import handlers as flags
+from server.domain.flags.service import FlagService
 from server.domain.lost_found import handlers as lost_found
 from server.domain.lost_found.service import LostFoundService
 from server.domain.matching import handlers as matching
@@ -151,11 +156,17 @@ async def start_runtime(app: web.Application, stack: contextlib.AsyncExitStack,
     presence_service = commands.bind(PresenceService(deps), presence.HANDLERS)
     lost = commands.bind(LostFoundService(deps), lost_found.HANDLERS)
     uploads = UploadService(deps, moderator)
+    # Admin: every admin.* handler behind the one role guard (re-reads the stored role).
+    admin_only = require_admin(db)
+    commands.bind(AdminService(deps, accounts=auth), admin.HANDLERS, guard=admin_only)
+    feature_flags = commands.bind(FlagService(deps), flags.HANDLERS)
+    commands.bind(feature_flags, flags.ADMIN_HANDLERS, guard=admin_only)
     commands.override(overrides)
 
     # --- background workers, then the gateway ---------------------------------------------
     await _started(stack, lost.start, lost.stop)
     await _started(stack, uploads.start, uploads.stop)
+    await _started(stack, feature_flags.start, feature_flags.stop)
     gateway = Gateway(settings=settings, metrics=metrics, verifier=verifier, node=node,
                       commands=commands, on_presence=presence_service.announce)
     gateway.start()
