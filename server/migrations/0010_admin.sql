@@ -24,9 +24,14 @@ RETURNS text[] LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
     FROM (SELECT lower(value) AS s) AS v, generate_series(1, length(s) - 2) AS i
 $$;
 
+-- Both texts' trigrams, for the index. Self-contained (only pg_catalog functions):
+-- PostgreSQL 17+ runs index builds, ANALYZE and VACUUM with search_path = pg_catalog,
+-- so an index expression must not call our other functions by unqualified name.
 CREATE FUNCTION admin_user_grams(email text, display_name text)
 RETURNS text[] LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-    SELECT admin_grams(email) || admin_grams(display_name)
+    SELECT coalesce(array_agg(DISTINCT substr(s, i, 3)), '{}')
+    FROM unnest(ARRAY[lower(email), lower(display_name)]) AS s,
+         generate_series(1, length(s) - 2) AS i
 $$;
 
 -- fastupdate off: accounts are written rarely, and a GIN pending list would both slow the
