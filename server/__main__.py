@@ -1,5 +1,7 @@
-"""``python -m server [serve|migrate]`` — ``serve`` is the default; ``--help`` lists the
-main variables (generated from ``server.settings.Settings``).
+"""``python -m server [serve|migrate|create-admin EMAIL]`` — ``serve`` is the default;
+``--help`` lists the main variables (generated from ``server.settings.Settings``).
+``create-admin EMAIL`` makes an existing account an admin (the first admin; see
+``server.domain.admin.bootstrap``).
 
 Before anything starts, a pre-flight check turns the usual first-run mistakes into
 one line and exit status 1 (no traceback): migrations missing from the
@@ -73,14 +75,19 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "command", nargs="?", default="serve", choices=["serve", "migrate"],
-        help="serve (default): run the server; migrate: apply pending migrations and exit",
+        "command", nargs="?", default="serve", choices=["serve", "migrate", "create-admin"],
+        help="serve (default): run the server; migrate: apply pending migrations and exit; "
+             "create-admin EMAIL: make that existing account an admin",
     )
+    parser.add_argument("email", nargs="?", help=argparse.SUPPRESS)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if (args.command == "create-admin") != (args.email is not None):
+        parser.error("create-admin takes one EMAIL (and only create-admin takes one)")
     try:
         settings = load_settings(os.environ)
     except SettingsError as exc:
@@ -90,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     from server.observability.logging import configure_logging
 
     configure_logging(settings.log_level)
-    verb = "cannot migrate" if args.command == "migrate" else "cannot start"
+    verb = {"migrate": "cannot migrate", "create-admin": "cannot create an admin"}.get(
+        args.command, "cannot start")
     try:
         preflight(settings, redis=args.command == "serve")
     except StartupError as exc:
@@ -98,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
+    if args.command == "create-admin":
+        return asyncio.run(_create_admin(settings, args.email))
     return _serve(settings)
 
 
@@ -139,6 +149,25 @@ async def _migrate(settings: Settings) -> int:
         return 1
     log.info("migrations done", extra={"database": kind, "applied": applied})
     print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
+    return 0
+
+
+async def _create_admin(settings: Settings, email: str) -> int:
+    from server.domain.admin.bootstrap import BootstrapError, create_admin
+    from server.resources.embedded_postgres import EmbeddedPostgresError
+    from server.resources.postgres import create_pool, database_dsn
+
+    try:
+        async with database_dsn(settings) as (dsn, _kind):
+            pool = await create_pool(dsn, min_size=1, max_size=1)
+            try:
+                line = await create_admin(pool, email)
+            finally:
+                await pool.close()
+    except (BootstrapError, EmbeddedPostgresError) as exc:
+        print(f"create-admin: {exc}", file=sys.stderr)
+        return 1
+    print(line)
     return 0
 
 

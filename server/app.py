@@ -31,12 +31,17 @@ from server.auth.tokens import AccessTokens, session_cookie_keys
 from server.auth.verifier import Verifier
 from server.commands import CommandTable, Handler
 from server.deps import Deps
+from server.domain.admin import handlers as admin
+from server.domain.admin.guard import require_admin
+from server.domain.admin.service import AdminService
 from server.domain.adoption import handlers as adoption
 from server.domain.adoption.service import AdoptionService
 from server.domain.chat import handlers as chat
 from server.domain.chat.service import ChatService
 from server.domain.community import handlers as community
 from server.domain.community.service import CommunityService
+from server.domain.flags import handlers as flags
+from server.domain.flags.service import FlagService
 from server.domain.lost_found import handlers as lost_found
 from server.domain.lost_found.service import LostFoundService
 from server.domain.matching import handlers as matching
@@ -187,11 +192,17 @@ async def start_runtime(app: web.Application, stack: contextlib.AsyncExitStack,
     backends["push"] = ", ".join(f"{p}: {n}" for p, n in providers.names.items())
     push_service = commands.bind(PushService(deps, providers), push.HANDLERS)
     uploads = UploadService(deps, moderator)
+    # Admin: every admin.* handler behind the one role guard (re-reads the stored role).
+    admin_only = require_admin(db)
+    commands.bind(AdminService(deps, accounts=auth), admin.HANDLERS, guard=admin_only)
+    feature_flags = commands.bind(FlagService(deps), flags.HANDLERS)
+    commands.bind(feature_flags, flags.ADMIN_HANDLERS, guard=admin_only)
     commands.override(overrides)
 
     # --- background workers, then the gateway ---------------------------------------------
     await _started(stack, lost.start, lost.stop)
     await _started(stack, uploads.start, uploads.stop)
+    await _started(stack, feature_flags.start, feature_flags.stop)
     await _started(stack, push_service.start, push_service.stop)
     gateway = Gateway(settings=settings, metrics=metrics, verifier=verifier, cookies=cookies,
                       node=node, commands=commands, on_presence=presence_service.announce)

@@ -286,6 +286,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                   ge=1, le=100_000)
     ] = 30
 
+    # --- admin -------------------------------------------------------------------------
+    flags_refresh_s: Annotated[
+        float, _doc("Seconds between each node's reload of the feature flags it caches (a "
+                    "change reaches every node at once through the broker; this bounds how "
+                    "late one whose broker message was lost arrives).", gt=0, le=3600)
+    ] = 30.0
+
     # --- push & mail -------------------------------------------------------------------
     smtp_url: Annotated[
         str | None,

@@ -1,4 +1,4 @@
-"""Account and session rules: register, login, refresh, logout, ban.
+"""Account and session rules: register, login, refresh, logout, ban and unban.
 
 ``AuthService`` raises the kernel's errors (``server.errors``), which each edge maps in
 one place: ``BadRequest`` (400), ``InvalidCredential`` (401), ``AccountBanned`` (403),
@@ -185,19 +185,44 @@ class AuthService:
             await refresh.revoke_family(conn, session_id)
         await self.node.kick(session_ids=(session_id,), code=code, reason=reason)
 
-    async def ban_user(self, user_id: str) -> bool:
-        """Ban a user: set banned_at, revoke every session and family, close their sockets 4003.
+    async def ban_user(self, user_id: str, reason: str | None = None) -> bool:
+        """Ban a user: set banned_at (and the reason), revoke every session and family,
+        close their sockets 4003 on every node.
 
         Idempotent; False if there is no such user."""
         if parse_id(user_id) is None:
             return False
         async with self.db.acquire() as conn, conn.transaction():
-            if not await store.update_user_banned(conn, user_id):
+            if not await self.ban_in(conn, user_id, reason):
                 return False
-            for sid in await store.update_sessions_revoked_for_user(conn, user_id):
-                await store.update_refresh_tokens_spent_for_session(conn, sid)
-        await self.node.kick(user_ids=(user_id,), code=CloseCode.FORBIDDEN, reason="banned")
+        await self.close_banned_sockets(user_id)
         return True
+
+    async def ban_in(self, conn: Executor, user_id: str, reason: str | None) -> bool:
+        """``ban_user``'s database part, inside the caller's transaction (so an admin
+        command writes its audit entry atomically with the ban). After commit the caller
+        must call ``close_banned_sockets``. False if there is no such user."""
+        if not await store.update_user_banned(conn, user_id, reason):
+            return False
+        for sid in await store.update_sessions_revoked_for_user(conn, user_id):
+            await store.update_refresh_tokens_spent_for_session(conn, sid)
+        return True
+
+    async def close_banned_sockets(self, user_id: str) -> None:
+        """Close every socket of a (just committed) banned user with 4003, on every node.
+        Credentials are refused from the commit on anyway (the verifier reads the ban)."""
+        await self.node.kick(user_ids=(user_id,), code=CloseCode.FORBIDDEN, reason="banned")
+
+    async def unban_in(self, conn: Executor, user_id: str) -> bool:
+        """Lift a ban inside the caller's transaction. The sessions the ban revoked stay
+        revoked: the user logs in again. False if there is no such user."""
+        return await store.update_user_unbanned(conn, user_id)
+
+    async def unban_user(self, user_id: str) -> bool:
+        if parse_id(user_id) is None:
+            return False
+        async with self.db.acquire() as conn, conn.transaction():
+            return await self.unban_in(conn, user_id)
 
     async def get_user(self, user_id: str) -> UserRow:
         user = await store.select_user(self.db, user_id)

@@ -82,10 +82,21 @@ async def update_user_password_hash(db: Executor, user_id: str, password_hash: s
     await db.execute("UPDATE users SET password_hash = $2 WHERE id = $1", user_id, password_hash)
 
 
-async def update_user_banned(db: Executor, user_id: str) -> bool:
-    """Set banned_at (keeping the first ban's time); False if there is no such user."""
+async def update_user_banned(db: Executor, user_id: str, reason: str | None = None) -> bool:
+    """Set banned_at (keeping the first ban's time) and the reason (a new one replaces
+    the old); False if there is no such user."""
     status: str = await db.execute(
-        "UPDATE users SET banned_at = coalesce(banned_at, now()) WHERE id = $1", user_id
+        "UPDATE users SET banned_at = coalesce(banned_at, now()), "
+        "ban_reason = coalesce($2, ban_reason) WHERE id = $1",
+        user_id, reason,
+    )
+    return status.endswith(" 1")
+
+
+async def update_user_unbanned(db: Executor, user_id: str) -> bool:
+    """Clear the ban; False if there is no such user."""
+    status: str = await db.execute(
+        "UPDATE users SET banned_at = NULL, ban_reason = NULL WHERE id = $1", user_id
     )
     return status.endswith(" 1")
 

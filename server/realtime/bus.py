@@ -8,6 +8,9 @@
 - ``Ephemeral``: a frame for some users' sockets wherever they are (typing,
   presence). Not stored, not replayed.
 - ``Kick``: close the sockets of some sessions, users or connections.
+- ``Broadcast``: a node-wide notice on a named topic (e.g. "feature flags changed"),
+  handed to the handler a service registered for that topic on each node
+  (``Node.on_broadcast``). Best effort, like everything on the broker.
 """
 
 from __future__ import annotations
@@ -45,7 +48,13 @@ class Kick(msgspec.Struct, tag="kick", tag_field="k", frozen=True):
     connection_ids: tuple[str, ...] = ()
 
 
-BusMessage = Events | Ephemeral | Kick
+class Broadcast(msgspec.Struct, tag="bc", tag_field="k", frozen=True):
+    topic: str
+    payload: bytes = b""
+    """Opaque to the realtime layer: the topic's handler decodes it."""
+
+
+BusMessage = Events | Ephemeral | Kick | Broadcast
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(BusMessage)

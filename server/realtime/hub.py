@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Generic, Protocol, TypeVar
 
 import msgspec
@@ -23,6 +23,9 @@ from server.realtime.stream import EventStream, with_seq
 log = logging.getLogger(__name__)
 
 POSITION_CHECK_CHUNK = 1000
+
+BroadcastHandler = Callable[[bytes], None]
+"""Gets a ``Broadcast``'s payload on the event loop; must not block (start a task)."""
 
 
 class HubConnection(Protocol):
@@ -58,6 +61,7 @@ class Hub(Generic[C]):
         self.metrics = metrics
         self.position_check_s = position_check_s
         self._by_user: dict[str, set[C]] = {}
+        self._topics: dict[str, BroadcastHandler] = {}
         self._check_now = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -79,6 +83,29 @@ class Hub(Generic[C]):
     def __len__(self) -> int:
         return sum(len(c) for c in self._by_user.values())
 
+    def user_ids(self) -> list[str]:
+        """Users with at least one socket on this node."""
+        return list(self._by_user)
+
+    def offer_to_user(self, user_id: str, frame: Frame) -> int:
+        """Queue an ephemeral frame on this node's sockets of one user; how many took it."""
+        return sum(1 for conn in list(self._by_user.get(user_id, ())) if conn.offer(frame))
+
+    # --- node-wide broadcasts ------------------------------------------------------------
+    def on_broadcast(self, topic: str, handler: BroadcastHandler) -> None:
+        if topic in self._topics:
+            raise ValueError(f"broadcast topic {topic!r} has a handler already")
+        self._topics[topic] = handler
+
+    def _on_broadcast(self, message: bus.Broadcast) -> None:
+        handler = self._topics.get(message.topic)
+        if handler is None:
+            return  # a node without that service (e.g. mid-deploy): nothing to do
+        try:
+            handler(message.payload)
+        except Exception:
+            log.exception("broadcast handler failed", extra={"topic": message.topic})
+
     # --- broker input -----------------------------------------------------------------
     def on_bus(self, data: bytes) -> None:
         try:
@@ -95,6 +122,8 @@ class Hub(Generic[C]):
                     conn.offer(frame)
         elif isinstance(message, bus.Kick):
             self._on_kick(message)
+        elif isinstance(message, bus.Broadcast):
+            self._on_broadcast(message)
 
     def on_broker_reconnect(self) -> None:
         # Notices may have been lost while the subscription was down.

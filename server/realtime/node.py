@@ -12,7 +12,10 @@ It owns the realtime pieces and starts and stops them as one:
 and offers what the rest of the server sends through it: durable events are announced
 by ``publish_events`` after their transaction commits (``EventStream`` calls it),
 ephemeral per-user events go through ``send_ephemeral``, and ``kick`` closes sockets of
-sessions, users or connections on every node. None of these raise: a broker outage is
+sessions, users or connections on every node. ``broadcast`` tells every node's handler
+for a topic (``on_broadcast``) that something changed; such a handler typically answers
+with ``send_to_local_users``, one event per user computed on the node that holds the
+sockets. None of these raise: a broker outage is
 logged and counted (durable events then arrive through each node's position check;
 ephemeral events are best-effort; revoked sessions are also refused at their next
 credential check).
@@ -23,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import asyncpg
@@ -35,7 +38,8 @@ from server.observability.metrics import Metrics
 from server.realtime import bus
 from server.realtime.acks import AckRecorder
 from server.realtime.broker import Broker, BrokerUnavailable
-from server.realtime.hub import Hub
+from server.realtime.frames import Frame
+from server.realtime.hub import BroadcastHandler, Hub
 from server.realtime.presence import Presence
 from server.realtime.stream import Appended, EventStream, prune_periodically
 from server.settings import Settings
@@ -117,6 +121,28 @@ class Node:
         message = bus.Kick(code=int(code), reason=reason, session_ids=session_ids,
                            user_ids=user_ids, connection_ids=connection_ids)
         await self._publish(bus.encode(message), "kick")
+
+    # --- node-wide broadcasts --------------------------------------------------------------
+    def on_broadcast(self, topic: str, handler: BroadcastHandler) -> None:
+        """Run ``handler(payload)`` on this node for every ``broadcast`` on ``topic`` (from
+        any node, this one included). Register before ``start``; one handler per topic."""
+        self.hub.on_broadcast(topic, handler)
+
+    async def broadcast(self, topic: str, payload: bytes = b"") -> None:
+        """Tell every node's ``topic`` handler (this node's too). Best effort."""
+        await self._publish(bus.encode(bus.Broadcast(topic=topic, payload=payload)),
+                            f"broadcast {topic}")
+
+    def send_to_local_users(self, make: Callable[[str], Event | None]) -> int:
+        """For every user with a socket on THIS node, send ``make(user_id)`` (None: skip)
+        to their sockets here; returns the sockets reached. Each user's event is encoded
+        once and shared by their sockets. Not stored, not replayed."""
+        reached = 0
+        for user_id in self.hub.user_ids():
+            event = make(user_id)
+            if event is not None:
+                reached += self.hub.offer_to_user(user_id, Frame(JSON.encode(event)))
+        return reached
 
     async def _publish(self, payload: bytes, what: str) -> None:
         try:

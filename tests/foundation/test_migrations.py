@@ -101,7 +101,12 @@ async def test_no_migrations_is_refused_before_touching_the_database(
 
 def test_project_migrations_are_well_formed() -> None:
     migrations = discover()
-    assert [m.version for m in migrations] == list(range(1, len(migrations) + 1))
+    versions = [m.version for m in migrations]
+    # Numbers are handed out up front to areas built in parallel (0008/0009 community and
+    # adoption, 0010 admin, 0011 live, 0012 accounts), so a branch may have a gap until the
+    # others land; the migrator applies every pending file whatever its number. Numbers
+    # start at 1 and never repeat (discover() refuses duplicates).
+    assert versions[0] == 1 and versions == sorted(set(versions))
     assert all(m.name.endswith(".sql") for m in migrations)
 
 

@@ -6,7 +6,18 @@ from datetime import UTC, date, datetime
 
 import msgspec
 
-from protocol import chat, lost, matching, notifications, pets, presence, session, uploads
+from protocol import (
+    admin,
+    chat,
+    flags,
+    lost,
+    matching,
+    notifications,
+    pets,
+    presence,
+    session,
+    uploads,
+)
 from protocol.base import Empty, Message, Result
 from protocol.codes import ErrorCode
 from protocol.objects import (
@@ -22,6 +33,7 @@ from protocol.objects import (
     Platform,
     Preferences,
     PresenceState,
+    Role,
     Sex,
     Sighting,
     Species,
@@ -109,6 +121,18 @@ UPLOAD = Upload(
     created_at=T0,
 )
 
+ADMIN_USER = admin.AdminUser(
+    id="u2", display_name="Tom", role=Role.USER, email="tom@example.com",
+    email_verified=False, created_at=T0, banned_at=T0, ban_reason="spam",
+)
+MODERATION_ITEM = admin.ModerationItem(
+    id="i1", kind=admin.ModerationKind.MESSAGE, target_id="msg1",
+    status=admin.ModerationStatus.RESOLVED, reasons=["spam", "harassment"], report_count=3,
+    created_at=T0, resolved_at=T0, decision=admin.ModerationDecision.REJECT,
+    decision_reason="spam", decided_by="u1", preview={"body": "", "sender_id": "u3"},
+)
+FLAG = flags.Flag(key="new_feed", enabled=True, rollout_percent=25, updated_at=T0)
+
 CLIENT_SAMPLES: list[Message] = [
     session.Hello(token="tok", resume_from=41, client="petspark-web/2.3.0"),
     session.Hello(),
@@ -183,6 +207,19 @@ CLIENT_SAMPLES: list[Message] = [
     lost.LostUnwatch(id="c26", watch_id="w1"),
     lost.LostWatches(id="c27"),
     presence.PresenceQuery(id="c28", user_ids=["u2", "u3"]),
+    admin.AdminUsers(id="c29", query="rex", role=Role.ADMIN, banned=False, limit=20),
+    admin.AdminBan(id="c30", user_id="u2", reason="spam"),
+    admin.AdminUnban(id="c31", user_id="u2"),
+    admin.AdminSetRole(id="c32", user_id="u2", role=Role.ADMIN),
+    admin.AdminModerationQueue(id="c33", kind=admin.ModerationKind.UPLOAD,
+                               status=admin.ModerationStatus.RESOLVED, cursor="cur"),
+    admin.AdminModerationDecide(id="c34", item_id="i1",
+                                decision=admin.ModerationDecision.REJECT, reason="nudity"),
+    admin.AdminAnalytics(id="c35", from_=date(2026, 11, 1), to=date(2026, 11, 30)),
+    admin.AdminAudit(id="c36", actor_id="u1", action="admin.ban", target_id="u2"),
+    flags.AdminFlagsSet(id="c37", key="new_feed", enabled=True, rollout_percent=25),
+    flags.AdminFlagsList(id="c38"),
+    flags.FlagsGet(id="c39"),
 ]
 
 SERVER_SAMPLES: list[Message] = [
@@ -203,6 +240,7 @@ SERVER_SAMPLES: list[Message] = [
     uploads.UploadModerated(seq=19, upload_id="up1", status=UploadStatus.APPROVED),
     chat.ChatTypingEvent(conversation_id="c1", user_id="u2"),
     presence.PresenceEvent(user_id="u2", online=True),
+    flags.FlagsUpdated(flags={"new_feed": True, "dark_mode": False}),
 ]
 """Every server message but ``ok`` (covered with RESULT_SAMPLES)."""
 
@@ -248,6 +286,22 @@ RESULT_SAMPLES: list[Result] = [
     lost.WatchResult(watch=WATCH),
     lost.WatchesResult(watches=[WATCH]),
     presence.PresenceResult(presence=[PresenceState(user_id="u2", online=True)]),
+    admin.AdminUsersResult(users=[ADMIN_USER], next_cursor="n"),
+    admin.AdminUserResult(user=ADMIN_USER),
+    admin.ModerationQueueResult(items=[MODERATION_ITEM], next_cursor="n"),
+    admin.ModerationItemResult(item=MODERATION_ITEM),
+    admin.AnalyticsResult(days=[admin.AnalyticsDay(
+        date=date(2026, 11, 26), active_users=10, new_users=2, messages=40, matches=3,
+        lost_alerts=1, uploads=5, posts=0, adoptions=0)]),
+    admin.AuditResult(entries=[
+        admin.AuditEntry(id="e1", actor_id="u1", action="admin.ban", target_kind="user",
+                         target_id="u2", reason="spam", data={"changed": True}, created_at=T0),
+        admin.AuditEntry(id="e2", actor_id=None, action="cli.create_admin", target_kind="user",
+                         target_id="u1", data={}, created_at=T0),
+    ]),
+    flags.FlagResult(flag=FLAG),
+    flags.FlagsResult(flags=[FLAG]),
+    flags.FlagValuesResult(flags={"new_feed": True}),
 ]
 
 # --- adoption, community and safety (PROTOCOL §10.1-10.3) ------------------------------

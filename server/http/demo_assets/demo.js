@@ -42,6 +42,28 @@ var IDEMPOTENCY_FIELDS = {
 };
 function createFacades(c) {
   return {
+    admin: {
+      /** `admin.users` → `AdminUsersResult`. Search accounts: `query` is a case-insensitive substring of the email or the display name; `role` and `banned` filter. */
+      users: (params, options) => c.command("admin.users", params ?? {}, options),
+      /** `admin.ban` → `AdminUserResult`. Ban a user: every socket closes 4003 on every node, tokens, cookie and login are refused (403), their pets (and listings, posts, streams) are hidden from others. Not oneself (`bad_request`). Banning a banned user keeps the first ban's time and sets the new reason. */
+      ban: (params, options) => c.command("admin.ban", params, options),
+      /** `admin.unban` → `AdminUserResult`. Lift a ban. The user logs in again (a ban revoked every session). */
+      unban: (params, options) => c.command("admin.unban", params, options),
+      /** `admin.set_role` → `AdminUserResult`. Make a user an admin or a plain user. Not one's own role (`bad_request`). A change closes the user's sockets with 4001 so that they reconnect with the new role. */
+      setRole: (params, options) => c.command("admin.set_role", params, options),
+      /** `admin.moderation.queue` → `ModerationQueueResult`. The moderation queue: each target under review once. */
+      moderationQueue: (params, options) => c.command("admin.moderation.queue", params ?? {}, options),
+      /** `admin.moderation.decide` → `ModerationItemResult`. Decide an open item, in one transaction (a decided item is `conflict`). */
+      moderationDecide: (params, options) => c.command("admin.moderation.decide", params, options),
+      /** `admin.analytics` → `AnalyticsResult`. Daily counts, computed when asked. `from` and `to` are UTC dates, both included, at most 92 days (else `bad_request`). */
+      analytics: (params, options) => c.command("admin.analytics", params, options),
+      /** `admin.audit` → `AuditResult`. The audit log, newest first, filtered by actor, action (a command tag such as `admin.ban`) and target id. */
+      audit: (params, options) => c.command("admin.audit", params ?? {}, options),
+      /** `admin.flags.set` → `FlagResult`. Create or change a flag (admin only). Every connected socket then gets `flags.updated` with its own values, on every node. */
+      flagsSet: (params, options) => c.command("admin.flags.set", params, options),
+      /** `admin.flags.list` → `FlagsResult`. Every flag (admin only). */
+      flagsList: (params, options) => c.command("admin.flags.list", params ?? {}, options)
+    },
     adoption: {
       /** `adoption.list_pet` → `ListingResult`. List one of the caller's pets for adoption. One open (`available` or `pending`) listing per pet, else `conflict`. */
       listPet: (params, options) => c.command("adoption.list_pet", params, options),
@@ -91,6 +113,10 @@ function createFacades(c) {
     discovery: {
       /** `discovery.candidates` → `CandidatesResult`. Pets that `pet_id` (the user's) may swipe on, by the user's preferences, nearest first; pets already swiped and the user's own are left out. */
       candidates: (params, options) => c.command("discovery.candidates", params, options)
+    },
+    flags: {
+      /** `flags.get` → `FlagValuesResult`. The caller's value of every flag (any user). */
+      get: (params, options) => c.command("flags.get", params ?? {}, options)
     },
     lost: {
       /** `lost.report` → `AlertResult`. Report a lost pet. Every other user whose watch circle intersects the alert's circle (centre distance ≤ sum of radii) gets `lost.alert`. */

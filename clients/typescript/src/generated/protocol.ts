@@ -84,6 +84,30 @@ export const ListingStatusChange = {
 } as const;
 export type ListingStatusChange = (typeof ListingStatusChange)[keyof typeof ListingStatusChange];
 
+export const ModerationDecision = {
+  APPROVE: "approve",
+  REJECT: "reject",
+} as const;
+export type ModerationDecision = (typeof ModerationDecision)[keyof typeof ModerationDecision];
+
+/** What a moderation item is about. */
+export const ModerationKind = {
+  UPLOAD: "upload",
+  USER: "user",
+  POST: "post",
+  COMMENT: "comment",
+  MESSAGE: "message",
+  LISTING: "listing",
+  LIVE: "live",
+} as const;
+export type ModerationKind = (typeof ModerationKind)[keyof typeof ModerationKind];
+
+export const ModerationStatus = {
+  OPEN: "open",
+  RESOLVED: "resolved",
+} as const;
+export type ModerationStatus = (typeof ModerationStatus)[keyof typeof ModerationStatus];
+
 /** Push platform of a registered device. */
 export const Platform = {
   FCM: "fcm",
@@ -163,6 +187,218 @@ export const UploadStatus = {
   REJECTED: "rejected",
 } as const;
 export type UploadStatus = (typeof UploadStatus)[keyof typeof UploadStatus];
+
+// ---- protocol.admin ----
+
+/** Daily counts, computed when asked. `from` and `to` are UTC dates, both included, at most 92 days (else `bad_request`). */
+export interface AdminAnalytics {
+  type: "admin.analytics";
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  /** Date, YYYY-MM-DD. */
+  from: DateString;
+  /** Date, YYYY-MM-DD. */
+  to: DateString;
+}
+
+/** The audit log, newest first, filtered by actor, action (a command tag such as `admin.ban`) and target id. */
+export interface AdminAudit {
+  type: "admin.audit";
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  /** 1..64 characters. An opaque identifier. */
+  actor_id?: string | null;
+  /** 1..64 characters. */
+  action?: string | null;
+  /** 1..64 characters. */
+  target_id?: string | null;
+  /** 1..512 characters. Opaque page cursor. */
+  cursor?: string | null;
+  /** Integer ≥ 1, ≤ 100. Default 50. */
+  limit?: number;
+}
+
+/** Ban a user: every socket closes 4003 on every node, tokens, cookie and login are refused (403), their pets (and listings, posts, streams) are hidden from others. Not oneself (`bad_request`). Banning a banned user keeps the first ban's time and sets the new reason. */
+export interface AdminBan {
+  type: "admin.ban";
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  /** 1..64 characters. An opaque identifier. */
+  user_id: string;
+  /** 1..500 characters. */
+  reason: string;
+}
+
+/** Decide an open item, in one transaction (a decided item is `conflict`). */
+export interface AdminModerationDecide {
+  type: "admin.moderation.decide";
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  /** 1..64 characters. An opaque identifier. */
+  item_id: string;
+  decision: ModerationDecision;
+  /** At most 500 characters. */
+  reason?: string | null;
+}
+
+/** The moderation queue: each target under review once. */
+export interface AdminModerationQueue {
+  type: "admin.moderation.queue";
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  kind?: ModerationKind | null;
+  /** Default "open". */
+  status?: ModerationStatus;
+  /** 1..512 characters. Opaque page cursor. */
+  cursor?: string | null;
+  /** Integer ≥ 1, ≤ 100. Default 50. */
+  limit?: number;
+}
+
+/** Make a user an admin or a plain user. Not one's own role (`bad_request`). A change closes the user's sockets with 4001 so that they reconnect with the new role. */
+export interface AdminSetRole {
+  type: "admin.set_role";
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  /** 1..64 characters. An opaque identifier. */
+  user_id: string;
+  role: Role;
+}
+
+/** Lift a ban. The user logs in again (a ban revoked every session). */
+export interface AdminUnban {
+  type: "admin.unban";
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  /** 1..64 characters. An opaque identifier. */
+  user_id: string;
+}
+
+/** A user as admins see them: the public `user` plus account fields. */
+export interface AdminUser {
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  /** 1..60 characters. */
+  display_name: string;
+  role: Role;
+  email: string;
+  email_verified: boolean;
+  /** RFC 3339 time. RFC 3339 time; the server sends UTC with `Z`. */
+  created_at: Timestamp;
+  /** RFC 3339 time. RFC 3339 time; the server sends UTC with `Z`. */
+  banned_at?: Timestamp | null;
+  /** 1..500 characters. */
+  ban_reason?: string | null;
+}
+
+export interface AdminUserResult {
+  user: AdminUser;
+}
+
+/** Search accounts: `query` is a case-insensitive substring of the email or the display name; `role` and `banned` filter. */
+export interface AdminUsers {
+  type: "admin.users";
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  /** 1..100 characters. */
+  query?: string | null;
+  role?: Role | null;
+  banned?: boolean | null;
+  /** 1..512 characters. Opaque page cursor. */
+  cursor?: string | null;
+  /** Integer ≥ 1, ≤ 100. Default 50. */
+  limit?: number;
+}
+
+export interface AdminUsersResult {
+  users: AdminUser[];
+  /** 1..512 characters. Opaque page cursor. */
+  next_cursor?: string | null;
+}
+
+/** Counts for one UTC day. */
+export interface AnalyticsDay {
+  /** Date, YYYY-MM-DD. */
+  date: DateString;
+  /** Integer. */
+  active_users: number;
+  /** Integer. */
+  new_users: number;
+  /** Integer. */
+  messages: number;
+  /** Integer. */
+  matches: number;
+  /** Integer. */
+  lost_alerts: number;
+  /** Integer. */
+  uploads: number;
+  /** Integer. */
+  posts: number;
+  /** Integer. */
+  adoptions: number;
+}
+
+export interface AnalyticsResult {
+  days: AnalyticsDay[];
+}
+
+/** One admin change. `actor_id` is null for the command line (`create-admin`). */
+export interface AuditEntry {
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  /** 1..64 characters. An opaque identifier. */
+  actor_id: string | null;
+  /** 1..64 characters. */
+  action: string;
+  /** 1..32 characters. */
+  target_kind: string;
+  /** 1..64 characters. */
+  target_id: string;
+  /** At most 500 characters. */
+  reason?: string | null;
+  data: Record<string, unknown>;
+  /** RFC 3339 time. RFC 3339 time; the server sends UTC with `Z`. */
+  created_at: Timestamp;
+}
+
+export interface AuditResult {
+  entries: AuditEntry[];
+  /** 1..512 characters. Opaque page cursor. */
+  next_cursor?: string | null;
+}
+
+/** One target under review: a pending upload or a reported thing. `reasons` are the distinct report reasons (empty for uploads); `preview` shows the target (its keys depend on `kind`). */
+export interface ModerationItem {
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  kind: ModerationKind;
+  /** 1..64 characters. An opaque identifier. */
+  target_id: string;
+  status: ModerationStatus;
+  reasons: string[];
+  /** Integer ≥ 0. */
+  report_count: number;
+  /** RFC 3339 time. RFC 3339 time; the server sends UTC with `Z`. */
+  created_at: Timestamp;
+  /** RFC 3339 time. RFC 3339 time; the server sends UTC with `Z`. */
+  resolved_at?: Timestamp | null;
+  decision?: ModerationDecision | null;
+  /** At most 500 characters. */
+  decision_reason?: string | null;
+  /** 1..64 characters. An opaque identifier. */
+  decided_by?: string | null;
+  preview: Record<string, unknown>;
+}
+
+export interface ModerationItemResult {
+  item: ModerationItem;
+}
+
+export interface ModerationQueueResult {
+  items: ModerationItem[];
+  /** 1..512 characters. Opaque page cursor. */
+  next_cursor?: string | null;
+}
 
 // ---- protocol.adoption ----
 
@@ -744,6 +980,63 @@ export interface PostsResult {
   posts: Post[];
   /** 1..512 characters. Opaque page cursor. */
   next_cursor?: string | null;
+}
+
+// ---- protocol.flags ----
+
+/** Every flag (admin only). */
+export interface AdminFlagsList {
+  type: "admin.flags.list";
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+}
+
+/** Create or change a flag (admin only). Every connected socket then gets `flags.updated` with its own values, on every node. */
+export interface AdminFlagsSet {
+  type: "admin.flags.set";
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  /** 1..64 characters. Pattern `^[a-z0-9_.]+$`. */
+  key: string;
+  enabled: boolean;
+  /** Integer ≥ 0, ≤ 100. Default 100. */
+  rollout_percent?: number;
+}
+
+/** A feature flag as admins see it. */
+export interface Flag {
+  /** 1..64 characters. Pattern `^[a-z0-9_.]+$`. */
+  key: string;
+  enabled: boolean;
+  /** Integer ≥ 0, ≤ 100. */
+  rollout_percent: number;
+  /** RFC 3339 time. RFC 3339 time; the server sends UTC with `Z`. */
+  updated_at: Timestamp;
+}
+
+export interface FlagResult {
+  flag: Flag;
+}
+
+export interface FlagValuesResult {
+  flags: Record<string, boolean>;
+}
+
+/** The caller's value of every flag (any user). */
+export interface FlagsGet {
+  type: "flags.get";
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+}
+
+export interface FlagsResult {
+  flags: Flag[];
+}
+
+/** Ephemeral, to every socket after a flag changed: the socket's user's values of every flag (the same map `flags.get` answers). */
+export interface FlagsUpdated {
+  type: "flags.updated";
+  flags: Record<string, boolean>;
 }
 
 // ---- protocol.lost ----
@@ -1706,7 +1999,18 @@ export type AnyCommand =
   | UsersBlock
   | UsersUnblock
   | UsersBlocked
-  | ReportsCreate;
+  | ReportsCreate
+  | AdminUsers
+  | AdminBan
+  | AdminUnban
+  | AdminSetRole
+  | AdminModerationQueue
+  | AdminModerationDecide
+  | AdminAnalytics
+  | AdminAudit
+  | AdminFlagsSet
+  | AdminFlagsList
+  | FlagsGet;
 
 /** Every event the server pushes. */
 export type AnyEvent =
@@ -1721,7 +2025,8 @@ export type AnyEvent =
   | AdoptionApplication
   | AdoptionDecision
   | ChatTypingEvent
-  | PresenceEvent;
+  | PresenceEvent
+  | FlagsUpdated;
 
 /** Everything a client sends. */
 export type ClientMessage =
@@ -1780,7 +2085,18 @@ export type ClientMessage =
   | UsersBlock
   | UsersUnblock
   | UsersBlocked
-  | ReportsCreate;
+  | ReportsCreate
+  | AdminUsers
+  | AdminBan
+  | AdminUnban
+  | AdminSetRole
+  | AdminModerationQueue
+  | AdminModerationDecide
+  | AdminAnalytics
+  | AdminAudit
+  | AdminFlagsSet
+  | AdminFlagsList
+  | FlagsGet;
 
 /** Everything the server sends. */
 export type ServerMessage =
@@ -1799,7 +2115,8 @@ export type ServerMessage =
   | AdoptionApplication
   | AdoptionDecision
   | ChatTypingEvent
-  | PresenceEvent;
+  | PresenceEvent
+  | FlagsUpdated;
 
 /** Command tag → command message. */
 export interface CommandMap {
@@ -1856,6 +2173,17 @@ export interface CommandMap {
   "users.unblock": UsersUnblock;
   "users.blocked": UsersBlocked;
   "reports.create": ReportsCreate;
+  "admin.users": AdminUsers;
+  "admin.ban": AdminBan;
+  "admin.unban": AdminUnban;
+  "admin.set_role": AdminSetRole;
+  "admin.moderation.queue": AdminModerationQueue;
+  "admin.moderation.decide": AdminModerationDecide;
+  "admin.analytics": AdminAnalytics;
+  "admin.audit": AdminAudit;
+  "admin.flags.set": AdminFlagsSet;
+  "admin.flags.list": AdminFlagsList;
+  "flags.get": FlagsGet;
 }
 
 /** Command tag → its `ok.result` type. */
@@ -1913,6 +2241,17 @@ export interface CommandResults {
   "users.unblock": Empty;
   "users.blocked": BlockedResult;
   "reports.create": ReportResult;
+  "admin.users": AdminUsersResult;
+  "admin.ban": AdminUserResult;
+  "admin.unban": AdminUserResult;
+  "admin.set_role": AdminUserResult;
+  "admin.moderation.queue": ModerationQueueResult;
+  "admin.moderation.decide": ModerationItemResult;
+  "admin.analytics": AnalyticsResult;
+  "admin.audit": AuditResult;
+  "admin.flags.set": FlagResult;
+  "admin.flags.list": FlagsResult;
+  "flags.get": FlagValuesResult;
 }
 
 /** Event tag → event message. */
@@ -1929,6 +2268,7 @@ export interface EventMap {
   "adoption.decision": AdoptionDecision;
   "chat.typing": ChatTypingEvent;
   "presence": PresenceEvent;
+  "flags.updated": FlagsUpdated;
 }
 
 export type CommandTag = keyof CommandMap;
@@ -1989,6 +2329,17 @@ export const COMMAND_TAGS: readonly CommandTag[] = [
   "users.unblock",
   "users.blocked",
   "reports.create",
+  "admin.users",
+  "admin.ban",
+  "admin.unban",
+  "admin.set_role",
+  "admin.moderation.queue",
+  "admin.moderation.decide",
+  "admin.analytics",
+  "admin.audit",
+  "admin.flags.set",
+  "admin.flags.list",
+  "flags.get",
 ];
 
 /** Tags of durable events (carry `seq`, replayed on resume). */
@@ -2009,6 +2360,7 @@ export const DURABLE_EVENT_TAGS: readonly EventTag[] = [
 export const EPHEMERAL_EVENT_TAGS: readonly EventTag[] = [
   "chat.typing",
   "presence",
+  "flags.updated",
 ];
 
 export type DurableEventTag =
@@ -2098,6 +2450,17 @@ export interface CommandParamsMap {
   "users.unblock": Omit<UsersUnblock, "type" | "id">;
   "users.blocked": Omit<UsersBlocked, "type" | "id">;
   "reports.create": Optional<Omit<ReportsCreate, "type" | "id">, "idempotency_key">;
+  "admin.users": Omit<AdminUsers, "type" | "id">;
+  "admin.ban": Omit<AdminBan, "type" | "id">;
+  "admin.unban": Omit<AdminUnban, "type" | "id">;
+  "admin.set_role": Omit<AdminSetRole, "type" | "id">;
+  "admin.moderation.queue": Omit<AdminModerationQueue, "type" | "id">;
+  "admin.moderation.decide": Omit<AdminModerationDecide, "type" | "id">;
+  "admin.analytics": Omit<AdminAnalytics, "type" | "id">;
+  "admin.audit": Omit<AdminAudit, "type" | "id">;
+  "admin.flags.set": Omit<AdminFlagsSet, "type" | "id">;
+  "admin.flags.list": Omit<AdminFlagsList, "type" | "id">;
+  "flags.get": Omit<FlagsGet, "type" | "id">;
 }
 
 export type CommandParams<T extends CommandTag> = CommandParamsMap[T];
@@ -2126,6 +2489,38 @@ export interface CommandSender {
  * per command. Regenerated with the protocol, so new areas get theirs. */
 export function createFacades(c: CommandSender) {
   return {
+    admin: {
+      /** `admin.users` → `AdminUsersResult`. Search accounts: `query` is a case-insensitive substring of the email or the display name; `role` and `banned` filter. */
+      users: (params?: CommandParams<"admin.users">, options?: CommandOptions): Promise<CommandResults["admin.users"]> =>
+        c.command("admin.users", params ?? {}, options),
+      /** `admin.ban` → `AdminUserResult`. Ban a user: every socket closes 4003 on every node, tokens, cookie and login are refused (403), their pets (and listings, posts, streams) are hidden from others. Not oneself (`bad_request`). Banning a banned user keeps the first ban's time and sets the new reason. */
+      ban: (params: CommandParams<"admin.ban">, options?: CommandOptions): Promise<CommandResults["admin.ban"]> =>
+        c.command("admin.ban", params, options),
+      /** `admin.unban` → `AdminUserResult`. Lift a ban. The user logs in again (a ban revoked every session). */
+      unban: (params: CommandParams<"admin.unban">, options?: CommandOptions): Promise<CommandResults["admin.unban"]> =>
+        c.command("admin.unban", params, options),
+      /** `admin.set_role` → `AdminUserResult`. Make a user an admin or a plain user. Not one's own role (`bad_request`). A change closes the user's sockets with 4001 so that they reconnect with the new role. */
+      setRole: (params: CommandParams<"admin.set_role">, options?: CommandOptions): Promise<CommandResults["admin.set_role"]> =>
+        c.command("admin.set_role", params, options),
+      /** `admin.moderation.queue` → `ModerationQueueResult`. The moderation queue: each target under review once. */
+      moderationQueue: (params?: CommandParams<"admin.moderation.queue">, options?: CommandOptions): Promise<CommandResults["admin.moderation.queue"]> =>
+        c.command("admin.moderation.queue", params ?? {}, options),
+      /** `admin.moderation.decide` → `ModerationItemResult`. Decide an open item, in one transaction (a decided item is `conflict`). */
+      moderationDecide: (params: CommandParams<"admin.moderation.decide">, options?: CommandOptions): Promise<CommandResults["admin.moderation.decide"]> =>
+        c.command("admin.moderation.decide", params, options),
+      /** `admin.analytics` → `AnalyticsResult`. Daily counts, computed when asked. `from` and `to` are UTC dates, both included, at most 92 days (else `bad_request`). */
+      analytics: (params: CommandParams<"admin.analytics">, options?: CommandOptions): Promise<CommandResults["admin.analytics"]> =>
+        c.command("admin.analytics", params, options),
+      /** `admin.audit` → `AuditResult`. The audit log, newest first, filtered by actor, action (a command tag such as `admin.ban`) and target id. */
+      audit: (params?: CommandParams<"admin.audit">, options?: CommandOptions): Promise<CommandResults["admin.audit"]> =>
+        c.command("admin.audit", params ?? {}, options),
+      /** `admin.flags.set` → `FlagResult`. Create or change a flag (admin only). Every connected socket then gets `flags.updated` with its own values, on every node. */
+      flagsSet: (params: CommandParams<"admin.flags.set">, options?: CommandOptions): Promise<CommandResults["admin.flags.set"]> =>
+        c.command("admin.flags.set", params, options),
+      /** `admin.flags.list` → `FlagsResult`. Every flag (admin only). */
+      flagsList: (params?: CommandParams<"admin.flags.list">, options?: CommandOptions): Promise<CommandResults["admin.flags.list"]> =>
+        c.command("admin.flags.list", params ?? {}, options),
+    },
     adoption: {
       /** `adoption.list_pet` → `ListingResult`. List one of the caller's pets for adoption. One open (`available` or `pending`) listing per pet, else `conflict`. */
       listPet: (params: CommandParams<"adoption.list_pet">, options?: CommandOptions): Promise<CommandResults["adoption.list_pet"]> =>
@@ -2195,6 +2590,11 @@ export function createFacades(c: CommandSender) {
       /** `discovery.candidates` → `CandidatesResult`. Pets that `pet_id` (the user's) may swipe on, by the user's preferences, nearest first; pets already swiped and the user's own are left out. */
       candidates: (params: CommandParams<"discovery.candidates">, options?: CommandOptions): Promise<CommandResults["discovery.candidates"]> =>
         c.command("discovery.candidates", params, options),
+    },
+    flags: {
+      /** `flags.get` → `FlagValuesResult`. The caller's value of every flag (any user). */
+      get: (params?: CommandParams<"flags.get">, options?: CommandOptions): Promise<CommandResults["flags.get"]> =>
+        c.command("flags.get", params ?? {}, options),
     },
     lost: {
       /** `lost.report` → `AlertResult`. Report a lost pet. Every other user whose watch circle intersects the alert's circle (centre distance ≤ sum of radii) gets `lost.alert`. */

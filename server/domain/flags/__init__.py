@@ -1,0 +1,1 @@
+"""Feature flags with percentage rollouts, cached per node (PROTOCOL §10.4)."""
