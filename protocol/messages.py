@@ -22,6 +22,21 @@ from protocol.chat import (
     ChatTypingEvent,
     ConversationClosed,
 )
+from protocol.live import (
+    LiveChatCommand,
+    LiveChatEvent,
+    LiveEnd,
+    LiveEnded,
+    LiveJoin,
+    LiveLeave,
+    LiveList,
+    LiveReact,
+    LiveReactions,
+    LiveSignalCommand,
+    LiveSignalEvent,
+    LiveStart,
+    LiveViewers,
+)
 from protocol.lost import (
     LostAlert,
     LostNearby,
@@ -85,6 +100,14 @@ AnyCommand = Union[  # noqa: UP007
     LostUnwatch,
     LostWatches,
     PresenceQuery,
+    LiveStart,
+    LiveEnd,
+    LiveList,
+    LiveJoin,
+    LiveLeave,
+    LiveChatCommand,
+    LiveReact,
+    LiveSignalCommand,
 ]
 """Every command (client → server message that gets a reply)."""
 
@@ -99,6 +122,11 @@ AnyEvent = Union[  # noqa: UP007
     UploadModerated,
     ChatTypingEvent,
     PresenceEvent,
+    LiveChatEvent,
+    LiveReactions,
+    LiveViewers,
+    LiveSignalEvent,
+    LiveEnded,
 ]
 """Every event (server → client message that is not a reply or session message)."""
 

@@ -6,7 +6,17 @@ from datetime import UTC, date, datetime
 
 import msgspec
 
-from protocol import chat, lost, matching, notifications, pets, presence, session, uploads
+from protocol import (
+    chat,
+    live,
+    lost,
+    matching,
+    notifications,
+    pets,
+    presence,
+    session,
+    uploads,
+)
 from protocol.base import Empty, Message, Result
 from protocol.codes import ErrorCode
 from protocol.objects import (
@@ -16,16 +26,26 @@ from protocol.objects import (
     ChatMessage,
     Conversation,
     Device,
+    LiveChatMessage,
+    LiveMedia,
+    LiveStream,
     Match,
+    MediaAccess,
+    MediaKind,
+    MediaRole,
     Notification,
     Pet,
     Platform,
     Preferences,
     PresenceState,
+    ReactionKind,
+    Role,
     Sex,
     Sighting,
     Species,
+    StreamStatus,
     Upload,
+    User,
     UploadPurpose,
     UploadStatus,
     Watch,
@@ -108,6 +128,23 @@ UPLOAD = Upload(
     status=UploadStatus.PENDING,
     created_at=T0,
 )
+HOST = User(id="u1", display_name="Ana", role=Role.USER)
+STREAM = LiveStream(
+    id="s1", host=HOST, pet_id="p1", title="Rex at the beach", status=StreamStatus.LIVE,
+    viewer_count=3, started_at=T0, media=LiveMedia(kind=MediaKind.P2P, max_viewers=8),
+)
+ENDED_STREAM = LiveStream(
+    id="s2", host=HOST, title="Nap time", status=StreamStatus.ENDED, viewer_count=0,
+    started_at=T0, ended_at=T0,
+    media=LiveMedia(kind=MediaKind.LIVEKIT, url="wss://lk.example", room="live-s2"),
+)
+P2P_HOST = MediaAccess(kind=MediaKind.P2P, role=MediaRole.HOST, host_id="u1", max_viewers=8,
+                       ice_servers=["stun:stun.example:3478"])
+LIVEKIT_VIEW = MediaAccess(kind=MediaKind.LIVEKIT, role=MediaRole.VIEWER, host_id="u1",
+                           url="wss://lk.example", room="live-s2", identity="u2",
+                           token="eyJ.x.y", expires_at=T0)
+LIVE_CHAT = LiveChatMessage(id="lc1", stream_id="s1", sender=HOST, body="hi all",
+                            created_at=T0)
 
 CLIENT_SAMPLES: list[Message] = [
     session.Hello(token="tok", resume_from=41, client="petspark-web/2.3.0"),
@@ -171,6 +208,15 @@ CLIENT_SAMPLES: list[Message] = [
     lost.LostUnwatch(id="c26", watch_id="w1"),
     lost.LostWatches(id="c27"),
     presence.PresenceQuery(id="c28", user_ids=["u2", "u3"]),
+    live.LiveStart(id="c29", title="Rex at the beach", pet_id="p1", idempotency_key="k3"),
+    live.LiveEnd(id="c30", stream_id="s1"),
+    live.LiveList(id="c31", cursor="cur", limit=10),
+    live.LiveJoin(id="c32", stream_id="s1"),
+    live.LiveLeave(id="c33", stream_id="s1"),
+    live.LiveChatCommand(id="c34", stream_id="s1", body="hi all"),
+    live.LiveReact(id="c35", stream_id="s1", kind=ReactionKind.PAW),
+    live.LiveSignalCommand(id="c36", stream_id="s1", to="u2",
+                           data={"type": "offer", "sdp": "v=0..."}),
 ]
 
 SERVER_SAMPLES: list[Message] = [
@@ -191,6 +237,12 @@ SERVER_SAMPLES: list[Message] = [
     uploads.UploadModerated(seq=19, upload_id="up1", status=UploadStatus.APPROVED),
     chat.ChatTypingEvent(conversation_id="c1", user_id="u2"),
     presence.PresenceEvent(user_id="u2", online=True),
+    live.LiveChatEvent(stream_id="s1", message=LIVE_CHAT),
+    live.LiveReactions(stream_id="s1", counts={ReactionKind.HEART: 12, ReactionKind.PAW: 1}),
+    live.LiveViewers(stream_id="s1", count=3),
+    live.LiveSignalEvent(stream_id="s1", from_="u1",
+                         data={"candidate": "candidate:1 1 udp 1 127.0.0.1 5000 typ host"}),
+    live.LiveEnded(stream_id="s1"),
 ]
 """Every server message but ``ok`` (covered with RESULT_SAMPLES)."""
 
@@ -228,4 +280,9 @@ RESULT_SAMPLES: list[Result] = [
     lost.WatchResult(watch=WATCH),
     lost.WatchesResult(watches=[WATCH]),
     presence.PresenceResult(presence=[PresenceState(user_id="u2", online=True)]),
+    live.StartResult(stream=STREAM, publish=P2P_HOST),
+    live.StreamResult(stream=ENDED_STREAM),
+    live.StreamsResult(streams=[STREAM], next_cursor="n"),
+    live.JoinResult(stream=STREAM, recent_chat=[LIVE_CHAT], view=LIVEKIT_VIEW),
+    live.LiveChatResult(message=LIVE_CHAT),
 ]
