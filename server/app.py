@@ -13,6 +13,7 @@ Adding a domain area: write ``store.py``, ``service.py`` and ``handlers.py`` und
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -31,6 +32,8 @@ from server.commands import CommandTable, Handler
 from server.deps import Deps
 from server.domain.chat import handlers as chat
 from server.domain.chat.service import ChatService
+from server.domain.live import handlers as live_streaming
+from server.domain.live.service import LiveService
 from server.domain.lost_found import handlers as lost_found
 from server.domain.lost_found.service import LostFoundService
 from server.domain.matching import handlers as matching
@@ -47,6 +50,7 @@ from server.gateway import routes as gateway_routes
 from server.gateway.gateway import Gateway
 from server.http import auth as auth_routes
 from server.http import contracts, files, health
+from server.http import live as live_routes
 from server.http import uploads as upload_routes
 from server.http.middleware import request_context
 from server.http.security import cors_preflight, security_headers
@@ -54,6 +58,7 @@ from server.observability.metrics import Metrics
 from server.realtime.broker import Broker, MemoryBroker, RedisBroker
 from server.realtime.node import Node
 from server.realtime.presence import MemoryPresence, Presence, RedisPresence
+from server.realtime.rooms import MemoryRoomPresence, RedisRoomPresence, RoomPresence
 from server.resources.postgres import open_database
 from server.resources.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from server.resources.redis import create_redis
@@ -95,6 +100,7 @@ def create_app(
     auth_routes.add_routes(app)
     contracts.add_routes(app)
     upload_routes.add_routes(app)
+    live_routes.add_routes(app)
     gateway_routes.add_routes(app)
     if not settings.s3_bucket:
         files.add_routes(app)  # the local store's signed URLs
@@ -129,11 +135,11 @@ async def start_runtime(app: web.Application, stack: contextlib.AsyncExitStack,
 
     # --- the realtime node, and the bundle every service is built from ------------------
     node = Node(db=db, broker=_broker(settings, redis), presence=_presence(settings, redis),
-                settings=settings, metrics=metrics)
+                settings=settings, metrics=metrics, rooms=_rooms(settings, redis))
     await _started(stack, node.start, node.stop)
     backends["broker"] = node.broker.name
     deps = Deps(settings=settings, db=db, node=node, storage=storage, limiter=limiter,
-                metrics=metrics)
+                metrics=metrics, redis=redis)
 
     # --- auth ------------------------------------------------------------------------------
     tokens = AccessTokens(secret, settings.previous_secret_key, settings.access_token_ttl_s)
@@ -150,14 +156,17 @@ async def start_runtime(app: web.Application, stack: contextlib.AsyncExitStack,
     commands.bind(NotificationService(deps), notifications.HANDLERS)
     presence_service = commands.bind(PresenceService(deps), presence.HANDLERS)
     lost = commands.bind(LostFoundService(deps), lost_found.HANDLERS)
+    live = commands.bind(LiveService(deps), live_streaming.HANDLERS)
     uploads = UploadService(deps, moderator)
     commands.override(overrides)
 
     # --- background workers, then the gateway ---------------------------------------------
     await _started(stack, lost.start, lost.stop)
     await _started(stack, uploads.start, uploads.stop)
+    await _started(stack, live.start, live.stop)
     gateway = Gateway(settings=settings, metrics=metrics, verifier=verifier, node=node,
-                      commands=commands, on_presence=presence_service.announce)
+                      commands=commands,
+                      on_presence=_both(presence_service.announce, live.host_presence))
     gateway.start()
     stack.push_async_callback(gateway.sweeper.stop)  # shutdown() stopped it already
     return Runtime(deps=deps, verifier=verifier, auth=auth, uploads=uploads,
@@ -168,6 +177,19 @@ async def _started(stack: contextlib.AsyncExitStack, start: Callable[[], Awaitab
                    stop: Callable[[], Awaitable[None]]) -> None:
     await start()
     stack.push_async_callback(stop)
+
+
+def _both(*listeners: Callable[[str, bool], Awaitable[None]]
+          ) -> Callable[[str, bool], Awaitable[None]]:
+    """One presence listener calling each of ``listeners`` (a failure does not stop the
+    others; the gateway logs it)."""
+    async def listener(user_id: str, online: bool) -> None:
+        results = await asyncio.gather(*(f(user_id, online) for f in listeners),
+                                       return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+    return listener
 
 
 def _secret_key(settings: Settings) -> str:
@@ -204,3 +226,10 @@ def _presence(settings: Settings, redis: aioredis.Redis | None) -> Presence:
     if redis is None:
         return MemoryPresence()
     return RedisPresence(redis, settings.redis_prefix, ttl_s=max(2 * settings.heartbeat_s, 1.0))
+
+
+def _rooms(settings: Settings, redis: aioredis.Redis | None) -> RoomPresence:
+    if redis is None:
+        return MemoryRoomPresence()
+    return RedisRoomPresence(redis, settings.redis_prefix,
+                             ttl_s=max(2 * settings.heartbeat_s, 1.0))

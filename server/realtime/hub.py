@@ -204,8 +204,9 @@ class Hub(Generic[C]):
     def user_in_room(self, room: str, user_id: str) -> bool:
         """Whether any of this node's sockets of ``user_id`` is a member of ``room``."""
         members = self._rooms.get(room)
-        return bool(members) and any(c.user_id == user_id for c in
-                                     self._by_user.get(user_id, ()) if c in members)
+        if not members:
+            return False
+        return any(c in members for c in self._by_user.get(user_id, ()))
 
     def room_size(self, room: str) -> int:
         return len(self._rooms.get(room, ()))

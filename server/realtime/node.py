@@ -39,11 +39,11 @@ import asyncpg
 from protocol.base import Event
 from protocol.codec import JSON
 from protocol.codes import CloseCode
+from server.errors import Unavailable
 from server.observability.metrics import Metrics
 from server.realtime import bus
 from server.realtime.broker import Broker, BrokerUnavailable
 from server.realtime.hub import Hub
-from server.errors import Unavailable
 from server.realtime.presence import Presence
 from server.realtime.rooms import MemoryRoomPresence, RoomPresence
 from server.realtime.stream import Appended, EventStream, prune_periodically
