@@ -45,9 +45,9 @@ from protocol.objects import (
     Species,
     StreamStatus,
     Upload,
-    User,
     UploadPurpose,
     UploadStatus,
+    User,
     Watch,
 )
 from protocol.types import Location
