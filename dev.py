@@ -5,7 +5,7 @@
     python3 dev.py migrate            apply pending migrations and exit
     python3 dev.py test [ARGS]        the test suite; ARGS go to pytest (tests/domain -q, -k chat)
     python3 dev.py bench NAME [ARGS]  a benchmark in bench/: gateway, fanout, chat, lost_found,
-                                      uploads (ARGS go to it, e.g. bench chat --duration 10)
+                                      uploads, live (ARGS go to it, e.g. bench chat --duration 10)
     python3 dev.py example [URL]      examples/match_and_chat.py against a running server
                                       (default http://127.0.0.1:8080)
 
