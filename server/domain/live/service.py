@@ -358,7 +358,11 @@ class LiveService:
     async def host_presence(self, user_id: str, online: bool) -> None:
         """Presence listener: a host's first socket anywhere stops their streams' grace
         clock, their last one closing starts it (the sweep also notices crashed nodes)."""
-        await store.update_host_presence(self.db, user_id, online)
+        try:
+            await store.update_host_presence(self.db, user_id, online)
+        except asyncpg.InterfaceError as exc:  # shutting down: the sweep of another node
+            # (or of this one after a restart) sees the host's presence instead
+            log.debug("host presence not recorded", extra={"error": repr(exc)})
 
     async def media_room_finished(self, room_name: str) -> bool:
         """LiveKit reported the room finished: end its stream (livekit streams only)."""
