@@ -55,6 +55,21 @@ from protocol.community import (
     PostsLike,
 )
 from protocol.flags import AdminFlagsList, AdminFlagsSet, FlagsGet, FlagsUpdated
+from protocol.live import (
+    LiveChatCommand,
+    LiveChatEvent,
+    LiveEnd,
+    LiveEnded,
+    LiveJoin,
+    LiveLeave,
+    LiveList,
+    LiveReact,
+    LiveReactions,
+    LiveSignalCommand,
+    LiveSignalEvent,
+    LiveStart,
+    LiveViewers,
+)
 from protocol.lost import (
     LostAlert,
     LostNearby,
@@ -160,6 +175,14 @@ AnyCommand = Union[  # noqa: UP007
     AdminFlagsSet,
     AdminFlagsList,
     FlagsGet,
+    LiveStart,
+    LiveEnd,
+    LiveList,
+    LiveJoin,
+    LiveLeave,
+    LiveChatCommand,
+    LiveReact,
+    LiveSignalCommand,
 ]
 """Every command (client → server message that gets a reply)."""
 
@@ -177,6 +200,11 @@ AnyEvent = Union[  # noqa: UP007
     ChatTypingEvent,
     PresenceEvent,
     FlagsUpdated,
+    LiveChatEvent,
+    LiveReactions,
+    LiveViewers,
+    LiveSignalEvent,
+    LiveEnded,
 ]
 """Every event (server → client message that is not a reply or session message)."""
 

@@ -244,3 +244,89 @@ class Candidate(_Object, kw_only=True):
 
     pet: Pet
     distance_m: Annotated[float, Meta(ge=0)]
+
+
+# --- live streaming (PROTOCOL §10.5) ------------------------------------------------------
+
+class StreamStatus(StrEnum):
+    LIVE = "live"
+    ENDED = "ended"
+
+
+class MediaKind(StrEnum):
+    """How a stream's video travels (the server never carries it)."""
+
+    P2P = "p2p"
+    """WebRTC from the host's client to each viewer, signalled with ``live.signal``."""
+    LIVEKIT = "livekit"
+    """A LiveKit room; ``publish``/``view`` carry its URL and an access token."""
+
+
+class MediaRole(StrEnum):
+    HOST = "host"
+    VIEWER = "viewer"
+
+
+class ReactionKind(StrEnum):
+    HEART = "heart"
+    LAUGH = "laugh"
+    WOW = "wow"
+    PAW = "paw"
+
+
+class LiveMedia(_Object, kw_only=True):
+    """A stream's media path as everyone may see it. ``p2p``: ``max_viewers``;
+    ``livekit``: ``url`` and ``room`` (``live-<stream id>``)."""
+
+    kind: MediaKind
+    max_viewers: Annotated[int, Meta(ge=1)] | None = None
+    url: str | None = None
+    room: str | None = None
+
+
+class MediaAccess(_Object, kw_only=True):
+    """What one client needs to reach the video (``live.start``'s ``publish``,
+    ``live.join``'s ``view``).
+
+    ``p2p``: ``host_id`` (the peer every viewer connects with), ``max_viewers`` and
+    ``ice_servers`` (STUN/TURN URLs, may be empty); offers, answers and ICE candidates go
+    through ``live.signal``. The host makes one peer connection per viewer.
+    ``livekit``: ``url``, ``room``, ``token`` (a LiveKit access token for ``identity`` =
+    the user's id; the host's may publish, a viewer's only subscribes) and
+    ``expires_at``."""
+
+    kind: MediaKind
+    role: MediaRole
+    host_id: Id
+    max_viewers: Annotated[int, Meta(ge=1)] | None = None
+    ice_servers: list[str] = []
+    url: str | None = None
+    room: str | None = None
+    identity: Id | None = None
+    token: str | None = None
+    expires_at: Timestamp | None = None
+
+
+class LiveStream(_Object, kw_only=True):
+    """A live stream (the contract's ``stream``). ``viewer_count`` counts distinct users
+    across nodes, the host not included."""
+
+    id: Id
+    host: User
+    pet_id: Id | None = None
+    title: Annotated[str, Meta(min_length=1, max_length=120)]
+    status: StreamStatus
+    viewer_count: Annotated[int, Meta(ge=0)]
+    started_at: Timestamp
+    ended_at: Timestamp | None = None
+    media: LiveMedia
+
+
+class LiveChatMessage(_Object, kw_only=True):
+    """One live chat line (the contract's ``live_chat``); kept in Redis, not PostgreSQL."""
+
+    id: Id
+    stream_id: Id
+    sender: User
+    body: Annotated[str, Meta(min_length=1, max_length=500)]
+    created_at: Timestamp

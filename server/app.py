@@ -14,6 +14,7 @@ Adding a domain area: write ``store.py``, ``service.py`` and ``handlers.py`` und
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -42,6 +43,8 @@ from server.domain.community import handlers as community
 from server.domain.community.service import CommunityService
 from server.domain.flags import handlers as flags
 from server.domain.flags.service import FlagService
+from server.domain.live import handlers as live_streaming
+from server.domain.live.service import LiveService
 from server.domain.lost_found import handlers as lost_found
 from server.domain.lost_found.service import LostFoundService
 from server.domain.matching import handlers as matching
@@ -63,6 +66,7 @@ from server.gateway.gateway import Gateway
 from server.http import account as account_routes
 from server.http import auth as auth_routes
 from server.http import contracts, demo, files, health
+from server.http import live as live_routes
 from server.http import uploads as upload_routes
 from server.http.middleware import request_context
 from server.http.security import cors_preflight, security_headers
@@ -73,6 +77,7 @@ from server.push.factory import PushProviders, build_push_providers
 from server.realtime.broker import Broker, MemoryBroker, RedisBroker
 from server.realtime.node import Node
 from server.realtime.presence import MemoryPresence, Presence, RedisPresence
+from server.realtime.rooms import MemoryRoomPresence, RedisRoomPresence, RoomPresence
 from server.resources.postgres import open_database
 from server.resources.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from server.resources.redis import create_redis
@@ -119,6 +124,7 @@ def create_app(
     account_routes.add_routes(app)
     contracts.add_routes(app)
     upload_routes.add_routes(app)
+    live_routes.add_routes(app)
     gateway_routes.add_routes(app)
     if not settings.s3_bucket:
         files.add_routes(app)  # the local store's signed URLs
@@ -157,11 +163,11 @@ async def start_runtime(app: web.Application, stack: contextlib.AsyncExitStack,
 
     # --- the realtime node, and the bundle every service is built from ------------------
     node = Node(db=db, broker=_broker(settings, redis), presence=_presence(settings, redis),
-                settings=settings, metrics=metrics)
+                settings=settings, metrics=metrics, rooms=_rooms(settings, redis))
     await _started(stack, node.start, node.stop)
     backends["broker"] = node.broker.name
     deps = Deps(settings=settings, db=db, node=node, storage=storage, limiter=limiter,
-                metrics=metrics)
+                metrics=metrics, redis=redis)
 
     # --- auth ------------------------------------------------------------------------------
     tokens = AccessTokens(secret, settings.previous_secret_key, settings.access_token_ttl_s)
@@ -191,6 +197,7 @@ async def start_runtime(app: web.Application, stack: contextlib.AsyncExitStack,
     stack.push_async_callback(providers.close)
     backends["push"] = ", ".join(f"{p}: {n}" for p, n in providers.names.items())
     push_service = commands.bind(PushService(deps, providers), push.HANDLERS)
+    live = commands.bind(LiveService(deps), live_streaming.HANDLERS)
     uploads = UploadService(deps, moderator)
     # Admin: every admin.* handler behind the one role guard (re-reads the stored role).
     admin_only = require_admin(db)
@@ -204,8 +211,10 @@ async def start_runtime(app: web.Application, stack: contextlib.AsyncExitStack,
     await _started(stack, uploads.start, uploads.stop)
     await _started(stack, feature_flags.start, feature_flags.stop)
     await _started(stack, push_service.start, push_service.stop)
+    await _started(stack, live.start, live.stop)
     gateway = Gateway(settings=settings, metrics=metrics, verifier=verifier, cookies=cookies,
-                      node=node, commands=commands, on_presence=presence_service.announce)
+                      node=node, commands=commands,
+                      on_presence=_both(presence_service.announce, live.host_presence))
     gateway.start()
     stack.push_async_callback(gateway.sweeper.stop)  # shutdown() stopped it already
     return Runtime(deps=deps, verifier=verifier, auth=auth, account=account, uploads=uploads,
@@ -216,6 +225,19 @@ async def _started(stack: contextlib.AsyncExitStack, start: Callable[[], Awaitab
                    stop: Callable[[], Awaitable[None]]) -> None:
     await start()
     stack.push_async_callback(stop)
+
+
+def _both(*listeners: Callable[[str, bool], Awaitable[None]]
+          ) -> Callable[[str, bool], Awaitable[None]]:
+    """One presence listener calling each of ``listeners`` (a failure does not stop the
+    others; the gateway logs it)."""
+    async def listener(user_id: str, online: bool) -> None:
+        results = await asyncio.gather(*(f(user_id, online) for f in listeners),
+                                       return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+    return listener
 
 
 def _secret_key(settings: Settings) -> str:
@@ -252,3 +274,10 @@ def _presence(settings: Settings, redis: aioredis.Redis | None) -> Presence:
     if redis is None:
         return MemoryPresence()
     return RedisPresence(redis, settings.redis_prefix, ttl_s=max(2 * settings.heartbeat_s, 1.0))
+
+
+def _rooms(settings: Settings, redis: aioredis.Redis | None) -> RoomPresence:
+    if redis is None:
+        return MemoryRoomPresence()
+    return RedisRoomPresence(redis, settings.redis_prefix,
+                             ttl_s=max(2 * settings.heartbeat_s, 1.0))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import asyncpg
+import redis.asyncio as aioredis
 
 from server.observability.metrics import Metrics
 from server.realtime.node import Node
@@ -30,6 +31,9 @@ class Deps:
     storage: Storage
     limiter: RateLimiter
     metrics: Metrics
+    redis: aioredis.Redis | None = None
+    """The shared Redis client when REDIS_URL is set; None on the single-node default
+    (areas that keep cross-node state there use an in-process version instead)."""
 
     @property
     def stream(self) -> EventStream:

@@ -37,6 +37,7 @@ from server.credentials import (
 Environment = Literal["development", "production"]
 SameSite = Literal["lax", "strict", "none"]
 LogLevel = Literal["debug", "info", "warning", "error"]
+LiveMedia = Literal["p2p", "livekit"]
 
 
 def _doc(description: str, **constraints: Any) -> Meta:
@@ -391,6 +392,54 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         int, _doc("Password-reset requests per client address per hour.", ge=1)
     ] = 20
 
+    # --- live streaming --------------------------------------------------------------
+    live_media: Annotated[
+        LiveMedia,
+        _doc("How live video travels: `p2p` (the host's client sends WebRTC to each viewer, "
+             "signalled through the socket; capped at LIVE_P2P_MAX_VIEWERS) or `livekit` "
+             "(LiveKit rooms; needs LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET)."),
+    ] = "p2p"
+    live_p2p_max_viewers: Annotated[
+        int, _doc("Viewers one p2p stream admits (the host uploads once per viewer).",
+                  ge=1, le=64)
+    ] = 8
+    live_host_grace_s: Annotated[
+        float, _doc("Seconds a live stream survives its host having no socket anywhere "
+                    "before it is ended.", gt=0, le=3600)
+    ] = 30.0
+    live_token_ttl_s: Annotated[
+        int, _doc("Seconds a LiveKit access token handed out by live.start/live.join is "
+                  "valid.", ge=60, le=86400)
+    ] = 3600
+    livekit_url: Annotated[
+        str | None,
+        _doc("LiveKit server URL the clients connect to (wss://…), with LIVE_MEDIA=livekit."),
+    ] = None
+    livekit_api_key: Annotated[
+        str | None, _doc("LiveKit API key: the issuer of access tokens and webhooks.")
+    ] = None
+    livekit_api_secret: Annotated[
+        str | None, _doc("LiveKit API secret (secret): signs access tokens, verifies webhooks.")
+    ] = None
+    live_ice_servers: Annotated[
+        tuple[str, ...],
+        _doc("Comma-separated STUN/TURN URLs handed to p2p clients for their WebRTC peer "
+             "connections (empty: clients use their own)."),
+    ] = ()
+    live_sweep_s: Annotated[
+        float, _doc("Seconds between each node's sweep of live streams (host grace, the "
+                    "viewer counts live.list sorts by).", gt=0, le=300)
+    ] = 2.0
+    live_start_per_hour: Annotated[
+        int, _doc("live.start commands per user per hour.", ge=1)
+    ] = 10
+    live_chat_per_minute: Annotated[
+        int, _doc("live.chat messages per user per stream per minute.", ge=1)
+    ] = 30
+    live_reactions_per_minute: Annotated[
+        int, _doc("live.react commands per user per stream per minute.", ge=1)
+    ] = 300
+
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir).resolve()
@@ -419,7 +468,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
 SECRET_FIELDS = frozenset(
     {"secret_key", "previous_secret_key", "s3_access_key_id", "s3_secret_access_key",
-     "vapid_private_key"}
+     "vapid_private_key", "livekit_api_secret"}
 )
 
 
@@ -559,6 +608,22 @@ def _check_cross_field(settings: Settings) -> None:
     if any(s3_keys) and not all(s3_keys):
         raise SettingsError("S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY: expected both or neither")
     _check_push_and_mail(settings)
+    _check_live(settings)
+
+
+def _check_live(settings: Settings) -> None:
+    livekit = {"LIVEKIT_URL": settings.livekit_url, "LIVEKIT_API_KEY": settings.livekit_api_key,
+               "LIVEKIT_API_SECRET": settings.livekit_api_secret}
+    if settings.live_media == "livekit" and not all(livekit.values()):
+        missing = ", ".join(name for name, value in livekit.items() if not value)
+        raise SettingsError(f"LIVE_MEDIA=livekit: {missing} unset (expected the LiveKit "
+                            "deployment's URL, API key and secret)")
+    url = settings.livekit_url
+    if url and not url.startswith(("ws://", "wss://", "http://", "https://")):
+        raise SettingsError(f"LIVEKIT_URL={url!r}: expected a URL like wss://livekit.example")
+    for ice in settings.live_ice_servers:
+        if not ice.startswith(("stun:", "stuns:", "turn:", "turns:")):
+            raise SettingsError(f"LIVE_ICE_SERVERS: {ice!r} is not a stun:/turn: URL")
 
 
 def _check_push_and_mail(settings: Settings) -> None:

@@ -13,8 +13,8 @@ sightings the account sent keep a sender; conversations it was in (closed, with 
 Everything else of the account goes: sessions (so every token, refresh token and cookie
 answers 401), adoption listings and applications (a listing the account had been
 accepted for is available again), community posts, and its likes and comments on others'
-posts (those posts' counts are recomputed), reports it filed, pets (and so their matches
-and swipes), uploads and their objects, lost
+posts (those posts' counts are recomputed), reports it filed, live streams (ended),
+pets (and so their matches and swipes), uploads and their objects, lost
 alerts (with the sightings on them), watch circles, devices, notifications and their
 pushes, preferences, blocks, idempotency keys, the event stream, account tokens. The
 address is free to register again at once.
@@ -157,6 +157,8 @@ STEPS: list[tuple[str, Step]] = [
     ("community likes and comments", community_contributions),
     ("community posts", sql("DELETE FROM posts WHERE author_id = $1")),
     ("reports made", sql("DELETE FROM reports WHERE reporter_id = $1")),
+    ("live streams", sql("UPDATE live_streams SET status = 'ended', ended_at = now(), "
+                         "ended_reason = 'host_gone' WHERE host_id = $1 AND status = 'live'")),
     ("pets", sql("DELETE FROM pets WHERE owner_id = $1")),
     ("lost alerts", sql("DELETE FROM lost_alerts WHERE owner_id = $1")),
     ("lost watch circles", sql("DELETE FROM lost_watches WHERE user_id = $1")),

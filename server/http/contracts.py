@@ -153,6 +153,13 @@ OPERATIONS: list[Operation] = [
         summary="An upload's metadata with a short-lived download URL.",
         response=UploadResponse, errors=(401, 403, 404), auth=True,
     ),
+    # --- live streaming (issue #15) ---
+    Operation(
+        method="post", path="/api/v1/live/livekit-webhook",
+        summary="LiveKit's webhook (body application/webhook+json, signed in the "
+                "Authorization header); room_finished ends the room's stream.",
+        errors=(400, 401, 404),
+    ),
 ]
 
 

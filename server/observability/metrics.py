@@ -74,6 +74,15 @@ class Metrics:
             "petspark_mails_total", "Mails by transport (smtp, eml) and outcome (sent, failed)",
             ["transport", "outcome"], registry=r,
         )
+        # --- rooms (live streaming) ---
+        self.room_deliveries = Counter(
+            "petspark_room_deliveries_total", "Room frames queued to member sockets on this node",
+            registry=r,
+        )
+        self.room_messages = Counter(
+            "petspark_room_messages_total", "Room messages this node received from the broker",
+            registry=r,
+        )
 
         self._children: dict[tuple[int, str], Any] = {}
 

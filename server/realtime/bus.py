@@ -11,6 +11,12 @@
 - ``Broadcast``: a node-wide notice on a named topic (e.g. "feature flags changed"),
   handed to the handler a service registered for that topic on each node
   (``Node.on_broadcast``). Best effort, like everything on the broker.
+
+Room channels (``Broker.publish_room``) carry ``RoomMessage``s of their own:
+
+- ``RoomFrame``: a frame for the room's members on each node that holds one
+  (``user_ids``: only those users' member sockets; ``exclude_user_ids``: not theirs).
+- ``RoomClose``: an optional last frame, then every member leaves the room.
 """
 
 from __future__ import annotations
@@ -56,6 +62,23 @@ class Broadcast(msgspec.Struct, tag="bc", tag_field="k", frozen=True):
 
 BusMessage = Events | Ephemeral | Kick | Broadcast
 
+
+class RoomFrame(msgspec.Struct, tag="rf", tag_field="k", frozen=True):
+    payload: bytes
+    """The event as sent on the JSON sub-protocol (encoded once, shared by every member)."""
+    user_ids: tuple[str, ...] = ()
+    """Only these users' member sockets (empty: every member)."""
+    exclude_user_ids: tuple[str, ...] = ()
+    """Not these users' sockets (e.g. users blocked either way with the sender)."""
+
+
+class RoomClose(msgspec.Struct, tag="rc", tag_field="k", frozen=True):
+    payload: bytes | None = None
+    """A last frame for every member (e.g. ``live.ended``) before they leave."""
+
+
+RoomMessage = RoomFrame | RoomClose
+
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(BusMessage)
 
@@ -66,4 +89,16 @@ def encode(message: BusMessage) -> bytes:
 
 def decode(data: bytes) -> BusMessage:
     message: BusMessage = _decoder.decode(data)
+    return message
+
+
+_room_decoder = msgspec.msgpack.Decoder(RoomMessage)
+
+
+def encode_room(message: RoomMessage) -> bytes:
+    return _encoder.encode(message)
+
+
+def decode_room(data: bytes) -> RoomMessage:
+    message: RoomMessage = _room_decoder.decode(data)
     return message

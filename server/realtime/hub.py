@@ -64,6 +64,14 @@ class Hub(Generic[C]):
         self._topics: dict[str, BroadcastHandler] = {}
         self._check_now = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # Room fan-out: room → this node's member sockets, and each socket's rooms.
+        self._rooms: dict[str, dict[C, None]] = {}
+        self._conn_rooms: dict[C, set[str]] = {}
+        self.on_rooms_left: Callable[[C, list[str]], None] | None = None
+        """Called (by the node) with the rooms a closed socket was a member of: the node
+        then updates room presence and its subscriptions."""
+        self.on_room_closed: Callable[[str], None] | None = None
+        """Called (by the node) when a ``RoomClose`` emptied a room on this node."""
 
     # --- membership -----------------------------------------------------------------
     def add(self, conn: C) -> None:
@@ -75,6 +83,7 @@ class Hub(Generic[C]):
             conns.discard(conn)
             if not conns:
                 del self._by_user[conn.user_id]
+        self._drop_from_rooms(conn)  # a closed socket leaves its rooms
 
     def connections(self) -> Iterator[C]:
         for conns in list(self._by_user.values()):
@@ -190,3 +199,110 @@ class Hub(Generic[C]):
                 for conn in self._by_user.get(user_id, ()):
                     if conn.delivered_seq < last_seq:
                         conn.catch_up(last_seq)
+
+    # --- rooms (the third delivery class) ------------------------------------------------
+    def find(self, user_id: str, connection_id: str) -> C | None:
+        """This node's socket ``connection_id`` of ``user_id``, if it is here."""
+        for conn in self._by_user.get(user_id, ()):
+            if conn.id == connection_id:
+                return conn
+        return None
+
+    def join_room(self, room: str, conn: C) -> None:
+        self._rooms.setdefault(room, {})[conn] = None
+        self._conn_rooms.setdefault(conn, set()).add(room)
+
+    def leave_room(self, room: str, conn: C) -> bool:
+        """Take ``conn`` out of ``room``; False if it was not a member."""
+        members = self._rooms.get(room)
+        if members is None or conn not in members:
+            return False
+        del members[conn]
+        if not members:
+            del self._rooms[room]
+        rooms = self._conn_rooms.get(conn)
+        if rooms is not None:
+            rooms.discard(room)
+            if not rooms:
+                del self._conn_rooms[conn]
+        return True
+
+    def in_room(self, room: str, conn: C) -> bool:
+        return conn in self._rooms.get(room, ())
+
+    def user_in_room(self, room: str, user_id: str) -> bool:
+        """Whether any of this node's sockets of ``user_id`` is a member of ``room``."""
+        members = self._rooms.get(room)
+        if not members:
+            return False
+        return any(c in members for c in self._by_user.get(user_id, ()))
+
+    def room_size(self, room: str) -> int:
+        return len(self._rooms.get(room, ()))
+
+    def room_users(self, room: str) -> set[str]:
+        return {c.user_id for c in self._rooms.get(room, ())}
+
+    def rooms(self, prefix: str = "") -> list[str]:
+        """Rooms with at least one member on this node."""
+        return [r for r in self._rooms if r.startswith(prefix)]
+
+    def _drop_from_rooms(self, conn: C) -> None:
+        rooms = self._conn_rooms.pop(conn, None)
+        if not rooms:
+            return
+        for room in rooms:
+            members = self._rooms.get(room)
+            if members is not None:
+                members.pop(conn, None)
+                if not members:
+                    del self._rooms[room]
+        if self.on_rooms_left is not None:
+            self.on_rooms_left(conn, sorted(rooms))
+
+    def on_room(self, room: str, data: bytes) -> None:
+        """A room message from the broker: fan it out to this node's members.
+
+        One ``Frame`` for all of them (JSON as received, MessagePack derived once on
+        first need); ``offer`` never blocks, and a member whose outbox is full is closed
+        4008 by the outbox rule, so a slow viewer never holds up the room."""
+        try:
+            message = bus.decode_room(data)
+        except msgspec.DecodeError:
+            log.error("undecodable room message dropped", extra={"room": room,
+                                                                 "bytes": len(data)})
+            return
+        self.metrics.room_messages.inc()
+        members = self._rooms.get(room)
+        if not members:
+            return  # in flight while the last member left
+        if isinstance(message, bus.RoomFrame):
+            frame = Frame(message.payload)
+            delivered = 0
+            if message.user_ids:
+                wanted = set(message.user_ids)
+                for conn in members:
+                    if conn.user_id in wanted and conn.offer(frame):
+                        delivered += 1
+            elif message.exclude_user_ids:
+                excluded = set(message.exclude_user_ids)
+                for conn in members:
+                    if conn.user_id not in excluded and conn.offer(frame):
+                        delivered += 1
+            else:
+                # offer() never mutates the room table (a 4008 close is a task), so the
+                # members can be iterated in place.
+                for conn in members:
+                    if conn.offer(frame):
+                        delivered += 1
+            if delivered:
+                self.metrics.room_deliveries.inc(delivered)
+        else:
+            if message.payload is not None:
+                frame = Frame(message.payload)
+                for conn in members:
+                    conn.offer(frame)
+            for conn in list(members):
+                self.leave_room(room, conn)
+            if self.on_room_closed is not None:
+                self.on_room_closed(room)

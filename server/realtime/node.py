@@ -19,6 +19,14 @@ sockets. None of these raise: a broker outage is
 logged and counted (durable events then arrive through each node's position check;
 ephemeral events are best-effort; revoked sessions are also refused at their next
 credential check).
+
+Rooms, the third delivery class (live streams): ``join_room`` / ``leave_room`` put a
+socket (by connection id: domain code never touches connections) in or out of a room,
+record its user in **room presence** (distinct users across nodes, expiring) and keep
+this node subscribed to the room's broker channel exactly while it holds a member;
+``send_to_room`` reaches every member on every node, encoded once; ``close_room`` sends
+a last frame and empties the room everywhere. A socket that closes leaves its rooms
+(the hub tells the node). Membership changes of one room are serialised per node.
 """
 
 from __future__ import annotations
@@ -26,7 +34,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from enum import StrEnum
 from typing import Any
 
 import asyncpg
@@ -34,6 +43,7 @@ import asyncpg
 from protocol.base import Event
 from protocol.codec import JSON
 from protocol.codes import CloseCode
+from server.errors import Unavailable
 from server.observability.metrics import Metrics
 from server.realtime import bus
 from server.realtime.acks import AckRecorder
@@ -41,6 +51,7 @@ from server.realtime.broker import Broker, BrokerUnavailable
 from server.realtime.frames import Frame
 from server.realtime.hub import BroadcastHandler, Hub
 from server.realtime.presence import Presence
+from server.realtime.rooms import MemoryRoomPresence, RoomPresence
 from server.realtime.stream import Appended, EventStream, prune_periodically
 from server.settings import Settings
 
@@ -51,29 +62,58 @@ log = logging.getLogger(__name__)
 INLINE_PAYLOAD_LIMIT = 256 * 1024
 
 
+class RoomJoin(StrEnum):
+    JOINED = "joined"
+    FULL = "full"
+    """Room presence refused: ``capacity`` users are in already."""
+    GONE = "gone"
+    """The connection is not (or no longer) on this node."""
+
+
 class Node:
     def __init__(self, *, db: asyncpg.Pool, broker: Broker, presence: Presence,
-                 settings: Settings, metrics: Metrics) -> None:
+                 settings: Settings, metrics: Metrics, rooms: RoomPresence | None = None
+                 ) -> None:
         self.broker = broker
         self.presence = presence
+        self.rooms: RoomPresence = rooms or MemoryRoomPresence()
+        self._room_locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+        self._room_tasks: set[asyncio.Task[None]] = set()
+        self._room_refresher: asyncio.Task[None] | None = None
         self.metrics = metrics
         self.settings = settings
         self.stream = EventStream(db, self.publish_events, metrics)
         self.hub: Hub[Any] = Hub(self.stream, metrics, settings.event_position_check_s)
         self.acks = AckRecorder(db, settings.ack_flush_s)
+        self.hub.on_rooms_left = self._on_rooms_left
+        self.hub.on_room_closed = self._on_room_closed
         self._pruner: asyncio.Task[None] | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
         """Subscribe to the broker, start the position check and event pruning."""
-        await self.broker.start(self.hub.on_bus, self.hub.on_broker_reconnect)
+        await self.broker.start(self.hub.on_bus, self.hub.on_broker_reconnect,
+                                on_room_message=self.hub.on_room)
         self.hub.start()
         self.acks.start()
         self._pruner = asyncio.create_task(
             prune_periodically(self.stream, self.settings.event_retention_days),
             name="event-pruner")
+        if self.rooms.ttl_s != float("inf"):
+            self._room_refresher = asyncio.create_task(self._refresh_rooms(),
+                                                       name="room-presence-refresh")
 
     async def stop(self) -> None:
+        if self._room_refresher is not None:
+            self._room_refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._room_refresher
+            self._room_refresher = None
+        if self._room_tasks:
+            # Leaves of closed sockets: let them tell room presence (bounded).
+            await asyncio.wait(list(self._room_tasks), timeout=2.0)
+            for task in list(self._room_tasks):
+                task.cancel()
         if self._pruner is not None:
             self._pruner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -150,3 +190,158 @@ class Node:
         except BrokerUnavailable as exc:
             self.metrics.broker_publish_failures.inc()
             log.error("%s not published: broker unavailable", what, extra={"error": str(exc)})
+
+    # --- rooms ------------------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def _room_lock(self, room: str) -> AsyncIterator[None]:
+        """Serialise one room's membership changes on this node (presence and
+        subscription must follow the hub's table in order)."""
+        entry = self._room_locks.get(room)
+        if entry is None:
+            entry = self._room_locks[room] = (asyncio.Lock(), [0])
+        lock, users = entry
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if users[0] == 0:
+                del self._room_locks[room]
+
+    async def join_room(self, room: str, user_id: str, connection_id: str, *,
+                        capacity: int | None = None, uncounted: str | None = None) -> RoomJoin:
+        """Make this node's socket ``connection_id`` a member of ``room``.
+
+        ``capacity``: at most that many distinct users (``uncounted`` aside) across
+        nodes, else ``FULL``. Returns once this node's subscription to the room is
+        confirmed, so everything sent to the room afterwards reaches the socket.
+        Raises ``Unavailable`` when room presence cannot be reached."""
+        conn = self.hub.find(user_id, connection_id)
+        if conn is None:
+            return RoomJoin.GONE
+        async with self._room_lock(room):
+            if self.hub.in_room(room, conn):
+                return RoomJoin.JOINED
+            try:
+                entered = await self.rooms.enter(room, user_id, capacity=capacity,
+                                                 uncounted=uncounted)
+            except Exception as exc:
+                log.error("room presence unavailable", extra={"room": room,
+                                                              "error": repr(exc)})
+                raise Unavailable("rooms are unavailable right now; try again") from exc
+            if entered is None:
+                return RoomJoin.FULL
+            if self.hub.find(user_id, connection_id) is None:  # closed meanwhile
+                await self._after_leave(room, user_id)
+                return RoomJoin.GONE
+            self.hub.join_room(room, conn)
+            await self.broker.subscribe_room(room)
+        return RoomJoin.JOINED
+
+    async def leave_room(self, room: str, user_id: str, connection_id: str) -> bool:
+        """Take the socket out of ``room``; False if it was not a member here."""
+        conn = self.hub.find(user_id, connection_id)
+        if conn is None:
+            return False
+        async with self._room_lock(room):
+            if not self.hub.leave_room(room, conn):
+                return False
+            await self._after_leave(room, user_id)
+        return True
+
+    def in_room(self, room: str, user_id: str, connection_id: str) -> bool:
+        """Whether this node's socket ``connection_id`` is a member of ``room``."""
+        conn = self.hub.find(user_id, connection_id)
+        return conn is not None and self.hub.in_room(room, conn)
+
+    def local_rooms(self, prefix: str = "") -> list[str]:
+        """Rooms with a member on this node."""
+        return self.hub.rooms(prefix)
+
+    async def room_count(self, room: str, *, uncounted: str | None = None) -> int:
+        """Distinct users in ``room`` on every node (``uncounted`` left out)."""
+        return await self.rooms.count(room, uncounted=uncounted)
+
+    async def room_counts(self, rooms: Sequence[tuple[str, str | None]]) -> list[int]:
+        return await self.rooms.counts(rooms)
+
+    async def room_has_user(self, room: str, user_id: str) -> bool:
+        """Whether ``user_id`` is a member of ``room`` on any node."""
+        return await self.rooms.contains(room, user_id)
+
+    async def send_to_room(self, room: str, event: Event, *, user_ids: Sequence[str] = (),
+                           exclude_user_ids: Sequence[str] = ()) -> None:
+        """Send ``event`` to every member socket of ``room`` on every node (only those
+        of ``user_ids`` if given; none of ``exclude_user_ids``). Encoded once here;
+        each node fans the same bytes out. Best effort, never raises."""
+        message = bus.RoomFrame(payload=JSON.encode(event), user_ids=tuple(user_ids),
+                                exclude_user_ids=tuple(exclude_user_ids))
+        await self._publish_room(room, bus.encode_room(message), "room frame")
+
+    async def close_room(self, room: str, last: Event | None = None) -> None:
+        """Send ``last`` to every member, then empty ``room`` on every node."""
+        payload = JSON.encode(last) if last is not None else None
+        await self._publish_room(room, bus.encode_room(bus.RoomClose(payload=payload)),
+                                 "room close")
+        try:
+            await self.rooms.clear(room)
+        except Exception as exc:  # entries expire anyway
+            log.warning("room presence not cleared", extra={"room": room,
+                                                            "error": repr(exc)})
+
+    async def _publish_room(self, room: str, payload: bytes, what: str) -> None:
+        try:
+            await self.broker.publish_room(room, payload)
+        except BrokerUnavailable as exc:
+            self.metrics.broker_publish_failures.inc()
+            log.error("%s not published: broker unavailable", what,
+                      extra={"room": room, "error": str(exc)})
+
+    async def _after_leave(self, room: str, user_id: str) -> None:
+        """Under the room's lock, after a socket of ``user_id`` left ``room`` here."""
+        if not self.hub.user_in_room(room, user_id):
+            try:
+                await self.rooms.exit(room, user_id)
+            except Exception as exc:  # the entry expires with this node's refreshes
+                log.warning("room presence exit failed", extra={"room": room,
+                                                                "error": repr(exc)})
+        if self.hub.room_size(room) == 0:
+            await self.broker.unsubscribe_room(room)
+
+    def _on_rooms_left(self, conn: Any, rooms: list[str]) -> None:
+        """The hub's hook: a closed socket left ``rooms``."""
+        self._room_task(self._rooms_left(conn.user_id, rooms))
+
+    async def _rooms_left(self, user_id: str, rooms: list[str]) -> None:
+        for room in rooms:
+            async with self._room_lock(room):
+                await self._after_leave(room, user_id)
+
+    def _on_room_closed(self, room: str) -> None:
+        self._room_task(self._room_closed(room))
+
+    async def _room_closed(self, room: str) -> None:
+        async with self._room_lock(room):
+            if self.hub.room_size(room) == 0:
+                await self.broker.unsubscribe_room(room)
+
+    def _room_task(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._room_tasks.add(task)
+        task.add_done_callback(self._room_task_done)
+
+    def _room_task_done(self, task: asyncio.Task[None]) -> None:
+        self._room_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("room membership update failed", exc_info=task.exception())
+
+    async def _refresh_rooms(self) -> None:
+        interval = max(self.rooms.ttl_s / 3, 0.05)
+        while True:
+            await asyncio.sleep(interval)
+            entries = {room: self.hub.room_users(room) for room in self.hub.rooms()}
+            try:
+                await self.rooms.refresh(entries)
+            except Exception as exc:
+                log.warning("room presence refresh failed", extra={"error": repr(exc)})

@@ -10,6 +10,7 @@ from protocol import (
     admin,
     chat,
     flags,
+    live,
     lost,
     matching,
     notifications,
@@ -27,19 +28,28 @@ from protocol.objects import (
     ChatMessage,
     Conversation,
     Device,
+    LiveChatMessage,
+    LiveMedia,
+    LiveStream,
     Match,
+    MediaAccess,
+    MediaKind,
+    MediaRole,
     Notification,
     Pet,
     Platform,
     Preferences,
     PresenceState,
+    ReactionKind,
     Role,
     Sex,
     Sighting,
     Species,
+    StreamStatus,
     Upload,
     UploadPurpose,
     UploadStatus,
+    User,
     Watch,
 )
 from protocol.types import Location
@@ -120,6 +130,23 @@ UPLOAD = Upload(
     status=UploadStatus.PENDING,
     created_at=T0,
 )
+HOST = User(id="u1", display_name="Ana", role=Role.USER)
+STREAM = LiveStream(
+    id="s1", host=HOST, pet_id="p1", title="Rex at the beach", status=StreamStatus.LIVE,
+    viewer_count=3, started_at=T0, media=LiveMedia(kind=MediaKind.P2P, max_viewers=8),
+)
+ENDED_STREAM = LiveStream(
+    id="s2", host=HOST, title="Nap time", status=StreamStatus.ENDED, viewer_count=0,
+    started_at=T0, ended_at=T0,
+    media=LiveMedia(kind=MediaKind.LIVEKIT, url="wss://lk.example", room="live-s2"),
+)
+P2P_HOST = MediaAccess(kind=MediaKind.P2P, role=MediaRole.HOST, host_id="u1", max_viewers=8,
+                       ice_servers=["stun:stun.example:3478"])
+LIVEKIT_VIEW = MediaAccess(kind=MediaKind.LIVEKIT, role=MediaRole.VIEWER, host_id="u1",
+                           url="wss://lk.example", room="live-s2", identity="u2",
+                           token="eyJ.x.y", expires_at=T0)
+LIVE_CHAT = LiveChatMessage(id="lc1", stream_id="s1", sender=HOST, body="hi all",
+                            created_at=T0)
 
 ADMIN_USER = admin.AdminUser(
     id="u2", display_name="Tom", role=Role.USER, email="tom@example.com",
@@ -220,6 +247,15 @@ CLIENT_SAMPLES: list[Message] = [
     flags.AdminFlagsSet(id="c37", key="new_feed", enabled=True, rollout_percent=25),
     flags.AdminFlagsList(id="c38"),
     flags.FlagsGet(id="c39"),
+    live.LiveStart(id="c29", title="Rex at the beach", pet_id="p1", idempotency_key="k3"),
+    live.LiveEnd(id="c30", stream_id="s1"),
+    live.LiveList(id="c31", cursor="cur", limit=10),
+    live.LiveJoin(id="c32", stream_id="s1"),
+    live.LiveLeave(id="c33", stream_id="s1"),
+    live.LiveChatCommand(id="c34", stream_id="s1", body="hi all"),
+    live.LiveReact(id="c35", stream_id="s1", kind=ReactionKind.PAW),
+    live.LiveSignalCommand(id="c36", stream_id="s1", to="u2",
+                           data={"type": "offer", "sdp": "v=0..."}),
 ]
 
 SERVER_SAMPLES: list[Message] = [
@@ -241,6 +277,12 @@ SERVER_SAMPLES: list[Message] = [
     chat.ChatTypingEvent(conversation_id="c1", user_id="u2"),
     presence.PresenceEvent(user_id="u2", online=True),
     flags.FlagsUpdated(flags={"new_feed": True, "dark_mode": False}),
+    live.LiveChatEvent(stream_id="s1", message=LIVE_CHAT),
+    live.LiveReactions(stream_id="s1", counts={ReactionKind.HEART: 12, ReactionKind.PAW: 1}),
+    live.LiveViewers(stream_id="s1", count=3),
+    live.LiveSignalEvent(stream_id="s1", from_="u1",
+                         data={"candidate": "candidate:1 1 udp 1 127.0.0.1 5000 typ host"}),
+    live.LiveEnded(stream_id="s1"),
 ]
 """Every server message but ``ok`` (covered with RESULT_SAMPLES)."""
 
@@ -380,4 +422,9 @@ RESULT_SAMPLES += [
     community.CommentsResult(comments=[COMMENT]),
     safety.BlockedResult(users=[AUTHOR]),
     safety.ReportResult(report=REPORT),
+    live.StartResult(stream=STREAM, publish=P2P_HOST),
+    live.StreamResult(stream=ENDED_STREAM),
+    live.StreamsResult(streams=[STREAM], next_cursor="n"),
+    live.JoinResult(stream=STREAM, recent_chat=[LIVE_CHAT], view=LIVEKIT_VIEW),
+    live.LiveChatResult(message=LIVE_CHAT),
 ]

@@ -39,6 +39,7 @@ from server.domain.chat import store as chat_store
 from server.domain.community import store as community_store
 from server.domain.cursors import decode_cursor, encode_cursor
 from server.domain.idempotency import run_idempotent
+from server.domain.live import store as live_store
 from server.domain.matching import store as matching_store
 from server.domain.safety import store
 from server.errors import BadRequest, NotFound, RateLimited
@@ -92,9 +93,10 @@ async def _listing_owner(conn: asyncpg.Connection, listing_id: str, reporter: st
 
 
 async def _live_owner(conn: asyncpg.Connection, stream_id: str, reporter: str) -> str | None:
-    # Live streams (§10.5) are built in another branch; until they are wired in here
-    # (the stream's host, if the reporter may see the stream), no stream is visible.
-    return None
+    """The host of a stream the reporter may see (live or ended; not a banned or
+    blocked host's)."""
+    row = await live_store.select_stream(conn, stream_id, reporter)
+    return str(row["host_id"]) if row is not None and not row["hidden"] else None
 
 
 TARGET_OWNERS: dict[ReportTargetKind, TargetOwner] = {

@@ -38,7 +38,8 @@ var IDEMPOTENCY_FIELDS = {
   "adoption.apply": "idempotency_key",
   "posts.create": "idempotency_key",
   "posts.comment": "idempotency_key",
-  "reports.create": "idempotency_key"
+  "reports.create": "idempotency_key",
+  "live.start": "idempotency_key"
 };
 function createFacades(c) {
   return {
@@ -117,6 +118,24 @@ function createFacades(c) {
     flags: {
       /** `flags.get` → `FlagValuesResult`. The caller's value of every flag (any user). */
       get: (params, options) => c.command("flags.get", params ?? {}, options)
+    },
+    live: {
+      /** `live.start` → `StartResult`. Go live. One live stream per user (`conflict`); matched users get a `notification` (kind `live.started`). The calling socket joins the room. */
+      start: (params, options) => c.command("live.start", params, options),
+      /** `live.end` → `StreamResult`. End a stream (its host or an admin); members get `live.ended`. Repeating is a no-op that returns the ended stream. */
+      end: (params, options) => c.command("live.end", params, options),
+      /** `live.list` → `StreamsResult`. Live streams the caller may see, most viewers first. */
+      list: (params, options) => c.command("live.list", params ?? {}, options),
+      /** `live.join` → `JoinResult`. Join a live stream's room with this socket. */
+      join: (params, options) => c.command("live.join", params, options),
+      /** `live.leave` → `Empty`. Leave the room with this socket (closing the socket does the same). */
+      leave: (params, options) => c.command("live.leave", params, options),
+      /** `live.chat` → `LiveChatResult`. Say something in a stream's chat (the host, or a socket that joined). */
+      chat: (params, options) => c.command("live.chat", params, options),
+      /** `live.react` → `Empty`. React; members get the counts coalesced in `live.reactions`. */
+      react: (params, options) => c.command("live.react", params, options),
+      /** `live.signal` → `Empty`. Relay opaque WebRTC signalling (SDP offer/answer, ICE candidate) between the host and one joined viewer, `data` ≤ 16 KiB as JSON. */
+      signal: (params, options) => c.command("live.signal", params, options)
     },
     lost: {
       /** `lost.report` → `AlertResult`. Report a lost pet. Every other user whose watch circle intersects the alert's circle (centre distance ≤ sum of radii) gets `lost.alert`. */

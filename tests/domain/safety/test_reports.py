@@ -59,6 +59,23 @@ async def test_every_kind_of_visible_target_can_be_reported(app_client: AppClien
     await alice.sock.expect_nothing(0.1)  # the reported user is told nothing
 
 
+async def test_live_streams_can_be_reported_unless_hidden(app_client: AppClient) -> None:
+    from protocol.live import LiveStart
+
+    client = await app_client()
+    alice, bob, carol = (await new_user(client), await new_user(client),
+                         await new_user(client))
+    stream = (await alice.cmd(LiveStart(id=cid(), title="Rex live"))).stream
+    made = await report(bob, K.LIVE, stream.id, reason=ReportReason.ANIMAL_WELFARE)
+    assert made.status is ReportStatus.OPEN
+    owner = await db(client).fetchval(
+        "SELECT target_owner_id::text FROM reports WHERE id = $1", made.id)
+    assert owner == alice.id
+    await block(alice, carol)  # the host blocked carol: the stream is hidden from her
+    error = await carol.error(create(K.LIVE, stream.id))
+    assert (error.code, error.message) == ("not_found", "target.id: no such live stream")
+
+
 async def test_one_open_report_per_reporter_and_target(app_client: AppClient) -> None:
     client = await app_client()
     alice, bob, carol = (await new_user(client), await new_user(client),
@@ -104,7 +121,7 @@ async def test_targets_the_reporter_cannot_see_are_not_found(app_client: AppClie
         (K.COMMENT, d_comment.id, "comment"),
         (K.USER, UNKNOWN, "user"),
         (K.POST, "not-an-id", "post"),
-        (K.LIVE, UNKNOWN, "live stream"),  # no live streams in this branch yet
+        (K.LIVE, UNKNOWN, "live stream"),
     ]
     for kind, target_id, name in hidden:
         error = await carol.error(create(kind, target_id))

@@ -84,6 +84,19 @@ export const ListingStatusChange = {
 } as const;
 export type ListingStatusChange = (typeof ListingStatusChange)[keyof typeof ListingStatusChange];
 
+/** How a stream's video travels (the server never carries it). */
+export const MediaKind = {
+  P2P: "p2p",
+  LIVEKIT: "livekit",
+} as const;
+export type MediaKind = (typeof MediaKind)[keyof typeof MediaKind];
+
+export const MediaRole = {
+  HOST: "host",
+  VIEWER: "viewer",
+} as const;
+export type MediaRole = (typeof MediaRole)[keyof typeof MediaRole];
+
 export const ModerationDecision = {
   APPROVE: "approve",
   REJECT: "reject",
@@ -115,6 +128,14 @@ export const Platform = {
   WEBPUSH: "webpush",
 } as const;
 export type Platform = (typeof Platform)[keyof typeof Platform];
+
+export const ReactionKind = {
+  HEART: "heart",
+  LAUGH: "laugh",
+  WOW: "wow",
+  PAW: "paw",
+} as const;
+export type ReactionKind = (typeof ReactionKind)[keyof typeof ReactionKind];
 
 export const ReportReason = {
   SPAM: "spam",
@@ -164,6 +185,12 @@ export const Species = {
   OTHER: "other",
 } as const;
 export type Species = (typeof Species)[keyof typeof Species];
+
+export const StreamStatus = {
+  LIVE: "live",
+  ENDED: "ended",
+} as const;
+export type StreamStatus = (typeof StreamStatus)[keyof typeof StreamStatus];
 
 export const SwipeDirection = {
   LIKE: "like",
@@ -1039,6 +1066,158 @@ export interface FlagsUpdated {
   flags: Record<string, boolean>;
 }
 
+// ---- protocol.live ----
+
+export interface JoinResult {
+  stream: LiveStream;
+  recent_chat: LiveChatMessage[];
+  view: MediaAccess;
+}
+
+/** Say something in a stream's chat (the host, or a socket that joined). */
+export interface LiveChatCommand {
+  type: "live.chat";
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  /** 1..64 characters. An opaque identifier. */
+  stream_id: string;
+  /** 1..500 characters. */
+  body: string;
+}
+
+export interface LiveChatEvent {
+  type: "live.chat";
+  /** 1..64 characters. An opaque identifier. */
+  stream_id: string;
+  message: LiveChatMessage;
+}
+
+export interface LiveChatResult {
+  message: LiveChatMessage;
+}
+
+/** End a stream (its host or an admin); members get `live.ended`. Repeating is a no-op that returns the ended stream. */
+export interface LiveEnd {
+  type: "live.end";
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  /** 1..64 characters. An opaque identifier. */
+  stream_id: string;
+}
+
+/** The stream ended (host, admin, host grace, or LiveKit's room finished). */
+export interface LiveEnded {
+  type: "live.ended";
+  /** 1..64 characters. An opaque identifier. */
+  stream_id: string;
+}
+
+/** Join a live stream's room with this socket. */
+export interface LiveJoin {
+  type: "live.join";
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  /** 1..64 characters. An opaque identifier. */
+  stream_id: string;
+}
+
+/** Leave the room with this socket (closing the socket does the same). */
+export interface LiveLeave {
+  type: "live.leave";
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  /** 1..64 characters. An opaque identifier. */
+  stream_id: string;
+}
+
+/** Live streams the caller may see, most viewers first. */
+export interface LiveList {
+  type: "live.list";
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  /** 1..512 characters. Opaque page cursor. */
+  cursor?: string | null;
+  /** Integer ≥ 1, ≤ 50. Default 20. */
+  limit?: number;
+}
+
+/** React; members get the counts coalesced in `live.reactions`. */
+export interface LiveReact {
+  type: "live.react";
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  /** 1..64 characters. An opaque identifier. */
+  stream_id: string;
+  kind: ReactionKind;
+}
+
+/** Reactions since the previous `live.reactions`: at most one per second per stream. */
+export interface LiveReactions {
+  type: "live.reactions";
+  /** 1..64 characters. An opaque identifier. */
+  stream_id: string;
+  counts: Record<ReactionKind, number>;
+}
+
+/** Relay opaque WebRTC signalling (SDP offer/answer, ICE candidate) between the host and one joined viewer, `data` ≤ 16 KiB as JSON. */
+export interface LiveSignalCommand {
+  type: "live.signal";
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  /** 1..64 characters. An opaque identifier. */
+  stream_id: string;
+  /** 1..64 characters. An opaque identifier. */
+  to: string;
+  data: Record<string, unknown>;
+}
+
+/** Signalling relayed from `from` (the host or a joined viewer). */
+export interface LiveSignalEvent {
+  type: "live.signal";
+  /** 1..64 characters. An opaque identifier. */
+  stream_id: string;
+  /** 1..64 characters. An opaque identifier. */
+  from: string;
+  data: Record<string, unknown>;
+}
+
+/** Go live. One live stream per user (`conflict`); matched users get a `notification` (kind `live.started`). The calling socket joins the room. */
+export interface LiveStart {
+  type: "live.start";
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  /** 1..120 characters. */
+  title: string;
+  /** 1..64 characters. An opaque identifier. */
+  pet_id?: string | null;
+  /** 1..64 characters. Same key from the same user returns the original result. */
+  idempotency_key?: string | null;
+}
+
+/** The viewer count changed: at most one every 2 s per stream. */
+export interface LiveViewers {
+  type: "live.viewers";
+  /** 1..64 characters. An opaque identifier. */
+  stream_id: string;
+  /** Integer ≥ 0. */
+  count: number;
+}
+
+export interface StartResult {
+  stream: LiveStream;
+  publish: MediaAccess;
+}
+
+export interface StreamResult {
+  stream: LiveStream;
+}
+
+export interface StreamsResult {
+  streams: LiveStream[];
+  /** 1..512 characters. Opaque page cursor. */
+  next_cursor?: string | null;
+}
+
 // ---- protocol.lost ----
 
 export interface AlertResult {
@@ -1503,6 +1682,47 @@ export interface Device {
   created_at: Timestamp;
 }
 
+/** One live chat line (the contract's `live_chat`); kept in Redis, not PostgreSQL. */
+export interface LiveChatMessage {
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  /** 1..64 characters. An opaque identifier. */
+  stream_id: string;
+  sender: User;
+  /** 1..500 characters. */
+  body: string;
+  /** RFC 3339 time. RFC 3339 time; the server sends UTC with `Z`. */
+  created_at: Timestamp;
+}
+
+/** A stream's media path as everyone may see it. `p2p`: `max_viewers`; `livekit`: `url` and `room` (`live-<stream id>`). */
+export interface LiveMedia {
+  kind: MediaKind;
+  /** Integer ≥ 1. */
+  max_viewers?: number | null;
+  url?: string | null;
+  room?: string | null;
+}
+
+/** A live stream (the contract's `stream`). `viewer_count` counts distinct users across nodes, the host not included. */
+export interface LiveStream {
+  /** 1..64 characters. An opaque identifier. */
+  id: string;
+  host: User;
+  /** 1..64 characters. An opaque identifier. */
+  pet_id?: string | null;
+  /** 1..120 characters. */
+  title: string;
+  status: StreamStatus;
+  /** Integer ≥ 0. */
+  viewer_count: number;
+  /** RFC 3339 time. RFC 3339 time; the server sends UTC with `Z`. */
+  started_at: Timestamp;
+  /** RFC 3339 time. RFC 3339 time; the server sends UTC with `Z`. */
+  ended_at?: Timestamp | null;
+  media: LiveMedia;
+}
+
 /** Two pets that liked each other; the match opens a conversation between the owners. */
 export interface Match {
   /** 1..64 characters. An opaque identifier. */
@@ -1515,6 +1735,25 @@ export interface Match {
   conversation_id: string;
   /** RFC 3339 time. RFC 3339 time; the server sends UTC with `Z`. */
   created_at: Timestamp;
+}
+
+/** What one client needs to reach the video (`live.start`'s `publish`, `live.join`'s `view`). */
+export interface MediaAccess {
+  kind: MediaKind;
+  role: MediaRole;
+  /** 1..64 characters. An opaque identifier. */
+  host_id: string;
+  /** Integer ≥ 1. */
+  max_viewers?: number | null;
+  /** Default []. */
+  ice_servers?: string[];
+  url?: string | null;
+  room?: string | null;
+  /** 1..64 characters. An opaque identifier. */
+  identity?: string | null;
+  token?: string | null;
+  /** RFC 3339 time. RFC 3339 time; the server sends UTC with `Z`. */
+  expires_at?: Timestamp | null;
 }
 
 /** An in-app notification. `kind` is an open set (clients ignore kinds they do not know); `data` holds kind-specific ids. */
@@ -2010,7 +2249,15 @@ export type AnyCommand =
   | AdminAudit
   | AdminFlagsSet
   | AdminFlagsList
-  | FlagsGet;
+  | FlagsGet
+  | LiveStart
+  | LiveEnd
+  | LiveList
+  | LiveJoin
+  | LiveLeave
+  | LiveChatCommand
+  | LiveReact
+  | LiveSignalCommand;
 
 /** Every event the server pushes. */
 export type AnyEvent =
@@ -2026,7 +2273,12 @@ export type AnyEvent =
   | AdoptionDecision
   | ChatTypingEvent
   | PresenceEvent
-  | FlagsUpdated;
+  | FlagsUpdated
+  | LiveChatEvent
+  | LiveReactions
+  | LiveViewers
+  | LiveSignalEvent
+  | LiveEnded;
 
 /** Everything a client sends. */
 export type ClientMessage =
@@ -2096,7 +2348,15 @@ export type ClientMessage =
   | AdminAudit
   | AdminFlagsSet
   | AdminFlagsList
-  | FlagsGet;
+  | FlagsGet
+  | LiveStart
+  | LiveEnd
+  | LiveList
+  | LiveJoin
+  | LiveLeave
+  | LiveChatCommand
+  | LiveReact
+  | LiveSignalCommand;
 
 /** Everything the server sends. */
 export type ServerMessage =
@@ -2116,7 +2376,12 @@ export type ServerMessage =
   | AdoptionDecision
   | ChatTypingEvent
   | PresenceEvent
-  | FlagsUpdated;
+  | FlagsUpdated
+  | LiveChatEvent
+  | LiveReactions
+  | LiveViewers
+  | LiveSignalEvent
+  | LiveEnded;
 
 /** Command tag → command message. */
 export interface CommandMap {
@@ -2184,6 +2449,14 @@ export interface CommandMap {
   "admin.flags.set": AdminFlagsSet;
   "admin.flags.list": AdminFlagsList;
   "flags.get": FlagsGet;
+  "live.start": LiveStart;
+  "live.end": LiveEnd;
+  "live.list": LiveList;
+  "live.join": LiveJoin;
+  "live.leave": LiveLeave;
+  "live.chat": LiveChatCommand;
+  "live.react": LiveReact;
+  "live.signal": LiveSignalCommand;
 }
 
 /** Command tag → its `ok.result` type. */
@@ -2252,6 +2525,14 @@ export interface CommandResults {
   "admin.flags.set": FlagResult;
   "admin.flags.list": FlagsResult;
   "flags.get": FlagValuesResult;
+  "live.start": StartResult;
+  "live.end": StreamResult;
+  "live.list": StreamsResult;
+  "live.join": JoinResult;
+  "live.leave": Empty;
+  "live.chat": LiveChatResult;
+  "live.react": Empty;
+  "live.signal": Empty;
 }
 
 /** Event tag → event message. */
@@ -2269,6 +2550,11 @@ export interface EventMap {
   "chat.typing": ChatTypingEvent;
   "presence": PresenceEvent;
   "flags.updated": FlagsUpdated;
+  "live.chat": LiveChatEvent;
+  "live.reactions": LiveReactions;
+  "live.viewers": LiveViewers;
+  "live.signal": LiveSignalEvent;
+  "live.ended": LiveEnded;
 }
 
 export type CommandTag = keyof CommandMap;
@@ -2340,6 +2626,14 @@ export const COMMAND_TAGS: readonly CommandTag[] = [
   "admin.flags.set",
   "admin.flags.list",
   "flags.get",
+  "live.start",
+  "live.end",
+  "live.list",
+  "live.join",
+  "live.leave",
+  "live.chat",
+  "live.react",
+  "live.signal",
 ];
 
 /** Tags of durable events (carry `seq`, replayed on resume). */
@@ -2361,6 +2655,11 @@ export const EPHEMERAL_EVENT_TAGS: readonly EventTag[] = [
   "chat.typing",
   "presence",
   "flags.updated",
+  "live.chat",
+  "live.reactions",
+  "live.viewers",
+  "live.signal",
+  "live.ended",
 ];
 
 export type DurableEventTag =
@@ -2390,6 +2689,7 @@ export const IDEMPOTENCY_FIELDS: { readonly [T in CommandTag]?: string } = {
   "posts.create": "idempotency_key",
   "posts.comment": "idempotency_key",
   "reports.create": "idempotency_key",
+  "live.start": "idempotency_key",
 };
 
 type Optional<T, K extends keyof T> = Omit<T, K> & Partial<Pick<T, K>>;
@@ -2461,6 +2761,14 @@ export interface CommandParamsMap {
   "admin.flags.set": Omit<AdminFlagsSet, "type" | "id">;
   "admin.flags.list": Omit<AdminFlagsList, "type" | "id">;
   "flags.get": Omit<FlagsGet, "type" | "id">;
+  "live.start": Optional<Omit<LiveStart, "type" | "id">, "idempotency_key">;
+  "live.end": Omit<LiveEnd, "type" | "id">;
+  "live.list": Omit<LiveList, "type" | "id">;
+  "live.join": Omit<LiveJoin, "type" | "id">;
+  "live.leave": Omit<LiveLeave, "type" | "id">;
+  "live.chat": Omit<LiveChatCommand, "type" | "id">;
+  "live.react": Omit<LiveReact, "type" | "id">;
+  "live.signal": Omit<LiveSignalCommand, "type" | "id">;
 }
 
 export type CommandParams<T extends CommandTag> = CommandParamsMap[T];
@@ -2595,6 +2903,32 @@ export function createFacades(c: CommandSender) {
       /** `flags.get` → `FlagValuesResult`. The caller's value of every flag (any user). */
       get: (params?: CommandParams<"flags.get">, options?: CommandOptions): Promise<CommandResults["flags.get"]> =>
         c.command("flags.get", params ?? {}, options),
+    },
+    live: {
+      /** `live.start` → `StartResult`. Go live. One live stream per user (`conflict`); matched users get a `notification` (kind `live.started`). The calling socket joins the room. */
+      start: (params: CommandParams<"live.start">, options?: CommandOptions): Promise<CommandResults["live.start"]> =>
+        c.command("live.start", params, options),
+      /** `live.end` → `StreamResult`. End a stream (its host or an admin); members get `live.ended`. Repeating is a no-op that returns the ended stream. */
+      end: (params: CommandParams<"live.end">, options?: CommandOptions): Promise<CommandResults["live.end"]> =>
+        c.command("live.end", params, options),
+      /** `live.list` → `StreamsResult`. Live streams the caller may see, most viewers first. */
+      list: (params?: CommandParams<"live.list">, options?: CommandOptions): Promise<CommandResults["live.list"]> =>
+        c.command("live.list", params ?? {}, options),
+      /** `live.join` → `JoinResult`. Join a live stream's room with this socket. */
+      join: (params: CommandParams<"live.join">, options?: CommandOptions): Promise<CommandResults["live.join"]> =>
+        c.command("live.join", params, options),
+      /** `live.leave` → `Empty`. Leave the room with this socket (closing the socket does the same). */
+      leave: (params: CommandParams<"live.leave">, options?: CommandOptions): Promise<CommandResults["live.leave"]> =>
+        c.command("live.leave", params, options),
+      /** `live.chat` → `LiveChatResult`. Say something in a stream's chat (the host, or a socket that joined). */
+      chat: (params: CommandParams<"live.chat">, options?: CommandOptions): Promise<CommandResults["live.chat"]> =>
+        c.command("live.chat", params, options),
+      /** `live.react` → `Empty`. React; members get the counts coalesced in `live.reactions`. */
+      react: (params: CommandParams<"live.react">, options?: CommandOptions): Promise<CommandResults["live.react"]> =>
+        c.command("live.react", params, options),
+      /** `live.signal` → `Empty`. Relay opaque WebRTC signalling (SDP offer/answer, ICE candidate) between the host and one joined viewer, `data` ≤ 16 KiB as JSON. */
+      signal: (params: CommandParams<"live.signal">, options?: CommandOptions): Promise<CommandResults["live.signal"]> =>
+        c.command("live.signal", params, options),
     },
     lost: {
       /** `lost.report` → `AlertResult`. Report a lost pet. Every other user whose watch circle intersects the alert's circle (centre distance ≤ sum of radii) gets `lost.alert`. */
