@@ -265,6 +265,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                     "other nodes or left by a crash (its own jobs start at once).",
                     gt=0, le=300)
     ] = 5.0
+    lost_reports_per_day: Annotated[
+        int, _doc("lost.report alerts one user may raise per 24 hours (all sockets and "
+                  "nodes; a resend with the same idempotency_key is not counted).", ge=1)
+    ] = 10
+    pets_create_per_day: Annotated[
+        int, _doc("pets.create profiles one user may create per 24 hours.", ge=1)
+    ] = 20
 
     # --- adoption, community, safety ------------------------------------------------------
     posts_create_per_hour: Annotated[

@@ -11,6 +11,8 @@
 - ``peek(key, limit, window_s)`` answers the same question without recording
   (used to refuse a login before checking a password, while counting failures only).
 - ``reset(key)`` forgets every event of ``key``.
+- ``take(key, limit, window_s, message)`` is ``hit`` that raises ``RateLimited`` when
+  refused (what per-user command limits use).
 - ``limit`` is at least 1 and ``window_s`` > 0.
 
 Keys are caller-chosen strings such as ``login:addr:203.0.113.9``; callers hash
@@ -34,7 +36,7 @@ import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from server.errors import retry_after_header
+from server.errors import RateLimited, retry_after_header
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,13 @@ class RateLimiter(abc.ABC):
 
     @abc.abstractmethod
     async def reset(self, key: str) -> None: ...
+
+    async def take(self, key: str, limit: int, window_s: float, message: str) -> None:
+        """``hit``, raising ``RateLimited(message, retry_after_s)`` when refused: the one
+        way a command is limited per user across sockets and nodes."""
+        decision = await self.hit(key, limit, window_s)
+        if not decision.allowed:
+            raise RateLimited(message, decision.retry_after_s)
 
 
 class MemoryRateLimiter(RateLimiter):

@@ -52,7 +52,7 @@ from server.domain.notifications.service import notify
 from server.domain.pets import store as pet_store
 from server.domain.safety.store import blocked_between
 from server.domain.uploads.attachments import check_owned_uploads, mark_public
-from server.errors import BadRequest, Conflict, Forbidden, NotFound, RateLimited
+from server.errors import BadRequest, Conflict, Forbidden, NotFound
 from server.ids import require_id
 from server.realtime.stream import Transaction
 
@@ -121,10 +121,8 @@ class AdoptionService:
         self.settings = deps.settings
 
     async def _limit(self, action: str, user_id: str, per_day: int) -> None:
-        decision = await self.limiter.hit(f"{action}:{user_id}", per_day, DAY_S)
-        if not decision.allowed:
-            raise RateLimited(f"at most {per_day} {action} per day; try again later",
-                              decision.retry_after_s)
+        await self.limiter.take(f"{action}:{user_id}", per_day, DAY_S,
+                                f"at most {per_day} {action} per day; try again later")
 
     async def _listing(self, conn: asyncpg.Connection, listing_id: str, viewer: str, *,
                        for_update: bool = False) -> asyncpg.Record:

@@ -41,7 +41,7 @@ from server.domain.cursors import decode_cursor, encode_cursor
 from server.domain.idempotency import run_idempotent
 from server.domain.notifications.service import notify
 from server.domain.uploads.attachments import check_owned_uploads, mark_public
-from server.errors import BadRequest, Forbidden, NotFound, RateLimited
+from server.errors import BadRequest, Forbidden, NotFound
 from server.ids import parse_id, require_id
 from server.realtime.stream import Transaction
 
@@ -96,10 +96,8 @@ class CommunityService:
         self.settings = deps.settings
 
     async def _limit(self, action: str, user_id: str, per_hour: int) -> None:
-        decision = await self.limiter.hit(f"{action}:{user_id}", per_hour, HOUR_S)
-        if not decision.allowed:
-            raise RateLimited(f"at most {per_hour} {action} per hour; try again later",
-                              decision.retry_after_s)
+        await self.limiter.take(f"{action}:{user_id}", per_hour, HOUR_S,
+                                f"at most {per_hour} {action} per hour; try again later")
 
     async def _visible(self, conn: asyncpg.Connection, post_id: str, viewer: str
                        ) -> asyncpg.Record:

@@ -67,7 +67,7 @@ from server.domain.live.state import TICK_S, LiveState, MemoryLiveState, RedisLi
 from server.domain.matching import store as matching_store
 from server.domain.notifications.service import notify
 from server.domain.safety.store import select_blocked_either_way
-from server.errors import BadRequest, Conflict, Forbidden, NotFound, RateLimited, TooLarge
+from server.errors import BadRequest, Conflict, Forbidden, NotFound, TooLarge
 from server.ids import require_id
 from server.realtime.node import RoomJoin
 from server.realtime.stream import Transaction
@@ -162,11 +162,8 @@ class LiveService:
 
         async def work(tx: Transaction) -> StartResult:
             # Inside the idempotent work: a resend of a started stream is never refused.
-            decision = await self.limiter.hit(f"live.start:{user_id}",
-                                              self.settings.live_start_per_hour, 3600.0)
-            if not decision.allowed:
-                raise RateLimited("too many streams started; try again later",
-                                  decision.retry_after_s)
+            await self.limiter.take(f"live.start:{user_id}", self.settings.live_start_per_hour,
+                                    3600.0, "too many streams started; try again later")
             pet_id = None
             if cmd.pet_id is not None:
                 pet_id = require_id(cmd.pet_id, "pet_id", "no such pet")
@@ -304,10 +301,8 @@ class LiveService:
         return sid, ctx
 
     async def _limit(self, what: str, user_id: str, sid: str, per_minute: int) -> None:
-        decision = await self.limiter.hit(f"{what}:{user_id}:{sid}", per_minute, 60.0)
-        if not decision.allowed:
-            raise RateLimited(f"too many {what} in this stream; slow down",
-                              decision.retry_after_s)
+        await self.limiter.take(f"{what}:{user_id}:{sid}", per_minute, 60.0,
+                                f"too many {what} in this stream; slow down")
 
     async def chat(self, caller: Caller, cmd: LiveChatCommand) -> LiveChatResult:
         body = cmd.body.strip()

@@ -31,11 +31,12 @@ from server.domain.lost_found.fanout import FanoutRunner
 from server.domain.lost_found.objects import alert_for, sighting_from, watch_from
 from server.domain.notifications.service import notify
 from server.domain.uploads.attachments import check_owned_uploads, mark_public
-from server.errors import Conflict, Forbidden, NotFound, RateLimited
+from server.errors import Conflict, Forbidden, NotFound
 from server.ids import parse_id
 from server.realtime.stream import Transaction
 
 MAX_WATCHES_PER_USER = 5
+DAY_S = 86400.0
 SIGHTINGS_PER_ALERT_LIMIT = 5  # per user per alert ...
 SIGHTINGS_PER_ALERT_WINDOW_S = 600.0  # ... per 10 minutes
 
@@ -72,6 +73,7 @@ class LostFoundService:
 
     def __init__(self, deps: Deps) -> None:
         self.db = deps.db
+        self.settings = deps.settings
         self.stream = deps.stream
         self.limiter = deps.limiter
         self.presence = deps.presence
@@ -88,6 +90,10 @@ class LostFoundService:
         """Commit the alert and its fan-out job; the runner tells watchers afterwards."""
 
         async def work(tx: Transaction) -> AlertResult:
+            # Inside the idempotent work: a resend of a recorded report is never refused.
+            limit = self.settings.lost_reports_per_day
+            await self.limiter.take(f"lost.report:{user_id}", limit, DAY_S,
+                                    f"lost.report: at most {limit} per day; try again later")
             pet_id = await _check_pet(tx.conn, user_id, cmd.pet_id)
             photos = await _check_photos(tx.conn, user_id, cmd.photo_ids)
             await mark_public(tx.conn, user_id, photos)  # a lost poster is for everyone
@@ -180,13 +186,9 @@ class LostFoundService:
                 raise Conflict("alert_id: the alert is resolved")
             # Checked inside the idempotent work: a resend of a recorded sighting is never
             # refused, and a refused one rolls its key back so it can be retried later.
-            decision = await self.limiter.hit(
+            await self.limiter.take(
                 f"lost.sighting:{user_id}:{alert['id']}", SIGHTINGS_PER_ALERT_LIMIT,
-                SIGHTINGS_PER_ALERT_WINDOW_S,
-            )
-            if not decision.allowed:
-                raise RateLimited("too many sightings for this alert; try again later",
-                                  decision.retry_after_s)
+                SIGHTINGS_PER_ALERT_WINDOW_S, "too many sightings for this alert; try again later")
             photos = await _check_photos(tx.conn, user_id, cmd.photo_ids)
             row = await store.insert_sighting(
                 tx.conn, alert_id=alert["id"], reporter_id=user_id, lat=cmd.location.lat,

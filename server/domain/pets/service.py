@@ -62,13 +62,19 @@ def _bio(value: str | None) -> str | None:
 class PetService:
     def __init__(self, deps: Deps) -> None:
         self.db = deps.db
+        self.settings = deps.settings
         self.stream = deps.stream
+        self.limiter = deps.limiter
 
     async def create(self, user_id: str, cmd: PetsCreate) -> PetResult:
         name, breed = _name(cmd.name), _breed(cmd.breed)
         birth_date, bio = _birth_date(cmd.birth_date), _bio(cmd.bio)
 
         async def work(tx: Transaction) -> PetResult:
+            # Inside the idempotent work: a resend of a created pet is never refused.
+            limit = self.settings.pets_create_per_day
+            await self.limiter.take(f"pets.create:{user_id}", limit, 86400.0,
+                                    f"pets.create: at most {limit} per day; try again later")
             photos = await check_owned_uploads(tx.conn, user_id, cmd.photo_ids)
             await mark_public(tx.conn, user_id, photos)
             row = await store.insert_pet(

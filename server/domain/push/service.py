@@ -61,7 +61,7 @@ from server.domain.idempotency import run_idempotent
 from server.domain.notifications.service import PUSH_SIGNAL
 from server.domain.push import store
 from server.domain.push.payload import build_payload
-from server.errors import BadRequest, NotFound, RateLimited
+from server.errors import BadRequest, NotFound
 from server.ids import require_id
 from server.push.provider import (
     DEFAULT_TTL_S,
@@ -180,11 +180,8 @@ class PushService:
 
     async def register_device(self, user_id: str, cmd: DevicesRegister) -> DeviceResult:
         settings = self.settings
-        decision = await self.limiter.hit(f"devices:register:{user_id}",
-                                          settings.push_register_per_hour, 3600)
-        if not decision.allowed:
-            raise RateLimited("devices.register: too many registrations; retry later",
-                              decision.retry_after_s)
+        await self.limiter.take(f"devices:register:{user_id}", settings.push_register_per_hour,
+                                3600, "devices.register: too many registrations; retry later")
         p256dh = auth = None
         if cmd.platform is Platform.WEBPUSH:
             assert cmd.subscription is not None  # the Struct checked it

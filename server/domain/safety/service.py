@@ -42,7 +42,7 @@ from server.domain.idempotency import run_idempotent
 from server.domain.live import store as live_store
 from server.domain.matching import store as matching_store
 from server.domain.safety import store
-from server.errors import BadRequest, NotFound, RateLimited
+from server.errors import BadRequest, NotFound
 from server.ids import parse_id, require_id
 from server.realtime.stream import Transaction
 
@@ -184,10 +184,9 @@ class SafetyService:
                                                       target_id=target)
             if existing is not None:
                 return ReportResult(report=report_from(existing))
-            decision = await self.limiter.hit(f"reports.create:{user_id}",
-                                              self.settings.reports_create_per_hour, HOUR_S)
-            if not decision.allowed:
-                raise RateLimited("too many reports; try again later", decision.retry_after_s)
+            await self.limiter.take(f"reports.create:{user_id}",
+                                    self.settings.reports_create_per_hour, HOUR_S,
+                                    "too many reports; try again later")
             row = await store.insert_report(
                 tx.conn, reporter_id=user_id, target_kind=kind.value, target_id=target,
                 target_owner_id=owner, reason=cmd.reason.value, note=cmd.note)

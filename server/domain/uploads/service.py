@@ -184,9 +184,8 @@ class UploadService:
     async def count_creation(self, owner_id: str) -> None:
         """One more upload started (direct, presign or multipart): ``UPLOAD_PER_HOUR``."""
         limit = self.settings.upload_per_hour
-        decision = await self.limiter.hit(f"uploads:{owner_id}", limit, 3600.0)
-        if not decision.allowed:
-            raise RateLimited(f"uploads: at most {limit} per hour", decision.retry_after_s)
+        await self.limiter.take(f"uploads:{owner_id}", limit, 3600.0,
+                                f"uploads: at most {limit} per hour")
 
     def workdir(self) -> Path:
         return Path(tempfile.mkdtemp(prefix="upload-", dir=self.tmp_root))
