@@ -28,18 +28,23 @@ class CommandError(ClientError):
         retry_after_s: float | None = None,
         *,
         command_id: str | None = None,
+        field: str | None = None,
     ) -> None:
         super().__init__(f"{code.value}: {message}")
         self.code = code
         self.message = message
         self.retry_after_s = retry_after_s
         self.command_id = command_id
+        self.field = field
+        """The path of the field at fault (``body``, ``location.lat``), when the server
+        named one."""
 
     @staticmethod
     def from_reply(reply: Error) -> CommandError:
         """The exception for an ``error`` reply: the subclass for its code."""
         cls = ERROR_CLASSES.get(reply.code, CommandError)
-        return cls(reply.code, reply.message, reply.retry_after_s, command_id=reply.id)
+        return cls(reply.code, reply.message, reply.retry_after_s, command_id=reply.id,
+                   field=reply.field)
 
 
 class BadRequest(CommandError):
@@ -82,6 +87,10 @@ class UnsupportedMediaType(CommandError):
     """``unsupported_media_type`` (HTTP only, listed for completeness)."""
 
 
+class MethodNotAllowed(CommandError):
+    """``method_not_allowed`` (HTTP only, listed for completeness)."""
+
+
 ERROR_CLASSES: dict[ErrorCode, type[CommandError]] = {
     ErrorCode.BAD_REQUEST: BadRequest,
     ErrorCode.UNAUTHORIZED: Unauthorized,
@@ -93,6 +102,7 @@ ERROR_CLASSES: dict[ErrorCode, type[CommandError]] = {
     ErrorCode.UNAVAILABLE: Unavailable,
     ErrorCode.INTERNAL: InternalServerError,
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: UnsupportedMediaType,
+    ErrorCode.METHOD_NOT_ALLOWED: MethodNotAllowed,
 }
 """Error code → the ``CommandError`` subclass raised for it."""
 

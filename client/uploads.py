@@ -29,11 +29,12 @@ DEFAULT_DIRECT_MAX = 10 * 1024 * 1024
 
 
 class UploadError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status = status
         self.code = code
         self.message = message
+        self.field = field
 
 
 class _Retry(Exception):
@@ -51,7 +52,9 @@ async def _check(resp: aiohttp.ClientResponse) -> None:
     try:
         body = await resp.json(content_type=None)
         error = body["error"]
-        raise UploadError(resp.status, str(error["code"]), str(error["message"]))
+        field = error.get("field")
+        raise UploadError(resp.status, str(error["code"]), str(error["message"]),
+                          field if isinstance(field, str) else None)
     except (ValueError, KeyError, TypeError, aiohttp.ContentTypeError):
         raise UploadError(resp.status, "unknown", await resp.text()) from None
 

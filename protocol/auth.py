@@ -9,7 +9,15 @@ import msgspec
 
 from protocol.codes import ErrorCode
 from protocol.objects import User
-from protocol.types import DisplayName, Email, LoginPassword, Password, Timestamp, Token
+from protocol.types import (
+    DisplayName,
+    Email,
+    FieldPath,
+    LoginPassword,
+    Password,
+    Timestamp,
+    Token,
+)
 
 
 class _Body(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -97,9 +105,13 @@ class MeResponse(_Body, kw_only=True):
 class ErrorDetail(_Body, kw_only=True):
     code: ErrorCode
     message: str
+    """For people; for a field error it starts with the field's path."""
+    field: FieldPath | None = None
+    """The path of the field at fault (``email``, ``parts[0].etag``, ``variant``) when the
+    error is about one field of the body, the query or the form."""
 
 
 class ErrorBody(_Body, kw_only=True):
-    """Every HTTP error: ``{"error": {"code", "message"}}``."""
+    """Every HTTP error: ``{"error": {"code", "message", "field"?}}``."""
 
     error: ErrorDetail

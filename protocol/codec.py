@@ -20,7 +20,7 @@ from typing import Any, TypeVar, cast
 import msgspec
 
 from protocol.base import Event, Result
-from protocol.codes import ErrorCode
+from protocol.codes import ErrorCode, leading_field
 from protocol.messages import COMMANDS, AnyEvent, ClientMessage, ServerMessage
 from protocol.types import Id
 
@@ -50,18 +50,27 @@ class DecodeError(ValueError):
     ``id`` is the command id if one could be read from the frame, else None.
     ``code`` is the error code to answer: ``too_large`` for a text or list over
     its length limit, ``bad_request`` for everything else.
+    ``field`` is the path of the field at fault (``body``, ``location.lat``,
+    ``user_ids[1]``, ``type`` for an unknown type), or None when the frame as a whole
+    is bad (``invalid JSON``, ``expected object, got array``).
     """
 
     def __init__(
-        self, message: str, id: str | None = None, code: ErrorCode = ErrorCode.BAD_REQUEST
+        self,
+        message: str,
+        id: str | None = None,
+        code: ErrorCode = ErrorCode.BAD_REQUEST,
+        field: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.id = id
         self.code = code
+        self.field = field
 
     def __repr__(self) -> str:
-        return f"DecodeError({self.message!r}, id={self.id!r}, code={self.code.value!r})"
+        return (f"DecodeError({self.message!r}, id={self.id!r}, code={self.code.value!r}, "
+                f"field={self.field!r})")
 
 
 class _IdOnly(msgspec.Struct):
@@ -87,19 +96,21 @@ def _count(n: str, kind: str) -> str:
     return f"{n} {unit}" if n == "1" else f"{n} {unit}s"
 
 
-def _describe(error: msgspec.ValidationError) -> tuple[str, ErrorCode]:
-    """Turn msgspec's ``"Expected … - at `$.a.b`"`` into ``"a.b: expected …"``."""
+def _describe(error: msgspec.ValidationError) -> tuple[str, ErrorCode, str | None]:
+    """Turn msgspec's ``"Expected … - at `$.a.b`"`` into ``"a.b: expected …"``, its
+    error code and the field path (``a.b``; None for the whole frame)."""
     text, path = str(error), ""
     if m := _AT_KEY.match(text):
         path = m["path"].lstrip(".")
-        return (f"{path}: " if path else "") + "object keys must be strings", ErrorCode.BAD_REQUEST
+        message = (f"{path}: " if path else "") + "object keys must be strings"
+        return message, ErrorCode.BAD_REQUEST, _field(path)
     if m := _AT_PATH.match(text):
         text, path = m["text"], m["path"].lstrip(".")
     if m := _MISSING.match(text):
-        field = m["field"]
-        return f"{path}.{field}: required" if path else f"{field}: required", ErrorCode.BAD_REQUEST
+        field = f"{path}.{m['field']}" if path else m["field"]
+        return f"{field}: required", ErrorCode.BAD_REQUEST, _field(field)
     if path == "type" and (m := _BAD_TAG.match(text)):
-        return f"unknown type {m['value']}", ErrorCode.BAD_REQUEST
+        return f"unknown type {m['value']}", ErrorCode.BAD_REQUEST, "type"
     code = ErrorCode.BAD_REQUEST
     if m := _TOO_LONG.match(text):
         text, code = f"at most {_count(m['n'], m['kind'])}", ErrorCode.TOO_LARGE
@@ -113,8 +124,12 @@ def _describe(error: msgspec.ValidationError) -> tuple[str, ErrorCode]:
         text = text[:1].lower() + text[1:]
     if ": " in text and not path:
         # __post_init__ errors already start with their field ("ids: …").
-        return text, code
-    return (f"{path}: {text}" if path else text), code
+        return text, code, leading_field(text)
+    return (f"{path}: {text}" if path else text), code, _field(path)
+
+
+def _field(path: str) -> str | None:
+    return path[:256] or None
 
 
 def _valid_id(value: object) -> str | None:
@@ -196,8 +211,8 @@ class Codec:
         try:
             return decoder.decode(data)
         except msgspec.ValidationError as error:
-            message, code = _describe(error)
-            raise DecodeError(message, self._recover_id(data), code) from None
+            message, code, field = _describe(error)
+            raise DecodeError(message, self._recover_id(data), code, field) from None
         except (msgspec.DecodeError, UnicodeError):
             # msgspec raises UnicodeDecodeError for invalid UTF-8 inside JSON strings.
             raise DecodeError(self._malformed) from None

@@ -7,6 +7,7 @@ contract change.
 
 from __future__ import annotations
 
+import re
 from enum import IntEnum, StrEnum
 
 
@@ -33,6 +34,9 @@ class ErrorCode(StrEnum):
     """A server bug; the details are in the server log, never on the wire (HTTP 500)."""
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     """HTTP only: the body or upload has a content type the route does not take (HTTP 415)."""
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    """HTTP only: the route exists, not with this method; ``Allow`` lists its methods
+    (HTTP 405)."""
 
 
 HTTP_STATUS: dict[ErrorCode, int] = {
@@ -46,8 +50,27 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.UNAVAILABLE: 503,
     ErrorCode.INTERNAL: 500,
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
+    ErrorCode.METHOD_NOT_ALLOWED: 405,
 }
 """The HTTP status the HTTP layer answers for each code."""
+
+_FIELD_PATH = re.compile(r"(?P<path>[a-z_][a-z0-9_]*(?:\[\d+\]|\.[a-z_][a-z0-9_]*)*): ")
+_ROOT = re.compile(r"[a-z0-9_]+")
+
+
+def leading_field(message: str) -> str | None:
+    """The field path an error message starts with (``"location.lat: expected ≤ 90"`` →
+    ``"location.lat"``, ``"photo_ids[1]: no such upload"`` → ``"photo_ids[1]"``), or None
+    (``"invalid JSON"``, ``"request body: …"``). Error messages name their field this way;
+    the ``field`` of an error is that path."""
+    m = _FIELD_PATH.match(message)
+    return m["path"] if m else None
+
+
+def field_root(path: str) -> str:
+    """The first name of a field path: ``photo_ids[1]`` → ``photo_ids``, ``a.b`` → ``a``."""
+    m = _ROOT.match(path)
+    return m[0] if m else path
 
 
 class CloseCode(IntEnum):

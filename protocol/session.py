@@ -9,7 +9,7 @@ from msgspec import Meta
 
 from protocol.base import Command, Message, Result
 from protocol.codes import ErrorCode
-from protocol.types import ClientName, Id, Seq, Timestamp, Token
+from protocol.types import ClientName, FieldPath, Id, Seq, Timestamp, Token
 
 
 class Hello(Message, tag="hello", kw_only=True):
@@ -87,6 +87,9 @@ class Error(Message, tag="error", kw_only=True):
     e.g. ``body: at most 4000 characters``."""
     retry_after_s: Annotated[float, Meta(ge=0)] | None = None
     """With ``rate_limited``: seconds to wait before retrying."""
+    field: FieldPath | None = None
+    """The path of the field at fault (``body``, ``location.lat``, ``photo_ids[1]``) when
+    the error is about one field; the message then starts with it."""
 
 
 class AuthRefreshResult(Result, kw_only=True):

@@ -59,6 +59,14 @@ Cursor = Annotated[str, Meta(min_length=1, max_length=512, description="Opaque p
 Token = Annotated[str, Meta(min_length=1, max_length=4096)]
 """A credential (access token, refresh token, push token): 1..4096 characters."""
 
+FieldPath = Annotated[
+    str,
+    Meta(min_length=1, max_length=256,
+         description="A field's path in the request: names joined by `.`, list indexes in "
+                     "`[]` (`location.lat`, `photo_ids[1]`)."),
+]
+"""The field an ``error`` is about, spelt as the start of its message."""
+
 # Bounded texts, named for what they hold.
 DisplayName = Annotated[str, Meta(min_length=1, max_length=60)]
 Email = Annotated[str, Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]

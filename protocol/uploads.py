@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated
 
 import msgspec
@@ -21,6 +22,7 @@ __all__ = [
     "UploadPart",
     "UploadPurpose",
     "UploadResponse",
+    "UploadVariant",
 ]
 
 
@@ -48,6 +50,15 @@ class UploadResponse(msgspec.Struct, kw_only=True):
     """``{upload}``: answer of upload, complete and get."""
 
     upload: Upload
+
+
+class UploadVariant(StrEnum):
+    """``GET /api/v1/uploads/{id}?variant=``: which file ``upload.url`` points at."""
+
+    IMAGE = "image"
+    """The cleaned image (the default)."""
+    THUMBNAIL = "thumbnail"
+    """The 320 px WebP thumbnail."""
 
 
 class UploadModerated(DurableEvent, tag="upload.moderated", kw_only=True):

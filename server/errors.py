@@ -4,6 +4,13 @@
 
 - ``code`` — the wire error code (PROTOCOL §4); its HTTP status is ``HTTP_STATUS[code]``;
 - ``message`` — for people; starts with the field at fault (``body: must not be blank``);
+- ``field`` — for programs: the path of the field at fault (``body``, ``location.lat``,
+  ``photo_ids[1]``), sent next to the message as ``field`` (HTTP body and socket ``error``).
+  Pass ``field=`` where it is known; otherwise ``field_in(names)`` reads it from the
+  message's leading ``path: `` when the path's first name is one the request can carry
+  (each edge knows those names: the command's fields, a route's body, query and form
+  fields), so ``BadRequest("email: already registered")`` needs nothing more and
+  ``Unavailable("storage: …")`` names no field;
 - ``close_code`` — set only where the error must end a socket if it happens during the
   handshake (invalid credentials 4001, a banned account 4003);
 - ``retry_after_s`` — for ``rate_limited`` (and ``unavailable`` when known).
@@ -19,19 +26,35 @@ leak).
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from typing import ClassVar
 
-from protocol.codes import HTTP_STATUS, CloseCode, ErrorCode
+from protocol.codes import HTTP_STATUS, CloseCode, ErrorCode, field_root, leading_field
 
 
 class AppError(Exception):
     code: ClassVar[ErrorCode] = ErrorCode.BAD_REQUEST
     close_code: ClassVar[CloseCode | None] = None
 
-    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, retry_after_s: float | None = None, field: str | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.retry_after_s = retry_after_s
+        self.field = field
+        """The field at fault when the raiser knew it; see ``field_in``."""
+
+    def field_in(self, names: Collection[str]) -> str | None:
+        """The field at fault: the one given to the constructor, else the message's
+        leading path when its first name is in ``names`` (the fields the request could
+        carry), else None."""
+        if self.field:
+            return self.field
+        path = leading_field(self.message)
+        if path is not None and field_root(path) in names:
+            return path
+        return None
 
     @property
     def status(self) -> int:
@@ -82,6 +105,12 @@ class TooLarge(AppError):
 
 class UnsupportedMediaType(AppError):
     code = ErrorCode.UNSUPPORTED_MEDIA_TYPE
+
+
+class MethodNotAllowed(AppError):
+    """HTTP only: the route exists but not with this method (405, with ``Allow``)."""
+
+    code = ErrorCode.METHOD_NOT_ALLOWED
 
 
 class Unavailable(AppError):

@@ -213,6 +213,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         bool,
         _doc("Take the client address from X-Forwarded-For (only behind a trusted proxy)."),
     ] = False
+    api_contact_email: Annotated[
+        str,
+        _doc("E-mail address named as the API's contact in /openapi.json and /asyncapi.json. "
+             "Empty: the address of MAIL_FROM."),
+    ] = ""
 
     # --- WebSocket gateway -----------------------------------------------------------
     hello_timeout_s: Annotated[
@@ -647,6 +652,10 @@ def _check_push_and_mail(settings: Settings) -> None:
     if sender_address(settings.mail_from) is None:
         raise SettingsError(f"MAIL_FROM={settings.mail_from!r}: expected an address like "
                             "'PetSpark <no-reply@example.com>'")
+    contact = settings.api_contact_email
+    if contact and sender_address(contact) != contact:
+        raise SettingsError(f"API_CONTACT_EMAIL={contact!r}: expected a bare address like "
+                            "api@example.com")
     if settings.vapid_private_key:
         try:
             load_vapid_key(settings.vapid_private_key)

@@ -205,7 +205,8 @@ class Sessions:
         except DecodeError as exc:
             metrics.child(metrics.ws_frames_in, "invalid").inc()
             if self._rate_ok(conn, exc.id):
-                conn.reply(Error(id=exc.id, code=exc.code, message=exc.message))
+                conn.reply(Error(id=exc.id, code=exc.code, message=exc.message,
+                                 field=exc.field))
             return
         tag = message.wire_type()
         metrics.child(metrics.ws_frames_in, tag).inc()
@@ -252,13 +253,15 @@ class Sessions:
                 handler = self.commands.get(type(command))
                 if handler is None:
                     conn.reply(Error(id=command.id, code=ErrorCode.BAD_REQUEST,
-                                    message=f"type: '{tag}' is not supported by this server yet"))
+                                    message=f"type: '{tag}' is not supported by this server yet",
+                                    field="type"))
                     return
                 caller = Caller(principal=conn.principal, connection_id=conn.id)
                 result = await handler(caller, command)
             conn.reply(Ok(id=command.id, result=result))
         except Exception as exc:
-            conn.reply(error_reply(command.id, exc, command=tag, user_id=conn.user_id))
+            conn.reply(error_reply(command.id, exc, fields=type(command).__struct_encode_fields__,
+                                   command=tag, user_id=conn.user_id))
         finally:
             self.metrics.child(self.metrics.ws_command_latency, tag).observe(
                 time.perf_counter() - started)

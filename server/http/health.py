@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import asyncio
 
+import msgspec
 from aiohttp import web
 
+from protocol.health import Health, Readiness
 from server.resources.postgres import ping as ping_db
 from server.state import METRICS, RUNTIME
 
 
+def _json(value: msgspec.Struct, status: int = 200) -> web.Response:
+    return web.Response(body=msgspec.json.encode(value), status=status,
+                        content_type="application/json")
+
+
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    return _json(Health())
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -29,10 +36,8 @@ async def readyz(request: web.Request) -> web.Response:
         except Exception as exc:  # any failure means "not ready": say which and why
             results[name] = f"failed: {type(exc).__name__}"
     ready = all(v == "ok" for v in results.values())
-    return web.json_response(
-        {"status": "ready" if ready else "unavailable", "checks": results},
-        status=200 if ready else 503,
-    )
+    return _json(Readiness(status="ready" if ready else "unavailable", checks=results),
+                 status=200 if ready else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:

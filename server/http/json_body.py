@@ -5,8 +5,8 @@
 - 413 ``too_large`` when the body exceeds MAX_REQUEST_BYTES (checked on the
   declared length first, then while reading, so a chunked body is bounded too);
 - 400 ``bad_request`` naming the field (``email: required``,
-  ``password: expected str, got int``) or ``invalid JSON``. Every field error is
-  400 over HTTP, also an over-long text: 413 is kept for the body's size.
+  ``password: expected str, got int``; ``field`` is its path) or ``invalid JSON``. Every
+  field error is 400 over HTTP, also an over-long text: 413 is kept for the body's size.
 
 ``allow_empty=True`` (bodies whose fields are all optional, like logout) turns a
 missing body into the Struct's defaults.
@@ -56,4 +56,4 @@ async def decode_json_body(request: web.Request, type_: type[T], *, allow_empty:
     try:
         return JSON.decode_result(body, type_)
     except DecodeError as exc:
-        raise BadRequest(exc.message) from None
+        raise BadRequest(exc.message, field=exc.field) from None

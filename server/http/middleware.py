@@ -15,6 +15,7 @@ from aiohttp.typedefs import Handler
 
 from server.auth.sessions import clear_if_stale
 from server.errors import AppError
+from server.http.contracts import request_fields
 from server.http.errors import error_response, from_http_exception, response_for
 from server.observability.logging import request_id
 from server.state import METRICS, SESSION_COOKIES
@@ -38,7 +39,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         try:
             response = await handler(request)
         except AppError as exc:
-            response = response_for(exc)
+            response = response_for(exc, request_fields(request.method, _route_name(request)))
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise

@@ -31,6 +31,7 @@ from protocol.uploads import (
     PresignResponse,
     UploadPart,
     UploadResponse,
+    UploadVariant,
 )
 from server.domain.uploads.service import UploadService, size_cap, spool, to_wire
 from server.errors import AppError, BadRequest, TooLarge, UnsupportedMediaType
@@ -176,10 +177,12 @@ async def complete(request: web.Request) -> web.StreamResponse:
 
 async def get_upload(request: web.Request) -> web.StreamResponse:
     principal = await authenticate(request)
-    variant = request.query.get("variant", "image")
-    if variant not in ("image", "thumbnail"):
-        raise BadRequest("variant: expected image or thumbnail")
-    upload = await _uploads(request).get(principal.user_id, request.match_info["id"], variant)
+    try:
+        variant = UploadVariant(request.query.get("variant", UploadVariant.IMAGE))
+    except ValueError:
+        raise BadRequest(f"variant: expected one of {', '.join(UploadVariant)}") from None
+    upload = await _uploads(request).get(principal.user_id, request.match_info["id"],
+                                         variant.value)
     return _json(200, UploadResponse(upload=_with_absolute_url(request, upload)))
 
 

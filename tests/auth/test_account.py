@@ -98,7 +98,8 @@ async def test_email_verification_round_trip(
         resp = await client.post(f"{API}/email/verify", json={"token": spent})
         assert resp.status == 400
         assert await error_of(resp) == {"code": "bad_request",
-                                        "message": "token: invalid, expired or already used"}
+                                        "message": "token: invalid, expired or already used",
+                                        "field": "token"}
     resp = await client.post(f"{API}/email/verify-request", headers=reg.bearer)
     assert resp.status == 409
     # unauthenticated: 401
@@ -223,7 +224,8 @@ async def test_change_password_keeps_this_session_and_revokes_the_others(
                              json={"current_password": "wrong one!", "password": "new secret 9"})
     assert resp.status == 403
     assert await error_of(resp) == {"code": "forbidden",
-                                    "message": "current_password: wrong password"}
+                                    "message": "current_password: wrong password",
+                                    "field": "current_password"}
     resp = await client.post(url, headers=reg.bearer,
                              json={"current_password": reg.password, "password": reg.email})
     assert resp.status == 400

@@ -37,6 +37,8 @@ async def test_register_400_names_the_field(
     error = await error_of(resp)
     assert error["code"] == "bad_request"
     assert error["message"].startswith(field), error
+    # The same field, machine-readable (decoder errors and the service's own checks).
+    assert error["field"] == field.split(":")[0], error
 
 
 async def test_malformed_json_and_wrong_shapes_are_400(make_client: ClientMaker) -> None:
@@ -87,6 +89,7 @@ async def test_duplicate_email_is_409_case_insensitively(make_client: ClientMake
     assert resp.status == 409
     error = await error_of(resp)
     assert error["code"] == "conflict" and error["message"].startswith("email:")
+    assert error["field"] == "email"
 
 
 async def test_login_401_is_the_same_for_unknown_email_and_wrong_password(
@@ -140,3 +143,35 @@ async def test_unauthenticated_and_malformed_credentials_are_401(make_client: Cl
     assert (await client.get(f"{API}/me")).status == 401
     resp = await client.post(f"{API}/refresh", json={"refresh_token": "never-issued"})
     assert resp.status == 401
+
+
+async def test_errors_name_only_fields_the_route_takes(make_client: ClientMaker) -> None:
+    client = await make_client(redis=False)
+    # A whole-body problem names no field.
+    resp = await client.post(f"{API}/login", data=b"[1]",
+                             headers={"Content-Type": "application/json"})
+    assert "field" not in await error_of(resp)
+    resp = await client.post(f"{API}/register", json={**GOOD, "password": 5})
+    assert (await error_of(resp))["field"] == "password"
+    # A query parameter is a field too; a message that starts with a word the route does
+    # not take (``upload: …``) names none.
+    reg = await register(client)
+    resp = await client.get("/api/v1/uploads/00000000-0000-0000-0000-000000000000",
+                            params={"variant": "huge"}, headers=reg.bearer)
+    error = await error_of(resp)
+    assert (resp.status, error["code"], error["field"]) == (400, "bad_request", "variant")
+    resp = await client.get("/api/v1/uploads/00000000-0000-0000-0000-000000000000",
+                            headers=reg.bearer)
+    error = await error_of(resp)
+    assert resp.status == 404 and "field" not in error, error
+
+
+async def test_a_wrong_method_is_405_method_not_allowed(make_client: ClientMaker) -> None:
+    client = await make_client(redis=False)
+    resp = await client.get(f"{API}/login")
+    assert resp.status == 405
+    assert resp.headers["Allow"] == "POST"
+    assert await error_of(resp) == {"code": "method_not_allowed",
+                                    "message": "Method Not Allowed"}
+    resp = await client.delete("/api/v1/uploads/presign")
+    assert (resp.status, (await error_of(resp))["code"]) == (405, "method_not_allowed")

@@ -11,9 +11,10 @@ import pytest
 from protocol.base import Empty
 from protocol.codec import MSGPACK
 from protocol.codes import CloseCode
-from protocol.pets import PetsMine
+from protocol.objects import Species
+from protocol.pets import PetsCreate, PetsMine, PetsUpdate
 from server.commands import Caller
-from server.errors import NotFound
+from server.errors import BadRequest, NotFound
 from tests.gateway.conftest import AppClient
 from tests.support.auth import register
 from tests.support.ws import ProtocolSocket, open_session
@@ -115,6 +116,44 @@ async def test_handler_errors_map_to_codes_and_crashes_to_internal(app_client: A
     assert reply.wire_type() == "ok"
     assert json.loads(bytes(reply.result)) == {}
     assert calls == ["missing", "boom", "fine"]
+
+
+async def test_errors_name_the_field_at_fault_for_programs(app_client: AppClient) -> None:
+    """``error.field`` is the path the message starts with, when it is a field of the
+    command: from the decoder, from a service's ``"name: …"`` error, or given explicitly;
+    never a word that is not one of the command's fields."""
+
+    async def handler(caller: Caller, command: PetsMine) -> Empty:
+        if command.id == "explicit":
+            raise BadRequest("that cursor is stale", field="cursor")
+        raise NotFound("pet: not found")  # "pet" is no field of pets.mine
+
+    client = await app_client(handlers={PetsMine: handler})
+    user = await register(client)
+    sock = await open_session(client, user.access_token)
+    await sock.send_raw('{"type": "lost.nearby", "id": "d1", "location": {"lat": 91, "lng": 0},'
+                        ' "radius_m": 10}')
+    error = await sock.expect("error")
+    assert (error.id, error.field) == ("d1", "location.lat")
+    await sock.send_raw("{not json")
+    error = await sock.expect("error")
+    assert (error.id, error.field) == (None, None)
+
+    reply = await sock.request(PetsCreate(id="c1", name="   ", species=Species.DOG))
+    assert (reply.code, reply.field) == ("bad_request", "name")
+    assert reply.message.startswith("name: ")
+    reply = await sock.request(PetsUpdate(id="u1", pet_id="00000000-0000-0000-0000-000000000000",
+                                          name="Rex"))
+    assert (reply.code, reply.field) == ("not_found", "pet_id")
+    reply = await sock.request(PetsMine(id="m1"))
+    assert (reply.code, reply.message, reply.field) == ("not_found", "pet: not found", None)
+    reply = await sock.request(PetsMine(id="explicit"))
+    assert (reply.code, reply.field) == ("bad_request", "cursor")
+    # On the wire the key is left out when there is no field.
+    await sock.send_raw('{"type": "pets.mine", "id": "m2"}')
+    raw = await sock.ws.receive()
+    assert json.loads(raw.data) == {"type": "error", "id": "m2", "code": "not_found",
+                                    "message": "pet: not found"}
 
 
 async def test_rate_limit_replies_then_closes_4029(app_client: AppClient) -> None:

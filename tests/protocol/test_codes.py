@@ -8,9 +8,10 @@ from protocol import HTTP_STATUS, CloseCode, ErrorCode, negotiate, should_reconn
 def test_error_codes_are_the_contract_list() -> None:
     assert {c.value for c in ErrorCode} == {
         "bad_request", "unauthorized", "forbidden", "not_found", "conflict", "rate_limited",
-        "too_large", "unavailable", "internal", "unsupported_media_type",
+        "too_large", "unavailable", "internal", "unsupported_media_type", "method_not_allowed",
     }  # fmt: skip
     assert set(HTTP_STATUS) == set(ErrorCode)
+    assert HTTP_STATUS[ErrorCode.METHOD_NOT_ALLOWED] == 405
 
 
 @pytest.mark.parametrize(

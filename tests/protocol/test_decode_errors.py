@@ -192,3 +192,32 @@ def test_non_string_keys_in_msgpack() -> None:
 def test_msgpack_extension_values_are_rejected_by_type() -> None:
     frame_ = msgspec.msgpack.encode({"type": "ack", "seq": msgspec.msgpack.Ext(1, b"x")})
     assert decode_error(MSGPACK, frame_).message == "seq: expected int, got ext"
+
+
+@codecs
+@pytest.mark.parametrize(
+    ("obj", "message", "field"),
+    [
+        ({"type": "chat.send", "id": "c", "conversation_id": "x", "client_msg_id": "m",
+          "body": 5}, "body: expected str, got int", "body"),
+        ({"type": "presence.query", "id": "c", "user_ids": ["a", ""]},
+         "user_ids[1]: at least 1 character", "user_ids[1]"),
+        ({"type": "lost.nearby", "id": "c", "location": {"lng": 0}, "radius_m": 5},
+         "location.lat: required", "location.lat"),
+        ({"type": "lost.nearby", "id": "c", "location": {"lat": 91, "lng": 0}, "radius_m": 5},
+         "location.lat: expected ≤ 90", "location.lat"),
+        ({"type": "notifications.read", "id": "c"}, "ids: give either ids or all: true", "ids"),
+        ({"type": "nope", "id": "c"}, "unknown type 'nope'", "type"),
+        ({"type": "pets.mine"}, "id: required", "id"),
+        ([1, 2], "expected object, got array", None),
+    ],
+)
+def test_the_field_at_fault_is_machine_readable(
+    codec: Codec, obj: object, message: str, field: str | None
+) -> None:
+    error = decode_error(codec, frame(codec, obj))
+    assert (error.message, error.field) == (message, field)
+
+
+def test_a_malformed_frame_names_no_field() -> None:
+    assert decode_error(JSON, b"{nope").field is None

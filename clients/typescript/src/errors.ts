@@ -23,19 +23,22 @@ export class CommandError extends ClientError {
   readonly commandId: string | null;
   /** The server's human-readable message (starts with the field path for validation errors). */
   readonly serverMessage: string;
+  /** The path of the field at fault (`body`, `location.lat`), when the server named one. */
+  readonly field: string | null;
 
-  constructor(code: ErrorCode, message: string, retryAfterS: number | null = null, commandId: string | null = null) {
+  constructor(code: ErrorCode, message: string, retryAfterS: number | null = null, commandId: string | null = null, field: string | null = null) {
     super(`${code}: ${message}`);
     this.code = code;
     this.serverMessage = message;
     this.retryAfterS = retryAfterS;
     this.commandId = commandId;
+    this.field = field;
   }
 
   /** The error for an `error` reply: the subclass for its code. */
-  static fromReply(reply: { id: string | null; code: ErrorCode; message: string; retry_after_s?: number | null }): CommandError {
+  static fromReply(reply: { id: string | null; code: ErrorCode; message: string; retry_after_s?: number | null; field?: string | null }): CommandError {
     const cls = ERROR_CLASSES[reply.code] ?? CommandError;
-    return new cls(reply.code, reply.message, reply.retry_after_s ?? null, reply.id);
+    return new cls(reply.code, reply.message, reply.retry_after_s ?? null, reply.id, reply.field ?? null);
   }
 }
 
@@ -59,8 +62,10 @@ export class Unavailable extends CommandError {}
 export class InternalServerError extends CommandError {}
 /** `unsupported_media_type` (HTTP only). */
 export class UnsupportedMediaType extends CommandError {}
+/** `method_not_allowed` (HTTP only). */
+export class MethodNotAllowed extends CommandError {}
 
-type CommandErrorClass = new (code: ErrorCode, message: string, retryAfterS?: number | null, commandId?: string | null) => CommandError;
+type CommandErrorClass = new (code: ErrorCode, message: string, retryAfterS?: number | null, commandId?: string | null, field?: string | null) => CommandError;
 
 /** Error code → the `CommandError` subclass thrown for it. */
 export const ERROR_CLASSES: Record<ErrorCode, CommandErrorClass> = {
@@ -74,6 +79,7 @@ export const ERROR_CLASSES: Record<ErrorCode, CommandErrorClass> = {
   unavailable: Unavailable,
   internal: InternalServerError,
   unsupported_media_type: UnsupportedMediaType,
+  method_not_allowed: MethodNotAllowed,
 };
 
 /** No reply within the command's timeout (a late reply is ignored). */
@@ -108,18 +114,21 @@ export class HandshakeRejected extends ConnectionClosed {
   }
 }
 
-/** An HTTP route answered an error: `{"error": {"code", "message"}}` (code `unknown`
- * when the body was not that shape). */
+/** An HTTP route answered an error: `{"error": {"code", "message", "field"?}}` (code
+ * `unknown` when the body was not that shape). */
 export class HttpError extends ClientError {
   readonly status: number;
   readonly code: string;
   readonly serverMessage: string;
   readonly retryAfterS: number | null;
-  constructor(status: number, code: string, message: string, retryAfterS: number | null = null) {
+  /** The path of the field at fault (`email`, `parts[0].etag`), when the server named one. */
+  readonly field: string | null;
+  constructor(status: number, code: string, message: string, retryAfterS: number | null = null, field: string | null = null) {
     super(`${status} ${code}: ${message}`);
     this.status = status;
     this.code = code;
     this.serverMessage = message;
     this.retryAfterS = retryAfterS;
+    this.field = field;
   }
 }

@@ -94,9 +94,10 @@ async function withRetry<T>(attempts: number, call: () => Promise<T>, signal?: A
 async function errorFrom(status: number, text: string, retryAfterHeader: string | null): Promise<never> {
   if (status === 429 || status >= 500) throw new Retry(retryAfter(retryAfterHeader), status, text.slice(0, 200));
   try {
-    const body = JSON.parse(text) as { error?: { code?: unknown; message?: unknown } };
+    const body = JSON.parse(text) as { error?: { code?: unknown; message?: unknown; field?: unknown } };
     if (body.error && typeof body.error.code === "string") {
-      throw new HttpError(status, body.error.code, String(body.error.message ?? ""), retryAfter(retryAfterHeader));
+      const field = typeof body.error.field === "string" ? body.error.field : null;
+      throw new HttpError(status, body.error.code, String(body.error.message ?? ""), retryAfter(retryAfterHeader), field);
     }
   } catch (error) {
     if (error instanceof HttpError) throw error;

@@ -294,17 +294,20 @@ var CommandError = class _CommandError extends ClientError {
   commandId;
   /** The server's human-readable message (starts with the field path for validation errors). */
   serverMessage;
-  constructor(code, message, retryAfterS = null, commandId = null) {
+  /** The path of the field at fault (`body`, `location.lat`), when the server named one. */
+  field;
+  constructor(code, message, retryAfterS = null, commandId = null, field = null) {
     super(`${code}: ${message}`);
     this.code = code;
     this.serverMessage = message;
     this.retryAfterS = retryAfterS;
     this.commandId = commandId;
+    this.field = field;
   }
   /** The error for an `error` reply: the subclass for its code. */
   static fromReply(reply) {
     const cls = ERROR_CLASSES[reply.code] ?? _CommandError;
-    return new cls(reply.code, reply.message, reply.retry_after_s ?? null, reply.id);
+    return new cls(reply.code, reply.message, reply.retry_after_s ?? null, reply.id, reply.field ?? null);
   }
 };
 var BadRequest = class extends CommandError {
@@ -327,6 +330,8 @@ var InternalServerError = class extends CommandError {
 };
 var UnsupportedMediaType = class extends CommandError {
 };
+var MethodNotAllowed = class extends CommandError {
+};
 var ERROR_CLASSES = {
   bad_request: BadRequest,
   unauthorized: Unauthorized,
@@ -337,7 +342,8 @@ var ERROR_CLASSES = {
   too_large: TooLarge,
   unavailable: Unavailable,
   internal: InternalServerError,
-  unsupported_media_type: UnsupportedMediaType
+  unsupported_media_type: UnsupportedMediaType,
+  method_not_allowed: MethodNotAllowed
 };
 var CommandTimeout = class extends ClientError {
 };
@@ -366,12 +372,15 @@ var HttpError = class extends ClientError {
   code;
   serverMessage;
   retryAfterS;
-  constructor(status, code, message, retryAfterS = null) {
+  /** The path of the field at fault (`email`, `parts[0].etag`), when the server named one. */
+  field;
+  constructor(status, code, message, retryAfterS = null, field = null) {
     super(`${status} ${code}: ${message}`);
     this.status = status;
     this.code = code;
     this.serverMessage = message;
     this.retryAfterS = retryAfterS;
+    this.field = field;
   }
 };
 
@@ -1045,7 +1054,8 @@ async function errorFrom(status, text, retryAfterHeader) {
   try {
     const body = JSON.parse(text);
     if (body.error && typeof body.error.code === "string") {
-      throw new HttpError(status, body.error.code, String(body.error.message ?? ""), retryAfter(retryAfterHeader));
+      const field = typeof body.error.field === "string" ? body.error.field : null;
+      throw new HttpError(status, body.error.code, String(body.error.message ?? ""), retryAfter(retryAfterHeader), field);
     }
   } catch (error) {
     if (error instanceof HttpError) throw error;

@@ -57,6 +57,7 @@ export const ErrorCode = {
   UNAVAILABLE: "unavailable",
   INTERNAL: "internal",
   UNSUPPORTED_MEDIA_TYPE: "unsupported_media_type",
+  METHOD_NOT_ALLOWED: "method_not_allowed",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -655,7 +656,7 @@ export interface DeleteAccountRequest {
   password: string;
 }
 
-/** Every HTTP error: `{"error": {"code", "message"}}`. */
+/** Every HTTP error: `{"error": {"code", "message", "field"?}}`. */
 export interface ErrorBody {
   error: ErrorDetail;
 }
@@ -663,6 +664,8 @@ export interface ErrorBody {
 export interface ErrorDetail {
   code: ErrorCode;
   message: string;
+  /** 1..256 characters. A field's path in the request: names joined by `.`, list indexes in `[]` (`location.lat`, `photo_ids[1]`). */
+  field?: string | null;
 }
 
 /** `POST /api/v1/auth/password/forgot`: always 202 (no enumeration). */
@@ -1064,6 +1067,20 @@ export interface FlagsResult {
 export interface FlagsUpdated {
   type: "flags.updated";
   flags: Record<string, boolean>;
+}
+
+// ---- protocol.health ----
+
+/** `GET /healthz`: the process answers (no backend is checked). */
+export interface Health {
+  /** Default "ok". */
+  status: "ok";
+}
+
+/** `GET /readyz`: 200 `ready` when every backend answered within 3 s, else 503 `unavailable`; `checks` maps each backend (`database`, `broker`, `storage`) to `ok` or `failed: <error type>`. */
+export interface Readiness {
+  status: "ready" | "unavailable";
+  checks: Record<string, string>;
 }
 
 // ---- protocol.live ----
@@ -2057,6 +2074,8 @@ export interface Error {
   message: string;
   /** Number ≥ 0. */
   retry_after_s?: number | null;
+  /** 1..256 characters. A field's path in the request: names joined by `.`, list indexes in `[]` (`location.lat`, `photo_ids[1]`). */
+  field?: string | null;
 }
 
 /** Client → server, first message of every connection. */
