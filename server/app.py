@@ -54,7 +54,9 @@ from server.observability.metrics import Metrics
 from server.realtime.broker import Broker, MemoryBroker, RedisBroker
 from server.realtime.node import Node
 from server.realtime.presence import MemoryPresence, Presence, RedisPresence
+from server.resources.outages import DATABASE, REDIS, Outages, Probe
 from server.resources.postgres import open_database
+from server.resources.postgres import ping as ping_db
 from server.resources.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from server.resources.redis import create_redis
 from server.resources.storage import open_storage
@@ -127,9 +129,15 @@ async def start_runtime(app: web.Application, stack: contextlib.AsyncExitStack,
                             else MemoryRateLimiter())
     backends["rate_limiter"] = limiter.name
 
+    # --- outages: one line per backend outage, `unavailable` to whoever hits one ----------
+    probes: dict[str, Probe] = {DATABASE: lambda: ping_db(db)}
+    if redis is not None:
+        probes[REDIS] = redis.ping
+    outages = Outages(metrics, probes)
+
     # --- the realtime node, and the bundle every service is built from ------------------
     node = Node(db=db, broker=_broker(settings, redis), presence=_presence(settings, redis),
-                settings=settings, metrics=metrics)
+                settings=settings, metrics=metrics, outages=outages)
     await _started(stack, node.start, node.stop)
     backends["broker"] = node.broker.name
     deps = Deps(settings=settings, db=db, node=node, storage=storage, limiter=limiter,
@@ -157,7 +165,8 @@ async def start_runtime(app: web.Application, stack: contextlib.AsyncExitStack,
     await _started(stack, lost.start, lost.stop)
     await _started(stack, uploads.start, uploads.stop)
     gateway = Gateway(settings=settings, metrics=metrics, verifier=verifier, node=node,
-                      commands=commands, on_presence=presence_service.announce)
+                      commands=commands, on_presence=presence_service.announce,
+                      outages=outages)
     gateway.start()
     stack.push_async_callback(gateway.sweeper.stop)  # shutdown() stopped it already
     return Runtime(deps=deps, verifier=verifier, auth=auth, uploads=uploads,

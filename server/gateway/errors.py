@@ -1,8 +1,10 @@
 """The socket edge's error mappers: a reply ``error`` for a command, a close for a refusal.
 
 A command's ``AppError`` becomes ``error {id, code, message, retry_after_s?}`` and the
-connection stays (PROTOCOL §4); anything else is a bug: logged once with the connection's
-id (never the payload) and answered ``internal``. A credential refused during the
+connection stays (PROTOCOL §4); a backend that cannot be reached (``server.resources.
+outages``) is ``unavailable`` with ``retry_after_s``, logged once per outage, not per
+command; anything else is a bug: logged once with the connection's id (never the payload)
+and answered ``internal``. A credential refused during the
 handshake closes the socket with the error's close code (4001, 4003).
 """
 
@@ -13,15 +15,19 @@ import logging
 from protocol.codes import CloseCode, ErrorCode
 from protocol.session import Error
 from server.errors import AppError
+from server.resources.outages import Outages
 
 log = logging.getLogger("server.gateway")
 
 INTERNAL_MESSAGE = "internal error"
 
 
-def error_reply(command_id: str | None, exc: Exception, **context: object) -> Error:
+def error_reply(command_id: str | None, exc: Exception, outages: Outages | None = None,
+                **context: object) -> Error:
     """The ``error`` reply for a command that raised ``exc``; ``context`` (command tag,
     user id) goes into the log line of an unexpected error."""
+    if not isinstance(exc, AppError) and outages is not None:
+        exc = outages.unavailable(exc) or exc
     if isinstance(exc, AppError):
         retry = None if exc.retry_after_s is None else round(exc.retry_after_s, 3)
         return Error(id=command_id, code=exc.code, message=exc.message, retry_after_s=retry)

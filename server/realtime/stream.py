@@ -29,6 +29,7 @@ import msgspec
 from protocol.base import DurableEvent
 from protocol.codec import JSON
 from server.observability.metrics import Metrics
+from server.resources.outages import Outages
 
 log = logging.getLogger(__name__)
 
@@ -110,10 +111,19 @@ class Transaction:
 class EventStream:
     """Append, read and prune durable events. One per node; shared by all domains."""
 
-    def __init__(self, pool: asyncpg.Pool, publish: Publish, metrics: Metrics) -> None:
+    def __init__(self, pool: asyncpg.Pool, publish: Publish, metrics: Metrics,
+                 outages: Outages | None = None) -> None:
         self.pool = pool
         self._publish = publish
         self.metrics = metrics
+        self.outages = outages
+
+    def failed(self, what: str, exc: Exception, **context: object) -> None:
+        """A background read (catch-up, position check) failed: a database outage is
+        noted once per outage (``Outages``); anything else is logged as a warning."""
+        if self.outages is not None and self.outages.unavailable(exc) is not None:
+            return
+        log.warning(f"{what} failed; will retry", extra={"error": repr(exc), **context})
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
