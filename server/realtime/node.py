@@ -6,7 +6,9 @@ It owns the realtime pieces and starts and stops them as one:
 - the **hub** (this node's sockets by user, fed by that subscription),
 - the durable **event stream** (append in the change's transaction, read for resume),
 - **presence** (who is online on any node),
-- the hourly pruning of old events.
+- the hourly pruning of old events,
+- **outages** (``server.resources.outages``): which backend is down right now, so
+  background work and the edges log an outage once, not once per socket or request.
 
 and offers what the rest of the server sends through it: durable events are announced
 by ``publish_events`` after their transaction commits (``EventStream`` calls it),
@@ -36,6 +38,7 @@ from server.realtime.broker import Broker, BrokerUnavailable
 from server.realtime.hub import Hub
 from server.realtime.presence import Presence
 from server.realtime.stream import Appended, EventStream, prune_periodically
+from server.resources.outages import Outages
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -47,12 +50,14 @@ INLINE_PAYLOAD_LIMIT = 256 * 1024
 
 class Node:
     def __init__(self, *, db: asyncpg.Pool, broker: Broker, presence: Presence,
-                 settings: Settings, metrics: Metrics) -> None:
+                 settings: Settings, metrics: Metrics, outages: Outages | None = None) -> None:
         self.broker = broker
         self.presence = presence
         self.metrics = metrics
         self.settings = settings
-        self.stream = EventStream(db, self.publish_events, metrics)
+        self.outages = outages if outages is not None else Outages(metrics, {})
+        presence.outages = self.outages
+        self.stream = EventStream(db, self.publish_events, metrics, self.outages)
         self.hub: Hub[Any] = Hub(self.stream, metrics, settings.event_position_check_s)
         self._pruner: asyncio.Task[None] | None = None
 
@@ -73,6 +78,7 @@ class Node:
             self._pruner = None
         await self.hub.stop()
         await self.broker.close()
+        await self.outages.stop()
 
     # --- what the server sends through the node --------------------------------------------
     async def publish_events(self, appended: Sequence[Appended]) -> None:

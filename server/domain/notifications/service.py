@@ -41,12 +41,14 @@ async def notify(
     """Write one notification per user in ``tx``, append its ``notification`` event and,
     for users with no live connection anywhere, a push outbox row.
 
-    ``online`` may carry presence already looked up by the caller."""
+    ``online`` may carry presence already looked up by the caller. Presence that cannot
+    be read (Redis down) counts as offline: the push is queued rather than the change
+    failed."""
     targets = list(dict.fromkeys(user_ids))
     if not targets:
         return {}
     if online is None:
-        online = await presence.online(targets)
+        online = await presence.online_or_unknown(targets)
     out: dict[str, Notification] = {}
     for user_id in targets:
         row = await store.insert_notification(tx.conn, user_id, kind, title, body, data)
