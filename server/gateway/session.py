@@ -159,35 +159,46 @@ class Sessions:
             log.exception("socket failed", extra={"user_id": user_id})
             conn.close_now(CloseCode.INTERNAL_ERROR, "internal error")
         finally:
-            self.hub.remove(conn)
-            self.metrics.ws_open.dec()
-            # The reader is done: queued commands are dropped (nobody reads their
-            # replies); a running one finishes (it may be mid-transaction).
-            worker = conn.end_commands()
+            # Cleanup runs to the end even if this handler is cancelled meanwhile (aiohttp
+            # cancels it when the client goes away): presence, the running command, the
+            # writer, the close's log line and metric.
+            ending = asyncio.ensure_future(self._end(conn, registered))
             try:
-                if registered:
-                    # Shielded: a cancelled handler (client gone mid-cleanup) must not
-                    # leave the user "online" until the presence TTL runs out.
-                    with contextlib.suppress(Exception):
-                        await asyncio.shield(self._forget_connection(user_id, conn.id))
-                if worker is not None:
-                    with contextlib.suppress(Exception):
-                        await asyncio.shield(worker)
+                await asyncio.shield(ending)
+            except asyncio.CancelledError:
+                await ending
+                raise
             finally:
-                await conn.finish()
-            # The code this side sent; the peer's own code only when it closed first.
-            by_server = conn.close_code is not None
-            code = conn.close_code if by_server else conn.ws.close_code
-            self.metrics.ws_closes.labels(str(code)).inc()
-            log.info("socket closed", extra={
-                "user_id": user_id, "close_code": code,
-                "closed_by": "server" if by_server else "client",
-                "peer_close_code": conn.ws.close_code, "transport_cut": conn.aborted,
-                "reason": conn.close_reason or None,
-                "duration_s": round(time.monotonic() - conn.opened, 3),
-                "delivered_seq": conn.written_seq, "queued_seq": conn.delivered_seq,
-            })
-            request_id.reset(token)
+                request_id.reset(token)
+
+    async def _end(self, conn: Connection, registered: bool) -> None:
+        user_id = conn.user_id
+        self.hub.remove(conn)
+        self.metrics.ws_open.dec()
+        # The reader is done: queued commands are dropped (nobody reads their replies);
+        # a running one finishes (it may be mid-transaction).
+        worker = conn.end_commands()
+        try:
+            if registered:
+                with contextlib.suppress(Exception):
+                    await self._forget_connection(user_id, conn.id)
+            if worker is not None:
+                with contextlib.suppress(Exception):
+                    await worker
+        finally:
+            await conn.finish()
+        # The code this side sent; the peer's own code only when it closed first.
+        by_server = conn.close_code is not None
+        code = conn.close_code if by_server else conn.ws.close_code
+        self.metrics.ws_closes.labels(str(code)).inc()
+        log.info("socket closed", extra={
+            "user_id": user_id, "close_code": code,
+            "closed_by": "server" if by_server else "client",
+            "peer_close_code": conn.ws.close_code, "transport_cut": conn.aborted,
+            "reason": conn.close_reason or None,
+            "duration_s": round(time.monotonic() - conn.opened, 3),
+            "delivered_seq": conn.written_seq, "queued_seq": conn.delivered_seq,
+        })
 
     def drain(self, conn: Connection) -> None:
         """Shutdown: no new commands; close 1001 once the running one (if any) replied."""
@@ -237,8 +248,9 @@ class Sessions:
     async def _run_listener(self, user_id: str, online: bool) -> None:
         try:
             await self.on_presence(user_id, online)
-        except Exception:
-            log.exception("presence listener failed", extra={"user_id": user_id})
+        except Exception as exc:  # an outage is noted once; anything else is a bug
+            if self.outages.unavailable(exc) is None:
+                log.exception("presence listener failed", extra={"user_id": user_id})
 
     # --- reading ----------------------------------------------------------------------------
     async def _read_loop(self, conn: Connection) -> None:
@@ -307,7 +319,9 @@ class Sessions:
             conn.reply(_shutting_down(command.id))
             return
         limit = self.settings.ws_max_pending_commands
-        if conn.pending_commands >= limit:
+        # Waiting behind the running one (the first queued is the next to run when
+        # none is running yet).
+        if conn.pending_commands + int(conn.busy) > limit:
             conn.reply(Error(
                 id=command.id, code=ErrorCode.RATE_LIMITED,
                 message=f"too many commands waiting: at most {limit} behind the running one",
