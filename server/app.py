@@ -125,15 +125,14 @@ async def start_runtime(app: web.Application, stack: contextlib.AsyncExitStack,
     redis = await stack.enter_async_context(_redis(settings))
     storage, backends["storage"] = await stack.enter_async_context(
         open_storage(settings, secret))
-    limiter: RateLimiter = (RedisRateLimiter(redis, settings.redis_prefix) if redis
-                            else MemoryRateLimiter())
-    backends["rate_limiter"] = limiter.name
-
     # --- outages: one line per backend outage, `unavailable` to whoever hits one ----------
     probes: dict[str, Probe] = {DATABASE: lambda: ping_db(db)}
     if redis is not None:
         probes[REDIS] = redis.ping
     outages = Outages(metrics, probes)
+    limiter: RateLimiter = (RedisRateLimiter(redis, settings.redis_prefix, outages) if redis
+                            else MemoryRateLimiter())
+    backends["rate_limiter"] = limiter.name
 
     # --- the realtime node, and the bundle every service is built from ------------------
     node = Node(db=db, broker=_broker(settings, redis), presence=_presence(settings, redis),

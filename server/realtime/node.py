@@ -38,7 +38,7 @@ from server.realtime.broker import Broker, BrokerUnavailable
 from server.realtime.hub import Hub
 from server.realtime.presence import Presence
 from server.realtime.stream import Appended, EventStream, prune_periodically
-from server.resources.outages import Outages
+from server.resources.outages import REDIS, Outages
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -93,9 +93,9 @@ class Node:
             await self.broker.publish(bus.encode(notice))
         except BrokerUnavailable as exc:
             # Committed already; nodes pick the events up at their next position check.
+            # Logged once per Redis outage, not per commit.
             self.metrics.broker_publish_failures.inc()
-            log.warning("event notice not published", extra={
-                "error": str(exc), "events": sum(len(a.targets) for a in appended)})
+            self.outages.failed(REDIS, exc)
 
     async def send_ephemeral(self, user_ids: Iterable[str], event: Event) -> None:
         """Send a non-durable event to every socket of these users, on whichever node."""
@@ -124,4 +124,8 @@ class Node:
             await self.broker.publish(payload)
         except BrokerUnavailable as exc:
             self.metrics.broker_publish_failures.inc()
-            log.error("%s not published: broker unavailable", what, extra={"error": str(exc)})
+            if what == "ephemeral":  # best effort: counted, logged once per outage
+                self.outages.failed(REDIS, exc)
+            else:  # a kick that did not go out matters: say so every time
+                log.error("%s not published: broker unavailable", what,
+                          extra={"error": str(exc)})
