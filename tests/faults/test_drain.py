@@ -99,7 +99,7 @@ async def test_sigterm_keeps_serving_sockets_until_their_1001(
            "REDIS_URL": redis_url, "REDIS_PREFIX": redis_prefix, "DATA_DIR": str(tmp_path),
            "SECRET_KEY": TEST_SECRET, "PASSWORD_HASH_TIME_COST": "1",
            "PASSWORD_HASH_MEMORY_KIB": "8", "LOG_LEVEL": "info",
-           "AUTH_REGISTER_PER_HOUR": "100000", "SHUTDOWN_SPREAD_S": "1.0",
+           "AUTH_REGISTER_PER_HOUR": "100000", "SHUTDOWN_SPREAD_S": "2.0",
            "WS_RATE_PER_S": "1000", "WS_RATE_BURST": "1000"}
     log_path = tmp_path / "server.log"
     log = log_path.open("wb")
@@ -151,8 +151,10 @@ async def test_sigterm_keeps_serving_sockets_until_their_1001(
 
             results = await asyncio.gather(*(keep_asking(s) for s in socks))
             assert all(code == CloseCode.GOING_AWAY for _, code in results), results
-            # Sockets closed later in the spread kept answering after SIGTERM.
-            assert max(answered for answered, _ in results) > 0, results
+            # Sockets closed later in the spread (the last ~1.5 s after SIGTERM) kept
+            # answering meanwhile: each of those commands got its reply (before aiohttp's
+            # pre-shutdown ran first and dropped every inbound frame: a handful at most).
+            assert max(answered for answered, _ in results) >= 20, results
         assert await asyncio.wait_for(proc.wait(), timeout=20) == 0
     finally:
         if proc.returncode is None:
