@@ -186,15 +186,13 @@ class Connection:
         the sweeper says, or closing)."""
         while True:
             if self._commands:
-                command = self._commands.popleft()
-                if not self._commands:
-                    self._commands = None
-                return command
+                return self._commands.popleft()
             if self.close_code is not None or self.draining or self._ended:
                 return None
             self.last_work = time.monotonic()
             waiter = self._work_waiter = asyncio.get_running_loop().create_future()
             if not await waiter and not self._commands:
+                self._commands = None  # idle: drop the deque with the worker
                 return None
 
     def end_commands(self) -> asyncio.Task[None] | None:
@@ -226,6 +224,21 @@ class Connection:
         of ending at once: request/reply traffic does not start a task per reply."""
         self._linger = True
         return self.send(message)
+
+    async def send_reply(self, message: Message) -> None:
+        """A command's reply, from the command worker: written straight to the socket when
+        nothing is queued ahead of it (the usual case — no writer task wakes per reply),
+        else queued behind what is. A frame is handed to the transport synchronously, so
+        it can never overtake one written before it."""
+        if self._queue or self.close_code is not None:
+            self.reply(message)
+            return
+        self.metrics.child(self.metrics.ws_frames_out, message.wire_type()).inc()
+        try:
+            await self.ws.send_frame(self.codec.encode(message), self._opcode)
+        except (ConnectionError, RuntimeError) as exc:
+            # The peer went away; the reader notices and cleans up.
+            log.debug("reply not written", extra={"conn": self.id, "error": repr(exc)})
 
     def offer(self, frame: Frame) -> bool:
         """Queue an already-encoded frame (ephemeral events shared across sockets)."""

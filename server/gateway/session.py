@@ -348,25 +348,29 @@ class Sessions:
         # Events this command appends to its caller go out after its reply (PROTOCOL §3).
         conn.hold()
         try:
-            if isinstance(command, AuthRefresh):
-                result: Any = await self._auth_refresh(conn, command)
-            else:
-                handler = self.commands.get(type(command))
-                if handler is None:
-                    conn.reply(Error(id=command.id, code=ErrorCode.BAD_REQUEST,
-                                    message=f"type: '{tag}' is not supported by this server yet"))
-                    return
-                caller = Caller(principal=conn.principal, connection_id=conn.id)
-                result = await handler(caller, command)
-            conn.reply(Ok(id=command.id, result=result))
-        except Exception as exc:
-            conn.reply(error_reply(command.id, exc, self.outages, command=tag,
-                                   user_id=conn.user_id))
+            await conn.send_reply(await self._execute(conn, command, tag))
         finally:
             conn.release()
             conn.busy = False
             self.metrics.child(self.metrics.ws_command_latency, tag).observe(
                 time.perf_counter() - started)
+
+    async def _execute(self, conn: Connection, command: Command, tag: str) -> Ok | Error:
+        """The command's one reply."""
+        try:
+            if isinstance(command, AuthRefresh):
+                result: Any = await self._auth_refresh(conn, command)
+            else:
+                handler = self.commands.get(type(command))
+                if handler is None:
+                    return Error(id=command.id, code=ErrorCode.BAD_REQUEST,
+                                 message=f"type: '{tag}' is not supported by this server yet")
+                caller = Caller(principal=conn.principal, connection_id=conn.id)
+                result = await handler(caller, command)
+            return Ok(id=command.id, result=result)
+        except Exception as exc:
+            return error_reply(command.id, exc, self.outages, command=tag,
+                               user_id=conn.user_id)
 
     async def _auth_refresh(self, conn: Connection, command: AuthRefresh) -> AuthRefreshResult:
         principal = await self.verifier.from_bearer(command.token)
