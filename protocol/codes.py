@@ -85,6 +85,9 @@ class CloseCode(IntEnum):
     INTERNAL_ERROR = 1011
     """The server hit a bug serving this socket. Client: reconnect with backoff and resume;
     nothing durable is lost."""
+    TRY_AGAIN_LATER = 1013
+    """A backend the session needs (PostgreSQL) is unavailable right now, so the socket
+    could not be started. Client: reconnect with backoff and resume; nothing is lost."""
     PROTOCOL_VIOLATION = 4000
     """Protocol violation, e.g. no ``hello`` first. Client: fix the client."""
     NOT_AUTHENTICATED = 4001

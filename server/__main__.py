@@ -18,11 +18,16 @@ import errno
 import gc
 import logging
 import os
+import signal
 import sys
 import textwrap
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from server.settings import Settings, SettingsError, load_settings, settings_fields
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 log = logging.getLogger("server")
 
@@ -199,7 +204,6 @@ def listen_url(settings: Settings) -> str:
 
 
 def _serve(settings: Settings) -> int:
-    from aiohttp import web
 
     from server.app import create_app
     from server.resources.embedded_postgres import EmbeddedPostgresError
@@ -216,22 +220,15 @@ def _serve(settings: Settings) -> int:
     app = create_app(settings)
     app.on_startup.append(_freeze_gc)
 
-    def announce(_banner: str) -> None:
-        # run_app calls its `print` hook once every site is bound: the moment to say so.
+    def announce() -> None:
+        # Called once the site is bound: the moment to say so.
         url = listen_url(settings)
         backends: dict[str, Any] = app[BACKENDS]
         log.info(f"listening on {url} ({describe_backends(settings)})",
                  extra={"url": url, "backends": dict(backends)})
 
     try:
-        web.run_app(
-            app,
-            host=settings.host,
-            port=settings.port,
-            shutdown_timeout=settings.shutdown_timeout_s,
-            print=announce,
-            access_log=None,
-        )
+        asyncio.run(_run(app, settings, announce))
     except (MigrationError, EmbeddedPostgresError) as exc:
         log.error("cannot start: %s", exc)
         return 1
@@ -244,6 +241,42 @@ def _serve(settings: Settings) -> int:
         return 1
     log.info("stopped")
     return 0
+
+
+async def _run(app: web.Application, settings: Settings, announce: Callable[[], None]) -> None:
+    """Serve until SIGTERM/SIGINT, then stop in the order that loses nothing:
+
+    1. the gateway drains (``Gateway.drain``): new upgrades get 503 and ``/readyz`` says
+       ``draining``, while every open socket keeps being served until it has been
+       closed 1001 (spread over SHUTDOWN_SPREAD_S);
+    2. only then the runner stops: the listener closes, in-flight HTTP requests get
+       SHUTDOWN_TIMEOUT_S, ``on_shutdown`` and the cleanup contexts close the pools.
+
+    (``web.run_app`` would run aiohttp's pre-shutdown first, which marks every connection
+    closing: from then on aiohttp drops inbound WebSocket frames, close echoes included.)
+    """
+    from aiohttp import web
+
+    from server.state import RUNTIME
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None,
+                           shutdown_timeout=settings.shutdown_timeout_s)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.host, settings.port)
+        await site.start()
+        announce()
+        await stop.wait()
+        log.info("stopping: draining sockets")
+        runtime = app.get(RUNTIME)
+        if runtime is not None:
+            await runtime.gateway.drain()
+    finally:
+        await runner.cleanup()
 
 
 async def _freeze_gc(app: object) -> None:

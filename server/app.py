@@ -78,7 +78,9 @@ from server.realtime.broker import Broker, MemoryBroker, RedisBroker
 from server.realtime.node import Node
 from server.realtime.presence import MemoryPresence, Presence, RedisPresence
 from server.realtime.rooms import MemoryRoomPresence, RedisRoomPresence, RoomPresence
+from server.resources.outages import DATABASE, REDIS, Outages, Probe
 from server.resources.postgres import open_database
+from server.resources.postgres import ping as ping_db
 from server.resources.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from server.resources.redis import create_redis
 from server.resources.storage import open_storage
@@ -157,13 +159,19 @@ async def start_runtime(app: web.Application, stack: contextlib.AsyncExitStack,
     redis = await stack.enter_async_context(_redis(settings))
     storage, backends["storage"] = await stack.enter_async_context(
         open_storage(settings, secret))
-    limiter: RateLimiter = (RedisRateLimiter(redis, settings.redis_prefix) if redis
+    # --- outages: one line per backend outage, `unavailable` to whoever hits one ----------
+    probes: dict[str, Probe] = {DATABASE: lambda: ping_db(db)}
+    if redis is not None:
+        probes[REDIS] = redis.ping
+    outages = Outages(metrics, probes)
+    limiter: RateLimiter = (RedisRateLimiter(redis, settings.redis_prefix, outages) if redis
                             else MemoryRateLimiter())
     backends["rate_limiter"] = limiter.name
 
     # --- the realtime node, and the bundle every service is built from ------------------
     node = Node(db=db, broker=_broker(settings, redis), presence=_presence(settings, redis),
-                settings=settings, metrics=metrics, rooms=_rooms(settings, redis))
+                settings=settings, metrics=metrics, rooms=_rooms(settings, redis),
+                outages=outages)
     await _started(stack, node.start, node.stop)
     backends["broker"] = node.broker.name
     deps = Deps(settings=settings, db=db, node=node, storage=storage, limiter=limiter,
@@ -214,7 +222,8 @@ async def start_runtime(app: web.Application, stack: contextlib.AsyncExitStack,
     await _started(stack, live.start, live.stop)
     gateway = Gateway(settings=settings, metrics=metrics, verifier=verifier, cookies=cookies,
                       node=node, commands=commands,
-                      on_presence=_both(presence_service.announce, live.host_presence))
+                      on_presence=_both(presence_service.announce, live.host_presence),
+                      outages=outages)
     gateway.start()
     stack.push_async_callback(gateway.sweeper.stop)  # shutdown() stopped it already
     return Runtime(deps=deps, verifier=verifier, auth=auth, account=account, uploads=uploads,

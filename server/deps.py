@@ -16,6 +16,7 @@ from server.observability.metrics import Metrics
 from server.realtime.node import Node
 from server.realtime.presence import Presence
 from server.realtime.stream import EventStream
+from server.resources.outages import Outages
 from server.resources.ratelimit import RateLimiter
 from server.resources.storage import Storage
 from server.settings import Settings
@@ -42,3 +43,7 @@ class Deps:
     @property
     def presence(self) -> Presence:
         return self.node.presence
+
+    @property
+    def outages(self) -> Outages:
+        return self.node.outages

@@ -78,6 +78,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ] = None
     db_pool_min: Annotated[int, _doc("Smallest PostgreSQL pool size.", ge=0, le=100)] = 2
     db_pool_max: Annotated[int, _doc("Largest PostgreSQL pool size.", ge=1, le=500)] = 20
+    db_command_timeout_s: Annotated[
+        float, _doc("Seconds one PostgreSQL query may take before it is cancelled and the "
+                    "command answers `unavailable` (a stalled database).", gt=0, le=600)
+    ] = 10.0
+    db_connect_timeout_s: Annotated[
+        float, _doc("Seconds to open a PostgreSQL connection (or wait for a free pooled one) "
+                    "before the command answers `unavailable`.", gt=0, le=120)
+    ] = 5.0
     migrate_on_start: Annotated[
         bool, _doc("Apply pending migrations before serving (`serve` only).")
     ] = True
@@ -254,6 +262,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         float, _doc("Seconds a socket's writer task waits for more output after a reply before "
                     "it ends (an idle socket holds no task).", gt=0, le=60)
     ] = 1.0
+    ws_max_pending_commands: Annotated[
+        int, _doc("Commands one socket may have waiting behind the one running; more are "
+                  "answered `rate_limited` at once (see docs/protocol.md).", ge=1, le=1000)
+    ] = 16
+    ws_close_timeout_s: Annotated[
+        float, _doc("Seconds a socket being closed gets to take its queued frames and close "
+                    "frame; then its transport is cut (a client that stopped reading).",
+                    gt=0, le=60)
+    ] = 5.0
 
     # --- durable events ----------------------------------------------------------------
     event_retention_days: Annotated[

@@ -26,7 +26,13 @@ from server.settings import Settings
 class SocketEndpoint(Protocol):
     """The gateway as the app sees it (``server.gateway.gateway.Gateway``)."""
 
+    @property
+    def accepting(self) -> bool:
+        """False once the node drains for shutdown (no new upgrades)."""
+
     async def handle(self, request: web.Request) -> web.StreamResponse: ...
+
+    async def drain(self) -> None: ...
 
     async def shutdown(self) -> None: ...
 

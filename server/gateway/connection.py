@@ -1,4 +1,5 @@
-"""One WebSocket's state: identity, stream cursor, limits, and its single writer.
+"""One WebSocket's state: identity, stream cursor, limits, its single writer and its
+command queue.
 
 Writes go through a bounded outbox measured in bytes: ``offer`` appends and
 returns at once (it never awaits); the connection's one writer task drains the
@@ -6,8 +7,27 @@ outbox to the socket. The writer exists only while there is output: after
 one-off frames it ends at once, after command replies it waits ~1 s for the
 next one (the sweeper ends it), so an idle socket holds no task (less memory
 per connection) and request/reply traffic does not start a task per reply.
-A client that lets the outbox fill past ``WS_OUTBOX_BYTES`` is closed 4008 at
-once (it resumes and loses nothing).
+
+Limits of the outbox (``WS_OUTBOX_BYTES``):
+
+- live traffic (replies, pings, ephemeral events, live durable events) that would
+  take it past the limit closes the socket 4008 at once (nothing queued is sent; the
+  client resumes and loses nothing). A frame always fits an *empty* outbox, so one
+  event larger than the limit is not a slow consumer;
+- catch-up (``put_event``: durable events read from PostgreSQL) never overflows it: it
+  waits until the writer has drained the outbox below half the limit, so a client
+  that reads at any steady speed catches up, and live traffic keeps the other half.
+
+While a command runs (``hold``), durable events are held back and queued right after
+its reply (``release``): the caller's ``ok`` always comes before the events its own
+command appended (PROTOCOL §3), whichever path (broker, position check, catch-up)
+brought them.
+
+Closing: the code this side sends is ``close_code``; it is what logs and metrics
+record. A socket that has not finished closing ``WS_CLOSE_TIMEOUT_S`` after the close
+was asked (a client that stopped reading: its TCP buffer is full, so even the close
+frame cannot be written) has its transport cut, counted in
+``petspark_ws_transport_aborts_total``.
 """
 
 from __future__ import annotations
@@ -21,7 +41,7 @@ from datetime import datetime
 
 from aiohttp import WSMsgType, web
 
-from protocol.base import Message
+from protocol.base import Command, Message
 from protocol.codec import Codec
 from protocol.codes import CloseCode
 from server.gateway.limits import TokenBucket
@@ -37,11 +57,13 @@ log = logging.getLogger("server.gateway")
 class Connection:
     # Slots: thousands of idle sockets per node, each instance without a __dict__.
     __slots__ = (
-        "_closer", "_last_write", "_limit", "_linger", "_opcode", "_queue", "_queued", "_waiter",
-        "_writer", "acked_seq", "bucket",
-        "client", "close_code", "close_reason", "codec", "cursor", "id", "last_heard",
-        "last_ping", "metrics", "opened", "principal", "remote", "session_id", "user_id",
-        "welcomed", "ws",
+        "_abort_handle", "_closer", "_commands", "_ended", "_enqueued", "_held", "_holding",
+        "_last_write", "_limit", "_linger", "_opcode", "_queue", "_queued", "_room",
+        "_seqs", "_waiter", "_work_waiter", "_writer", "_written", "aborted", "acked_seq",
+        "bucket", "busy", "client", "close_code", "close_reason", "close_timeout_s", "codec",
+        "cursor", "draining", "id", "last_heard", "last_ping", "last_work", "metrics",
+        "opened", "principal", "remote", "session_id", "transport", "user_id", "welcomed",
+        "worker", "written_seq", "ws",
     )
 
     def __init__(
@@ -57,6 +79,8 @@ class Connection:
         bucket: TokenBucket,
         client: str | None,
         remote: str | None,
+        transport: asyncio.Transport | None = None,
+        close_timeout_s: float = 5.0,
     ) -> None:
         self.id = id
         self.ws = ws
@@ -69,6 +93,8 @@ class Connection:
         self.bucket = bucket
         self.client = client
         self.remote = remote
+        self.transport = transport
+        self.close_timeout_s = close_timeout_s
         self.opened = time.monotonic()
         self.last_heard = self.opened
         self.last_ping = self.opened
@@ -77,17 +103,41 @@ class Connection:
         # is in the hub before its welcome) are dropped so the welcome is always first.
         self.welcomed = False
         self.close_code: int | None = None
+        """The close code this side sent (or is sending); None while open."""
         self.close_reason = ""
+        self.aborted = False
+        """True once the transport was cut because the close did not finish in time."""
+        self.written_seq = 0
+        """The highest durable seq written to the socket (handed to the kernel)."""
         self._limit = outbox_limit
         # Created on demand and dropped when drained: an empty deque is 760 bytes.
         self._queue: deque[bytes] | None = None
         self._queued = 0
+        # (item number, seq) of durable events in the queue, and how many items were
+        # ever queued / written: the writer advances written_seq as it writes them.
+        self._seqs: deque[tuple[int, int]] | None = None
+        self._enqueued = 0
+        self._written = 0
+        self._holding = False
+        self._held: list[tuple[bytes, int]] | None = None
+        self._room: asyncio.Future[None] | None = None
         self._opcode = WSMsgType.BINARY if codec.binary else WSMsgType.TEXT
         self._writer: asyncio.Task[None] | None = None
         self._waiter: asyncio.Future[bool] | None = None
         self._linger = False
         self._last_write = 0.0
         self._closer: asyncio.Task[None] | None = None
+        self._abort_handle: asyncio.TimerHandle | None = None
+        # Commands waiting for this connection's worker (see server.gateway.session).
+        self._commands: deque[Command] | None = None
+        self._work_waiter: asyncio.Future[bool] | None = None
+        self.worker: asyncio.Task[None] | None = None
+        self._ended = False
+        self.busy = False
+        """A command of this connection is running."""
+        self.draining = False
+        """Shutting down: no new commands; closed 1001 once the running one has replied."""
+        self.last_work = 0.0
 
     # --- identity -----------------------------------------------------------------------
     @property
@@ -101,6 +151,7 @@ class Connection:
     # --- durable events (called by the hub; delivered through the cursor, in seq order) -----
     @property
     def delivered_seq(self) -> int:
+        """The highest durable seq queued to this socket (the hub's position check)."""
         return self.cursor.delivered
 
     def on_event(self, seq: int, frame: EventFrame | None) -> None:
@@ -108,6 +159,59 @@ class Connection:
 
     def catch_up(self, last_seq: int) -> None:
         self.cursor.catch_up(last_seq)
+
+    # --- commands (the queue; the worker that runs them is the session's) ------------------
+    @property
+    def pending_commands(self) -> int:
+        """Commands waiting to run (not counting the one running)."""
+        return len(self._commands) if self._commands is not None else 0
+
+    def submit(self, command: Command) -> None:
+        """Queue a command for this connection's worker (the caller bounds the queue)."""
+        if self._commands is None:
+            self._commands = deque()
+        self._commands.append(command)
+        waiter, self._work_waiter = self._work_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(True)
+
+    def take_queued_commands(self) -> list[Command]:
+        """Remove and return every command still waiting (draining)."""
+        queued = list(self._commands or ())
+        self._commands = None
+        return queued
+
+    async def next_command(self) -> Command | None:
+        """The next command for the worker; None when the worker should end (idle, as
+        the sweeper says, or closing)."""
+        while True:
+            if self._commands:
+                return self._commands.popleft()
+            if self.close_code is not None or self.draining or self._ended:
+                return None
+            self.last_work = time.monotonic()
+            waiter = self._work_waiter = asyncio.get_running_loop().create_future()
+            if not await waiter and not self._commands:
+                self._commands = None  # idle: drop the deque with the worker
+                return None
+
+    def end_commands(self) -> asyncio.Task[None] | None:
+        """The reader is done: drop waiting commands, let the worker end after the running
+        one; returns the worker (to await), if any."""
+        self._ended = True
+        self._commands = None
+        waiter, self._work_waiter = self._work_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(False)
+        return self.worker
+
+    def release_idle_worker(self, now: float, idle_s: float) -> None:
+        """Called by the sweeper: end the command worker of a socket quiet for ``idle_s``."""
+        waiter = self._work_waiter
+        if waiter is not None and now - self.last_work >= idle_s:
+            self._work_waiter = None
+            if not waiter.done():
+                waiter.set_result(False)
 
     # --- output -------------------------------------------------------------------------
     def send(self, message: Message) -> bool:
@@ -121,6 +225,21 @@ class Connection:
         self._linger = True
         return self.send(message)
 
+    async def send_reply(self, message: Message) -> None:
+        """A command's reply, from the command worker: written straight to the socket when
+        nothing is queued ahead of it (the usual case — no writer task wakes per reply),
+        else queued behind what is. A frame is handed to the transport synchronously, so
+        it can never overtake one written before it."""
+        if self._queue or self.close_code is not None:
+            self.reply(message)
+            return
+        self.metrics.child(self.metrics.ws_frames_out, message.wire_type()).inc()
+        try:
+            await self.ws.send_frame(self.codec.encode(message), self._opcode)
+        except (ConnectionError, RuntimeError) as exc:
+            # The peer went away; the reader notices and cleans up.
+            log.debug("reply not written", extra={"conn": self.id, "error": repr(exc)})
+
     def offer(self, frame: Frame) -> bool:
         """Queue an already-encoded frame (ephemeral events shared across sockets)."""
         if not self.welcomed:
@@ -129,31 +248,77 @@ class Connection:
         return self._enqueue(frame.msgpack if self.codec.binary else frame.json)
 
     def offer_event(self, frame: EventFrame) -> bool:
-        """Queue a durable event (called by this connection's cursor, in seq order)."""
+        """Queue a live durable event (called by this connection's cursor, in seq order)."""
         self.metrics.child(self.metrics.ws_frames_out, "event").inc()
-        return self._enqueue(frame.msgpack if self.codec.binary else frame.json)
+        return self._enqueue(frame.msgpack if self.codec.binary else frame.json, frame.seq)
+
+    async def put_event(self, frame: EventFrame) -> bool:
+        """Queue a durable event read back for catch-up, first waiting until the outbox
+        has room (below half its limit, or empty); False once the socket is closing."""
+        data = frame.msgpack if self.codec.binary else frame.json
+        high = self._limit // 2
+        while self._queued and self._queued + len(data) > high:
+            if self.close_code is not None:
+                return False
+            room = self._room = asyncio.get_running_loop().create_future()
+            await room
+        self.metrics.child(self.metrics.ws_frames_out, "event").inc()
+        return self._enqueue(data, frame.seq)
 
     def send_raw(self, data: bytes) -> bool:
         """Queue bytes already encoded for this connection's codec."""
         return self._enqueue(data)
 
-    def _enqueue(self, data: bytes) -> bool:
+    def hold(self) -> None:
+        """A command starts: hold durable events back until its reply is queued."""
+        self._holding = True
+
+    def release(self) -> None:
+        """The command's reply is queued: send the durable events held meanwhile."""
+        self._holding = False
+        held, self._held = self._held, None
+        if not held or self.close_code is not None:
+            return
+        for data, seq in held:
+            self._push(data, seq)
+        self._kick_writer()
+
+    def _enqueue(self, data: bytes, seq: int = 0) -> bool:
         if self.close_code is not None:
             return False
         size = len(data)
-        if self._queued + size > self._limit:
+        # A frame always fits an empty outbox: the limit bounds what waits behind it.
+        if self._queued and self._queued + size > self._limit:
             self.metrics.ws_outbox_overflows.inc()
             self.close_now(CloseCode.SLOW_CONSUMER, "slow consumer")
             return False
+        if seq and self._holding:
+            if self._held is None:
+                self._held = []
+            self._held.append((data, seq))
+            self._queued += size
+            return True
+        self._queued += size
+        self._push(data, seq)
+        self._kick_writer()
+        return True
+
+    def _push(self, data: bytes, seq: int) -> None:
+        """Append to the queue (its bytes are counted in ``_queued`` already)."""
         if self._queue is None:
             self._queue = deque()
         self._queue.append(data)
-        self._queued += size
+        self._enqueued += 1
+        if seq:
+            if self._seqs is None:
+                self._seqs = deque()
+            self._seqs.append((self._enqueued, seq))
+
+    def _kick_writer(self) -> None:
         if self._writer is None:
             self._start_writer()
         elif self._waiter is not None:
             self._wake_writer(True)
-        return True
 
     def _wake_writer(self, more: bool) -> None:
         waiter, self._waiter = self._waiter, None
@@ -174,12 +339,19 @@ class Connection:
         socket holds no task. Closes the socket when a close was asked."""
         ws, opcode = self.ws, self._opcode
         loop = asyncio.get_running_loop()
+        low = self._limit // 4
         try:
             while True:
                 while (queue := self._queue):
                     data = queue.popleft()
                     self._queued -= len(data)
                     await ws.send_frame(data, opcode)
+                    self._written += 1
+                    seqs = self._seqs
+                    while seqs and seqs[0][0] <= self._written:
+                        self.written_seq = seqs.popleft()[1]
+                    if self._room is not None and self._queued <= low:
+                        self._wake_room()
                 if self.close_code is not None:
                     await ws.close(code=self.close_code, message=self.close_reason.encode())
                     return
@@ -200,6 +372,12 @@ class Connection:
             self._waiter = None
             if not self._queue:
                 self._queue = None
+            self._wake_room()
+
+    def _wake_room(self) -> None:
+        room, self._room = self._room, None
+        if room is not None and not room.done():
+            room.set_result(None)
 
     # --- closing --------------------------------------------------------------------------
     def close_soon(self, code: int, reason: str) -> None:
@@ -208,23 +386,49 @@ class Connection:
             return
         self.close_code = code
         self.close_reason = reason
-        if self._writer is None:
-            self._start_writer()
-        else:
-            self._wake_writer(True)
+        self._closing()
+        self._kick_writer()
 
     def close_now(self, code: int, reason: str) -> None:
         """Close without flushing (slow consumer): drop the queue, stop the writer."""
-        if self.close_code is not None and self._closer is not None:
+        if self._closer is not None:
             return
-        self.close_code = code
-        self.close_reason = reason
+        if self.close_code is None:
+            self.close_code = code
+            self.close_reason = reason
         self._queue = None
+        self._seqs = None
+        self._held = None
         self._queued = 0
         self._waiter = None
         if self._writer is not None:
             self._writer.cancel()
+        self._closing()
         self._closer = asyncio.create_task(self._close_socket(), name=f"ws-close:{self.id}")
+
+    def _closing(self) -> None:
+        """A close was asked: wake whoever waits on this socket, and bound the close."""
+        self._wake_room()
+        waiter, self._work_waiter = self._work_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(False)
+        if self._abort_handle is None:
+            self._abort_handle = asyncio.get_running_loop().call_later(
+                self.close_timeout_s, self._abort)
+
+    def _abort(self) -> None:
+        """The close did not finish in time (the client stopped reading, so not even the
+        close frame gets through): cut the transport; the reader then ends."""
+        self._abort_handle = None
+        transport = self.transport
+        if transport is None:
+            return
+        self.aborted = True
+        self.metrics.child(self.metrics.ws_transport_aborts, str(self.close_code)).inc()
+        log.info("socket transport cut: the close did not finish in time", extra={
+            "conn": self.id, "user_id": self.user_id, "close_code": self.close_code,
+            "queued_bytes": self._queued, "timeout_s": self.close_timeout_s})
+        transport.abort()
 
     async def _close_socket(self) -> None:
         with contextlib.suppress(ConnectionError, RuntimeError, asyncio.CancelledError):
@@ -234,18 +438,23 @@ class Connection:
     async def finish(self) -> None:
         """Called once the reader is done: stop this connection's background tasks.
 
-        A close this side started is still in its handshake (the writer waits for
-        the client's close frame): let it finish briefly instead of cutting the
-        transport, so the client sees our close code rather than 1006.
+        A close this side started may still be finishing (the writer closing the
+        transport): it gets what is left of ``close_timeout_s``; a close the client
+        started needs nothing more from the writer.
         """
         self.cursor.cancel()
+        self._wake_room()
         for task in (self._writer, self._closer):
             if task is None or task.done():
                 continue
-            if self.close_code is not None:
+            if self.close_code is not None and self._abort_handle is not None:
+                remaining = self._abort_handle.when() - asyncio.get_running_loop().time()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await asyncio.wait_for(asyncio.shield(task), timeout=2)
+                    await asyncio.wait_for(asyncio.shield(task), timeout=max(remaining, 0))
             if not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+        if self._abort_handle is not None:
+            self._abort_handle.cancel()
+            self._abort_handle = None

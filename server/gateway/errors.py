@@ -2,8 +2,10 @@
 
 A command's ``AppError`` becomes ``error {id, code, message, retry_after_s?, field?}`` and
 the connection stays (PROTOCOL §4); ``field`` is set when the error names one of the
-command's fields (``AppError.field_in``); anything else is a bug: logged once with the connection's
-id (never the payload) and answered ``internal``. A credential refused during the
+command's fields (``AppError.field_in``); a backend that cannot be reached
+(``server.resources.outages``) is ``unavailable`` with ``retry_after_s``, logged once per
+outage, not per command; anything else is a bug: logged once with the connection's id
+(never the payload) and answered ``internal``. A credential refused during the
 handshake closes the socket with the error's close code (4001, 4003).
 """
 
@@ -15,17 +17,20 @@ from collections.abc import Collection
 from protocol.codes import CloseCode, ErrorCode
 from protocol.session import Error
 from server.errors import AppError
+from server.resources.outages import Outages
 
 log = logging.getLogger("server.gateway")
 
 INTERNAL_MESSAGE = "internal error"
 
 
-def error_reply(command_id: str | None, exc: Exception, *, fields: Collection[str] = (),
-                **context: object) -> Error:
+def error_reply(command_id: str | None, exc: Exception, outages: Outages | None = None, *,
+                fields: Collection[str] = (), **context: object) -> Error:
     """The ``error`` reply for a command that raised ``exc``; ``fields`` are the command's
     field names; ``context`` (command tag, user id) goes into the log line of an
     unexpected error."""
+    if not isinstance(exc, AppError) and outages is not None:
+        exc = outages.unavailable(exc) or exc
     if isinstance(exc, AppError):
         retry = None if exc.retry_after_s is None else round(exc.retry_after_s, 3)
         return Error(id=command_id, code=exc.code, message=exc.message, retry_after_s=retry,

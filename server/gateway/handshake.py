@@ -5,6 +5,10 @@ session cookie (then ``Origin`` must be allowed, or HTTP 403 before the upgrade)
 ``hello.token``. Every other refusal happens after the upgrade, as a close code browsers
 can see: invalid/expired/revoked 4001, banned 4003, no valid ``hello`` in time 4001, a
 first frame that is not a ``hello`` 4000.
+
+PostgreSQL unavailable (the credential cannot be checked): before the upgrade, HTTP 503
+with ``Retry-After`` (raised as ``Unavailable``, mapped by the HTTP edge); after it (a
+``hello.token``), close 1013 (try again later). Sockets already open are not affected.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from server.errors import AppError, InvalidCredential
 from server.gateway.errors import close_for
 from server.observability.metrics import Metrics
 from server.principal import Principal
+from server.resources.outages import Outages
 from server.settings import Settings
 
 log = logging.getLogger("server.gateway")
@@ -41,17 +46,26 @@ class Opened:
 
 class Handshake:
     def __init__(self, settings: Settings, verifier: Verifier, cookies: SessionCookies,
-                 metrics: Metrics) -> None:
+                 metrics: Metrics, outages: Outages) -> None:
         self.settings = settings
         self.verifier = verifier
         self.cookies = cookies
         self.metrics = metrics
+        self.outages = outages
 
     async def open(self, request: web.Request) -> Opened | web.WebSocketResponse:
         """The opened socket, or the (already closed) response of a refused one.
 
         Raises ``web.HTTPException`` for refusals before the upgrade (403, 400)."""
-        principal, refused = await self._upgrade_credential(request)
+        try:
+            principal, refused = await self._upgrade_credential(request)
+        except AppError:
+            raise
+        except Exception as exc:  # e.g. PostgreSQL down: 503 + Retry-After, no upgrade
+            unavailable = self.outages.unavailable(exc)
+            if unavailable is None:
+                raise
+            raise unavailable from None
         settings = self.settings
         ws = web.WebSocketResponse(
             protocols=SUBPROTOCOLS,
@@ -61,6 +75,9 @@ class Handshake:
             heartbeat=settings.heartbeat_s * 2,
             compress=False,
             decode_text=False,
+            # How long our close waits for the client's echo (bounded again, with the
+            # transport cut, by the connection: WS_CLOSE_TIMEOUT_S).
+            timeout=settings.ws_close_timeout_s,
         )
         if not ws.can_prepare(request).ok:
             raise web.HTTPBadRequest(reason="expected a WebSocket upgrade")
@@ -82,6 +99,12 @@ class Handshake:
                 principal = await self.verifier.from_bearer(hello.token)
             except AppError as exc:
                 await self.refuse(ws, *close_for(exc))
+                return ws
+            except Exception as exc:
+                if self.outages.unavailable(exc) is None:
+                    raise
+                await self.refuse(ws, CloseCode.TRY_AGAIN_LATER,
+                                  "database unavailable, try again")
                 return ws
         return Opened(ws=ws, codec=codec, principal=principal, hello=hello)
 

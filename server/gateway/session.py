@@ -6,8 +6,17 @@ committed from then on either arrives live or is found by the cursor's catch-up;
 presence (and the per-user connection cap), the ``welcome``, and the cursor starts
 replaying after ``resume_from`` (or ``last_seq``).
 
-Per connection there is one reader (this task), which also runs commands one at a time,
-in arrival order, and one writer task (``connection``).
+Per connection there is one reader (this task), one command worker and one writer task
+(``connection``). The reader never waits for a command: it handles ``pong``, ``ack``,
+bad frames and the rate limit itself, at once, and queues commands for the worker, which
+runs them one at a time, in arrival order. At most ``WS_MAX_PENDING_COMMANDS`` wait
+behind the running one; one more is answered ``rate_limited`` at once (and not run). Like
+the writer, the worker exists only while there is work (it ends after
+``WS_WRITER_IDLE_S`` without commands), so an idle socket holds no task.
+
+Draining (shutdown): no new commands (``unavailable``), queued ones are answered
+``unavailable`` too, the running one finishes and replies, then the socket is closed
+1001 — while the reader keeps reading until the close handshake is done.
 """
 
 from __future__ import annotations
@@ -47,6 +56,7 @@ from server.gateway.limits import TokenBucket
 from server.observability.logging import request_id
 from server.observability.metrics import Metrics
 from server.realtime.node import Node
+from server.resources.outages import REDIS, Outages
 from server.settings import Settings
 
 log = logging.getLogger("server.gateway")
@@ -56,6 +66,18 @@ PresenceListener = Callable[[str, bool], Awaitable[None]]
 their last one closes (offline). Runs as its own task; errors are logged."""
 
 _NODE = os.urandom(2).hex()
+
+QUEUE_FULL_RETRY_S = 1.0
+"""``retry_after_s`` of a command refused because the connection's queue is full."""
+SHUTDOWN_RETRY_S = 1.0
+"""``retry_after_s`` of a command refused because the node is shutting down (reconnect
+and retry: another node answers)."""
+
+
+def _shutting_down(command_id: str) -> Error:
+    return Error(id=command_id, code=ErrorCode.UNAVAILABLE,
+                 message="server shutting down: reconnect and retry",
+                 retry_after_s=SHUTDOWN_RETRY_S)
 
 
 def new_connection_id() -> str:
@@ -67,8 +89,10 @@ class Sessions:
     """Serves authenticated sockets on this node."""
 
     def __init__(self, *, settings: Settings, metrics: Metrics, verifier: Verifier,
-                 node: Node, commands: CommandTable, on_presence: PresenceListener) -> None:
+                 node: Node, commands: CommandTable, on_presence: PresenceListener,
+                 outages: Outages) -> None:
         self.settings = settings
+        self.outages = outages
         self.metrics = metrics
         self.verifier = verifier
         self.node = node
@@ -85,14 +109,16 @@ class Sessions:
             await asyncio.gather(*self._listener_tasks, return_exceptions=True)
 
     # --- session start and end ----------------------------------------------------------
-    async def serve(self, opened: Opened, remote: str | None) -> None:
+    async def serve(self, opened: Opened, remote: str | None,
+                    transport: asyncio.Transport | None = None) -> None:
         settings, node = self.settings, self.node
         principal, hello = opened.principal, opened.hello
         conn = Connection(
             id=new_connection_id(), ws=opened.ws, codec=opened.codec, principal=principal,
             stream=node.stream, metrics=self.metrics, outbox_limit=settings.ws_outbox_bytes,
             bucket=TokenBucket(settings.ws_rate_per_s, settings.ws_rate_burst),
-            client=hello.client, remote=remote,
+            client=hello.client, remote=remote, transport=transport,
+            close_timeout_s=settings.ws_close_timeout_s,
         )
         token = request_id.set(conn.id)
         user_id = principal.user_id
@@ -105,7 +131,7 @@ class Sessions:
                 registered = True
             except Exception as exc:  # Redis down: serve anyway; the sweeper's refresh
                 # re-adds this socket to presence once Redis is back.
-                log.warning("presence unavailable at connect", extra={"error": repr(exc)})
+                self.outages.failed(REDIS, exc)
                 live_ids = []
             if live_ids == [conn.id]:
                 self._presence_changed(user_id, True)
@@ -114,33 +140,76 @@ class Sessions:
                 oldest = tuple(live_ids[: len(live_ids) - cap])
                 await node.kick(connection_ids=oldest, code=CloseCode.REPLACED,
                                 reason="replaced by a newer connection")
-            resumed = await self._welcome(conn, hello)
-            log.info("socket open", extra={
-                "user_id": user_id, "session": principal.session_id, "client": hello.client,
-                "codec": conn.codec.name, "resume_from": hello.resume_from,
-                "resumed": resumed, "remote": remote,
-            })
+            try:
+                resumed: bool | None = await self._welcome(conn, hello)
+            except Exception as exc:
+                if self.outages.unavailable(exc) is None:
+                    raise
+                # PostgreSQL is down: no welcome without last_seq. Come back later.
+                resumed = None
+                conn.close_soon(CloseCode.TRY_AGAIN_LATER, "database unavailable, try again")
+            if resumed is not None:
+                log.info("socket open", extra={
+                    "user_id": user_id, "session": principal.session_id,
+                    "client": hello.client, "codec": conn.codec.name,
+                    "resume_from": hello.resume_from, "resumed": resumed, "remote": remote,
+                })
             await self._read_loop(conn)
         except Exception:
             log.exception("socket failed", extra={"user_id": user_id})
             conn.close_now(CloseCode.INTERNAL_ERROR, "internal error")
         finally:
-            self.hub.remove(conn)
-            self.metrics.ws_open.dec()
+            # Cleanup runs to the end even if this handler is cancelled meanwhile (aiohttp
+            # cancels it when the client goes away): presence, the running command, the
+            # writer, the close's log line and metric.
+            ending = asyncio.ensure_future(self._end(conn, registered))
+            try:
+                await asyncio.shield(ending)
+            except asyncio.CancelledError:
+                await ending
+                raise
+            finally:
+                request_id.reset(token)
+
+    async def _end(self, conn: Connection, registered: bool) -> None:
+        user_id = conn.user_id
+        self.hub.remove(conn)
+        self.metrics.ws_open.dec()
+        # The reader is done: queued commands are dropped (nobody reads their replies);
+        # a running one finishes (it may be mid-transaction).
+        worker = conn.end_commands()
+        try:
             if registered:
-                # Shielded: a cancelled handler (client gone mid-cleanup) must not
-                # leave the user "online" until the presence TTL runs out.
                 with contextlib.suppress(Exception):
-                    await asyncio.shield(self._forget_connection(user_id, conn.id))
+                    await self._forget_connection(user_id, conn.id)
+            if worker is not None:
+                with contextlib.suppress(Exception):
+                    await worker
+        finally:
             await conn.finish()
-            code = conn.ws.close_code if conn.ws.close_code is not None else conn.close_code
-            self.metrics.ws_closes.labels(str(code)).inc()
-            log.info("socket closed", extra={
-                "user_id": user_id, "close_code": code, "reason": conn.close_reason or None,
-                "duration_s": round(time.monotonic() - conn.opened, 3),
-                "delivered_seq": conn.delivered_seq,
-            })
-            request_id.reset(token)
+        # The code this side sent; the peer's own code only when it closed first.
+        by_server = conn.close_code is not None
+        code = conn.close_code if by_server else conn.ws.close_code
+        self.metrics.ws_closes.labels(str(code)).inc()
+        log.info("socket closed", extra={
+            "user_id": user_id, "close_code": code,
+            "closed_by": "server" if by_server else "client",
+            "peer_close_code": conn.ws.close_code, "transport_cut": conn.aborted,
+            "reason": conn.close_reason or None,
+            "duration_s": round(time.monotonic() - conn.opened, 3),
+            "delivered_seq": conn.written_seq, "queued_seq": conn.delivered_seq,
+        })
+
+    def drain(self, conn: Connection) -> None:
+        """Shutdown: no new commands; close 1001 once the running one (if any) replied."""
+        if conn.draining or conn.close_code is not None:
+            return
+        conn.draining = True
+        for command in conn.take_queued_commands():
+            conn.reply(_shutting_down(command.id))
+        if not conn.busy:
+            conn.close_soon(CloseCode.GOING_AWAY, "server shutting down")
+        # else: the worker closes it after the running command's reply (``_work``).
 
     async def _welcome(self, conn: Connection, hello: Hello) -> bool:
         """Send the welcome and start delivery; True when the resume was honoured."""
@@ -162,7 +231,12 @@ class Sessions:
         return resumed
 
     async def _forget_connection(self, user_id: str, connection_id: str) -> None:
-        if await self.node.presence.disconnected(user_id, connection_id):
+        try:
+            gone = await self.node.presence.disconnected(user_id, connection_id)
+        except Exception as exc:  # Redis down: the entry expires with its TTL
+            self.outages.failed(REDIS, exc)
+            return
+        if gone:
             self._presence_changed(user_id, False)
 
     def _presence_changed(self, user_id: str, online: bool) -> None:
@@ -174,11 +248,13 @@ class Sessions:
     async def _run_listener(self, user_id: str, online: bool) -> None:
         try:
             await self.on_presence(user_id, online)
-        except Exception:
-            log.exception("presence listener failed", extra={"user_id": user_id})
+        except Exception as exc:  # an outage is noted once; anything else is a bug
+            if self.outages.unavailable(exc) is None:
+                log.exception("presence listener failed", extra={"user_id": user_id})
 
     # --- reading ----------------------------------------------------------------------------
     async def _read_loop(self, conn: Connection) -> None:
+        """Read until the socket closes; never waits for a command (see the module doc)."""
         ws = conn.ws
         while True:
             msg = await ws.receive()
@@ -188,10 +264,10 @@ class Sessions:
             conn.last_heard = time.monotonic()
             if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
                 continue
-            await self._on_frame(conn, msg.data, msg.type == WSMsgType.BINARY)
+            self._on_frame(conn, msg.data, msg.type == WSMsgType.BINARY)
             # After a close was asked, keep reading until the close handshake completes.
 
-    async def _on_frame(self, conn: Connection, data: bytes, binary: bool) -> None:
+    def _on_frame(self, conn: Connection, data: bytes, binary: bool) -> None:
         metrics = self.metrics
         if binary != conn.codec.binary:
             metrics.child(metrics.ws_frames_in, "invalid").inc()
@@ -228,7 +304,7 @@ class Sessions:
         assert isinstance(message, Command)
         if not self._rate_ok(conn, message.id):
             return
-        await self._run_command(conn, message)
+        self._submit(conn, message)
 
     def _rate_ok(self, conn: Connection, command_id: str | None) -> bool:
         """Take a token; on refusal reply rate_limited (or close 4029 after WS_ABUSE_S)."""
@@ -243,28 +319,66 @@ class Sessions:
         return False
 
     # --- commands -------------------------------------------------------------------------
+    def _submit(self, conn: Connection, command: Command) -> None:
+        """Queue a command for the connection's worker (started on demand)."""
+        if conn.draining:
+            conn.reply(_shutting_down(command.id))
+            return
+        limit = self.settings.ws_max_pending_commands
+        # Waiting behind the running one (the first queued is the next to run when
+        # none is running yet).
+        if conn.pending_commands + int(conn.busy) > limit:
+            conn.reply(Error(
+                id=command.id, code=ErrorCode.RATE_LIMITED,
+                message=f"too many commands waiting: at most {limit} behind the running one",
+                retry_after_s=QUEUE_FULL_RETRY_S))
+            return
+        conn.submit(command)
+        if conn.worker is None:
+            conn.worker = asyncio.create_task(self._work(conn), name=f"ws-commands:{conn.id}")
+
+    async def _work(self, conn: Connection) -> None:
+        """The connection's command worker: one command at a time, in arrival order."""
+        try:
+            while (command := await conn.next_command()) is not None:
+                await self._run_command(conn, command)
+                if conn.draining:
+                    conn.close_soon(CloseCode.GOING_AWAY, "server shutting down")
+        finally:
+            conn.worker = None
+
     async def _run_command(self, conn: Connection, command: Command) -> None:
         tag = command.wire_type()
         started = time.perf_counter()
+        conn.busy = True
+        # Events this command appends to its caller go out after its reply (PROTOCOL §3).
+        conn.hold()
+        try:
+            await conn.send_reply(await self._execute(conn, command, tag))
+        finally:
+            conn.release()
+            conn.busy = False
+            self.metrics.child(self.metrics.ws_command_latency, tag).observe(
+                time.perf_counter() - started)
+
+    async def _execute(self, conn: Connection, command: Command, tag: str) -> Ok | Error:
+        """The command's one reply."""
         try:
             if isinstance(command, AuthRefresh):
                 result: Any = await self._auth_refresh(conn, command)
             else:
                 handler = self.commands.get(type(command))
                 if handler is None:
-                    conn.reply(Error(id=command.id, code=ErrorCode.BAD_REQUEST,
-                                    message=f"type: '{tag}' is not supported by this server yet",
-                                    field="type"))
-                    return
+                    return Error(id=command.id, code=ErrorCode.BAD_REQUEST,
+                                 message=f"type: '{tag}' is not supported by this server yet",
+                                 field="type")
                 caller = Caller(principal=conn.principal, connection_id=conn.id)
                 result = await handler(caller, command)
-            conn.reply(Ok(id=command.id, result=result))
+            return Ok(id=command.id, result=result)
         except Exception as exc:
-            conn.reply(error_reply(command.id, exc, fields=type(command).__struct_encode_fields__,
-                                   command=tag, user_id=conn.user_id))
-        finally:
-            self.metrics.child(self.metrics.ws_command_latency, tag).observe(
-                time.perf_counter() - started)
+            return error_reply(command.id, exc, self.outages,
+                               fields=type(command).__struct_encode_fields__, command=tag,
+                               user_id=conn.user_id)
 
     async def _auth_refresh(self, conn: Connection, command: AuthRefresh) -> AuthRefreshResult:
         principal = await self.verifier.from_bearer(command.token)

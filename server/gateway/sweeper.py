@@ -2,7 +2,8 @@
 
 At least every second (every ``heartbeat_s / 4`` when shorter) it sends due pings,
 closes sockets silent for twice ``heartbeat_s`` (4002) or past their access token's expiry
-plus ``TOKEN_EXPIRY_GRACE_S`` (4009), ends writer tasks idle for ``WS_WRITER_IDLE_S``,
+plus ``TOKEN_EXPIRY_GRACE_S`` (4009), ends writer and command-worker tasks idle for
+``WS_WRITER_IDLE_S``,
 and every ``heartbeat_s / 2`` refreshes this node's presence entries (so a killed node's
 users drop offline within the presence TTL, and a Redis restart is repaired).
 """
@@ -21,14 +22,17 @@ from protocol.session import Ping
 from server.gateway.connection import Connection
 from server.realtime.hub import Hub
 from server.realtime.presence import Presence
+from server.resources.outages import Outages
 from server.settings import Settings
 
 log = logging.getLogger("server.gateway")
 
 
 class Sweeper:
-    def __init__(self, settings: Settings, hub: Hub[Connection], presence: Presence) -> None:
+    def __init__(self, settings: Settings, hub: Hub[Connection], presence: Presence,
+                 outages: Outages) -> None:
         self.settings = settings
+        self.outages = outages
         self.hub = hub
         self.presence = presence
         self._ping_frames = {name: codec.encode(Ping()) for name, codec in CODECS.items()}
@@ -57,12 +61,17 @@ class Sweeper:
                 self.sweep(self.hub.connections(), now, time.time())
                 if now - last_refresh >= heartbeat / 2:
                     last_refresh = now
-                    await self.presence.refresh(
-                        (c.user_id, c.id) for c in self.hub.connections()
-                    )
-            except Exception as exc:  # e.g. Redis down: presence refresh retried next round
-                log.warning("sweep failed", extra={"error": repr(exc)})
+                    await self._refresh_presence()
+            except Exception:
+                log.exception("sweep failed")
             self.rounds += 1
+
+    async def _refresh_presence(self) -> None:
+        try:
+            await self.presence.refresh((c.user_id, c.id) for c in self.hub.connections())
+        except Exception as exc:  # Redis down: logged once per outage, retried next round
+            if self.outages.unavailable(exc) is None:
+                raise
 
     def sweep(self, conns: Iterable[Connection], now: float, wall: float) -> None:
         settings = self.settings
@@ -73,6 +82,7 @@ class Sweeper:
             if conn.close_code is not None:
                 continue
             conn.release_idle_writer(now, idle_s)
+            conn.release_idle_worker(now, idle_s)
             if now - conn.last_heard > 2 * heartbeat:
                 conn.close_soon(CloseCode.HEARTBEAT_TIMEOUT, "heartbeat timeout")
                 continue

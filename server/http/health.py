@@ -35,6 +35,8 @@ async def readyz(request: web.Request) -> web.Response:
             results[name] = "ok"
         except Exception as exc:  # any failure means "not ready": say which and why
             results[name] = f"failed: {type(exc).__name__}"
+    if not request.app[RUNTIME].gateway.accepting:
+        results["gateway"] = "draining"  # shutting down: take this node out of rotation
     ready = all(v == "ok" for v in results.values())
     return _json(Readiness(status="ready" if ready else "unavailable", checks=results),
                  status=200 if ready else 503)

@@ -1,7 +1,9 @@
 """Middlewares every HTTP route passes through: request id, metrics, errors as JSON.
 
 Errors raised by handlers (``server.errors.AppError``) are mapped here, in one place
-(``server.http.errors.response_for``), so handlers let them propagate.
+(``server.http.errors.response_for``), so handlers let them propagate. A backend outage
+(``server.resources.outages``) is 503 ``unavailable`` with ``Retry-After``, logged once per
+outage rather than once per request.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from server.errors import AppError
 from server.http.contracts import request_fields
 from server.http.errors import error_response, from_http_exception, response_for
 from server.observability.logging import request_id
-from server.state import METRICS, SESSION_COOKIES
+from server.state import METRICS, RUNTIME, SESSION_COOKIES
 
 log = logging.getLogger("server.http")
 
@@ -44,9 +46,13 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
             if exc.status < 400:
                 raise
             response = from_http_exception(exc)
-        except Exception:
-            log.exception("unhandled error", extra={"path": request.path})
-            response = error_response(500, "internal", "internal error")
+        except Exception as exc:
+            unavailable = _outage(request, exc)
+            if unavailable is not None:  # a backend is down: 503, logged once per outage
+                response = response_for(unavailable)
+            else:
+                log.exception("unhandled error", extra={"path": request.path})
+                response = error_response(500, "internal", "internal error")
         status = response.status
         if not response.prepared:
             response.headers["X-Request-Id"] = rid
@@ -59,6 +65,11 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         metrics.http_latency.labels(route).observe(time.perf_counter() - started)
         _access_log(request, status, started)
         request_id.reset(token)
+
+
+def _outage(request: web.Request, exc: Exception) -> AppError | None:
+    runtime = request.app.get(RUNTIME)
+    return None if runtime is None else runtime.deps.outages.unavailable(exc)
 
 
 def _access_log(request: web.Request, status: int, started: float) -> None:

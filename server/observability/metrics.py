@@ -47,6 +47,12 @@ class Metrics:
             "petspark_ws_outbox_overflows_total", "Sockets closed 4008 (slow consumer)",
             registry=r,
         )
+        self.ws_transport_aborts = Counter(
+            "petspark_ws_transport_aborts_total",
+            "Sockets whose transport was cut because their close did not finish within "
+            "WS_CLOSE_TIMEOUT_S (a client that stopped reading), by the close code sent",
+            ["code"], registry=r,
+        )
         self.events_appended = Counter(
             "petspark_events_appended_total", "Durable events appended", registry=r
         )
@@ -56,6 +62,16 @@ class Metrics:
         )
         self.broker_publish_failures = Counter(
             "petspark_broker_publish_failures_total", "Publishes the broker refused", registry=r
+        )
+        # --- backend outages (server.resources.outages) ---
+        self.backend_up = Gauge(
+            "petspark_backend_up", "1 while the backend (database, redis) answers, 0 during "
+            "an outage", ["backend"], registry=r,
+        )
+        self.backend_unavailable = Counter(
+            "petspark_backend_unavailable_total",
+            "Operations that failed because the backend could not be reached (answered "
+            "`unavailable` or degraded)", ["backend"], registry=r,
         )
         # --- push & mail ---
         self.pushes = Counter(

@@ -6,6 +6,10 @@ straight through only when it is the next seq; anything else raises the
 cursor's target and one catch-up task reads the missing seqs from PostgreSQL.
 Because a user's seqs commit in order (see ``stream``), reading ``seq >
 delivered`` never skips an event that commits later.
+
+Catch-up is paced by the socket: each event read back waits for room in the outbox
+(``EventSink.put_event``), so however many events a device missed, it gets them as fast
+as it reads them and a slow reader is never taken for a stuck one.
 """
 
 from __future__ import annotations
@@ -22,7 +26,10 @@ log = logging.getLogger(__name__)
 
 class EventSink(Protocol):
     def offer_event(self, frame: EventFrame) -> bool:
-        """Queue the frame for the socket; False once the socket is closing."""
+        """Queue a live frame for the socket now; False once the socket is closing."""
+
+    async def put_event(self, frame: EventFrame) -> bool:
+        """Queue a caught-up frame once the socket has room for it; False once closing."""
 
 
 class StreamCursor:
@@ -91,14 +98,14 @@ class StreamCursor:
                                "to": rows[0][0] - 1},
                     )
                 for seq, payload in rows:
-                    if not self._emit(EventFrame(seq, payload)):
+                    if not await self.sink.put_event(EventFrame(seq, payload)):
                         return
+                    self.delivered = seq
                 if self.delivered > self.target:
                     self.target = self.delivered
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # DB outage: the position check tries again later
-            log.warning("catch-up failed; will retry", extra={"user_id": self.user_id,
-                                                              "error": repr(exc)})
+            self.stream.failed("catch-up", exc, user_id=self.user_id)
         finally:
             self._task = None

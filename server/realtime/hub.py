@@ -187,7 +187,7 @@ class Hub(Generic[C]):
             try:
                 await self.check_positions()
             except Exception as exc:  # DB outage: next round
-                log.warning("position check failed", extra={"error": repr(exc)})
+                self.stream.failed("position check", exc)
 
     async def check_positions(self) -> None:
         """Fetch every local user's latest seq; start catch-up where a socket is behind."""

@@ -7,7 +7,9 @@ It owns the realtime pieces and starts and stops them as one:
 - the durable **event stream** (append in the change's transaction, read for resume),
 - **presence** (who is online on any node),
 - the **acks** sockets report, written for every node to read (``acks.py``),
-- the hourly pruning of old events.
+- the hourly pruning of old events,
+- **outages** (``server.resources.outages``): which backend is down right now, so
+  background work and the edges log an outage once, not once per socket or request.
 
 and offers what the rest of the server sends through it: durable events are announced
 by ``publish_events`` after their transaction commits (``EventStream`` calls it),
@@ -53,6 +55,7 @@ from server.realtime.hub import BroadcastHandler, Hub
 from server.realtime.presence import Presence
 from server.realtime.rooms import MemoryRoomPresence, RoomPresence
 from server.realtime.stream import Appended, EventStream, prune_periodically
+from server.resources.outages import REDIS, Outages
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -72,8 +75,8 @@ class RoomJoin(StrEnum):
 
 class Node:
     def __init__(self, *, db: asyncpg.Pool, broker: Broker, presence: Presence,
-                 settings: Settings, metrics: Metrics, rooms: RoomPresence | None = None
-                 ) -> None:
+                 settings: Settings, metrics: Metrics, rooms: RoomPresence | None = None,
+                 outages: Outages | None = None) -> None:
         self.broker = broker
         self.presence = presence
         self.rooms: RoomPresence = rooms or MemoryRoomPresence()
@@ -82,7 +85,9 @@ class Node:
         self._room_refresher: asyncio.Task[None] | None = None
         self.metrics = metrics
         self.settings = settings
-        self.stream = EventStream(db, self.publish_events, metrics)
+        self.outages = outages if outages is not None else Outages(metrics, {})
+        presence.outages = self.outages
+        self.stream = EventStream(db, self.publish_events, metrics, self.outages)
         self.hub: Hub[Any] = Hub(self.stream, metrics, settings.event_position_check_s)
         self.acks = AckRecorder(db, settings.ack_flush_s)
         self.hub.on_rooms_left = self._on_rooms_left
@@ -122,6 +127,7 @@ class Node:
         await self.acks.stop()
         await self.hub.stop()
         await self.broker.close()
+        await self.outages.stop()
 
     # --- what the server sends through the node --------------------------------------------
     async def publish_events(self, appended: Sequence[Appended]) -> None:
@@ -136,9 +142,9 @@ class Node:
             await self.broker.publish(bus.encode(notice))
         except BrokerUnavailable as exc:
             # Committed already; nodes pick the events up at their next position check.
+            # Logged once per Redis outage, not per commit.
             self.metrics.broker_publish_failures.inc()
-            log.warning("event notice not published", extra={
-                "error": str(exc), "events": sum(len(a.targets) for a in appended)})
+            self.outages.failed(REDIS, exc)
 
     async def send_ephemeral(self, user_ids: Iterable[str], event: Event) -> None:
         """Send a non-durable event to every socket of these users, on whichever node."""
@@ -189,7 +195,11 @@ class Node:
             await self.broker.publish(payload)
         except BrokerUnavailable as exc:
             self.metrics.broker_publish_failures.inc()
-            log.error("%s not published: broker unavailable", what, extra={"error": str(exc)})
+            if what == "ephemeral":  # best effort: counted, logged once per outage
+                self.outages.failed(REDIS, exc)
+            else:  # a kick that did not go out matters: say so every time
+                log.error("%s not published: broker unavailable", what,
+                          extra={"error": str(exc)})
 
     # --- rooms ------------------------------------------------------------------------------
     @contextlib.asynccontextmanager

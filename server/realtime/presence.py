@@ -6,19 +6,50 @@ heartbeat sweep, so a killed node's users drop offline within ``ttl_s``.
 ``MemoryPresence`` is the single-node equivalent.
 
 Connection ids sort by connect time, so the oldest connections come first.
+
+``online`` raises when Redis cannot be reached (``presence.query`` then answers
+``unavailable``). Work that only *uses* presence to decide something — whether to queue
+a push, inside a transaction that must not fail for it — calls ``online_or_unknown``:
+bounded by ``LOOKUP_TIMEOUT_S``, it never raises and leaves users whose presence cannot
+be read out of its answer, so callers treat them as offline (notification and push).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 
 import redis.asyncio as aioredis
 
+from server.resources.outages import REDIS, Outages
+
+log = logging.getLogger(__name__)
+
+LOOKUP_TIMEOUT_S = 1.0
+
 
 class Presence(ABC):
     name: str
+    outages: Outages | None = None
+    """Where a failed degraded lookup is noted (set by the node)."""
+
+    async def online_or_unknown(self, user_ids: Sequence[str]) -> dict[str, bool]:
+        """``online``, but never raising: on a Redis error or after ``LOOKUP_TIMEOUT_S``
+        the answer is empty (every user unknown, to be treated as offline)."""
+        if not user_ids:
+            return {}
+        try:
+            return await asyncio.wait_for(self.online(user_ids), timeout=LOOKUP_TIMEOUT_S)
+        except Exception as exc:
+            if self.outages is not None:
+                self.outages.failed(REDIS, exc)
+            else:
+                log.warning("presence unavailable; treating users as offline",
+                            extra={"error": repr(exc)})
+            return {}
 
     @abstractmethod
     async def connected(self, user_id: str, connection_id: str) -> list[str]:

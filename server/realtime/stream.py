@@ -32,6 +32,7 @@ import msgspec
 from protocol.base import DurableEvent
 from protocol.codec import JSON
 from server.observability.metrics import Metrics
+from server.resources.outages import Outages
 
 log = logging.getLogger(__name__)
 
@@ -118,10 +119,12 @@ class Transaction:
 class EventStream:
     """Append, read and prune durable events. One per node; shared by all domains."""
 
-    def __init__(self, pool: asyncpg.Pool, publish: Publish, metrics: Metrics) -> None:
+    def __init__(self, pool: asyncpg.Pool, publish: Publish, metrics: Metrics,
+                 outages: Outages | None = None) -> None:
         self.pool = pool
         self._publish = publish
         self.metrics = metrics
+        self.outages = outages
         self._listeners: dict[str, list[Callable[[], None]]] = {}
 
     def listen(self, name: str, callback: Callable[[], None]) -> None:
@@ -132,6 +135,13 @@ class EventStream:
     def unlisten(self, name: str, callback: Callable[[], None]) -> None:
         with contextlib.suppress(KeyError, ValueError):
             self._listeners[name].remove(callback)
+
+    def failed(self, what: str, exc: Exception, **context: object) -> None:
+        """A background read (catch-up, position check) failed: a database outage is
+        noted once per outage (``Outages``); anything else is logged as a warning."""
+        if self.outages is not None and self.outages.unavailable(exc) is not None:
+            return
+        log.warning(f"{what} failed; will retry", extra={"error": repr(exc), **context})
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:

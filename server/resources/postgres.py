@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -26,14 +27,43 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
-async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:
-    pool: asyncpg.Pool = await asyncpg.create_pool(
+class BoundedPool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg ships no types
+    """An asyncpg pool whose ``acquire`` (and so ``pool.fetch`` & co.) waits at most
+    ``acquire_timeout`` for a connection: with PostgreSQL stalled or the pool exhausted,
+    a command fails fast (``unavailable``) instead of queueing for ever."""
+
+    def __init__(self, *args: Any, acquire_timeout: float | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._acquire_timeout = acquire_timeout
+
+    def acquire(self, *, timeout: float | None = None) -> Any:
+        return super().acquire(timeout=self._acquire_timeout if timeout is None else timeout)
+
+
+async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20,
+                      command_timeout_s: float = 30.0,
+                      connect_timeout_s: float | None = None) -> asyncpg.Pool:
+    """The server's pool: jsonb codec; each query bounded by ``command_timeout_s``; opening
+    a connection, and waiting for a pooled one, by ``connect_timeout_s`` (None: no bound
+    on waiting, 60 s on connecting)."""
+    connect: dict[str, Any] = {}
+    if connect_timeout_s is not None:
+        connect["timeout"] = connect_timeout_s
+    pool = BoundedPool(
         dsn,
+        acquire_timeout=connect_timeout_s,
         min_size=min_size,
         max_size=max_size,
+        max_queries=50000,
+        max_inactive_connection_lifetime=300.0,
+        loop=None,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
         init=_init_connection,
-        command_timeout=30,
+        command_timeout=command_timeout_s,
+        **connect,
     )
+    await pool
     return pool
 
 
@@ -62,7 +92,9 @@ async def open_database(settings: Settings) -> AsyncIterator[tuple[asyncpg.Pool,
     from server.resources.migrations import migrate
 
     async with database_dsn(settings) as (dsn, kind):
-        pool = await create_pool(dsn, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+        pool = await create_pool(dsn, min_size=settings.db_pool_min, max_size=settings.db_pool_max,
+                                 command_timeout_s=settings.db_command_timeout_s,
+                                 connect_timeout_s=settings.db_connect_timeout_s)
         try:
             if settings.migrate_on_start:
                 async with pool.acquire() as conn:

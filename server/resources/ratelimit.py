@@ -37,6 +37,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from server.errors import RateLimited, retry_after_header
+from server.resources.outages import REDIS, Outages
 
 log = logging.getLogger(__name__)
 
@@ -157,8 +158,10 @@ class RedisRateLimiter(RateLimiter):
 
     name = "redis"
 
-    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+    def __init__(self, client: aioredis.Redis, prefix: str, outages: Outages | None = None
+                 ) -> None:
         self._client = client
+        self._outages = outages
         self._prefix = f"{prefix}rl:"
         self._script = client.register_script(_SCRIPT)
 
@@ -170,7 +173,11 @@ class RedisRateLimiter(RateLimiter):
                 args=[limit, window_ms, "1" if record else "0", secrets.token_hex(4)],
             )
         except (RedisError, OSError) as exc:
-            log.error("rate limiter unavailable: allowing", extra={"error": type(exc).__name__})
+            if self._outages is not None:  # one line per outage, not per hit
+                self._outages.failed(REDIS, exc)
+            else:
+                log.error("rate limiter unavailable: allowing",
+                          extra={"error": type(exc).__name__})
             return ALLOWED
         if int(allowed):
             return ALLOWED

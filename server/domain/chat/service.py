@@ -49,10 +49,6 @@ def message_from_row(row: asyncpg.Record, prefix: str = "") -> ChatMessage:
     )
 
 
-async def _no_presence() -> dict[str, bool]:
-    return {}
-
-
 def _body(value: str) -> str:
     body = value.strip()
     if not body:
@@ -99,11 +95,16 @@ class ChatService:
             message = message_from_row(row)
             members: list[str] = list(row["member_ids"])
             others = [m for m in members if m != user_id]
-            # The presence lookup (Redis) overlaps the event append (PostgreSQL).
-            online, _ = await asyncio.gather(
-                self.presence.online(others) if others else _no_presence(),
-                tx.append(members, ChatMessageEvent(seq=0, message=message)),
-            )
+            # The presence lookup (Redis) overlaps the event append (PostgreSQL). It runs
+            # as its own task and never raises (unknown = offline); the transaction's
+            # connection only ever has the one operation of this task in flight.
+            lookup = asyncio.ensure_future(self.presence.online_or_unknown(others))
+            try:
+                await tx.append(members, ChatMessageEvent(seq=0, message=message))
+            except BaseException:
+                lookup.cancel()
+                raise
+            online = await lookup
             offline = [m for m in others if not online.get(m, False)]
             if offline:
                 sender = await store.select_display_name(tx.conn, user_id)

@@ -44,12 +44,14 @@ async def notify(
     queue its push (due at once for users with no live connection anywhere; for the
     others only if no socket acks the event within ``PUSH_DELAY_S``).
 
-    ``online`` may carry presence already looked up by the caller."""
+    ``online`` may carry presence already looked up by the caller. Presence that cannot
+    be read (Redis down) counts as offline: the push is queued rather than the change
+    failed."""
     targets = list(dict.fromkeys(user_ids))
     if not targets:
         return {}
     if online is None:
-        online = await presence.online(targets)
+        online = await presence.online_or_unknown(targets)
     collapse = collapse_key(kind, data)
     out: dict[str, Notification] = {}
     for user_id in targets:

@@ -12,6 +12,7 @@ from protocol.objects import AlertStatus
 from protocol.types import Location
 from server.domain.lost_found.fanout import FanoutRunner
 from server.state import RUNTIME
+from tests.domain.conftest import wait_online
 from tests.domain.lost_found.helpers import (
     alert_events_by_user,
     app_of,
@@ -149,6 +150,7 @@ async def test_offline_watcher_resumes_and_gets_the_alert(app_client: AppClient)
     assert sock.welcome is not None
     last = sock.welcome.last_seq
     await sock.close()
+    await wait_online(client, reg.user_id, False)  # the close is processed after the echo
 
     alert = await reporter.report(-33.86, 151.2, radius_m=1000)
     await wait_jobs_done(client)
