@@ -167,7 +167,7 @@ async def test_a_banned_users_things_are_hidden_everywhere_until_unbanned(
     pet = await owner.pet("Rex")
     mine = await viewer.pet("Tom")
     offered = await listing(owner, await owner.pet("Bella"))
-    own_post = await post(owner, "Rex at the beach")
+    own_post = await post(owner, "Rex at the beach", location=HERE)
     viewers_post = await post(viewer, "Tom asleep")
     comment = (await owner.cmd(PostsComment(id=cid(), post_id=viewers_post.id,
                                             body="cute"))).comment
@@ -180,11 +180,13 @@ async def test_a_banned_users_things_are_hidden_everywhere_until_unbanned(
         """Each place another user meets the owner's things."""
         candidates = await viewer.cmd(DiscoveryCandidates(id=cid(), pet_id=mine.id, limit=50))
         listings = await viewer.cmd(AdoptionListings(id=cid()))
+        near_listings = await viewer.cmd(AdoptionListings(id=cid(), location=HERE))
         one_listing = await viewer.sock.request(AdoptionListing(id=cid(),
                                                                 listing_id=offered.id))
         feed = await viewer.cmd(PostsFeed(id=cid(), scope=FeedScope.RECENT))
         by_author = await viewer.cmd(PostsFeed(id=cid(), scope=FeedScope.AUTHOR,
                                                author_id=owner.id))
+        nearby = await viewer.cmd(PostsFeed(id=cid(), scope=FeedScope.NEARBY, location=HERE))
         one_post = await viewer.sock.request(PostsGet(id=cid(), post_id=own_post.id))
         comments = await viewer.cmd(PostsComments(id=cid(), post_id=viewers_post.id))
         streams = await viewer.cmd(LiveList(id=cid()))
@@ -193,9 +195,11 @@ async def test_a_banned_users_things_are_hidden_everywhere_until_unbanned(
         return {
             "pet in discovery": pet.id in {c.pet.id for c in candidates.candidates},
             "listing in search": offered.id in {x.id for x in listings.listings},
+            "listing nearby": offered.id in {x.id for x in near_listings.listings},
             "listing by id": isinstance(one_listing, Ok),
             "post in feed": own_post.id in {p.id for p in feed.posts},
             "post in author feed": own_post.id in {p.id for p in by_author.posts},
+            "post in nearby feed": own_post.id in {p.id for p in nearby.posts},
             "post by id": isinstance(one_post, Ok),
             "comment": comment.id in {c.id for c in comments.comments},
             "stream in list": stream.id in {s.id for s in streams.streams},
