@@ -19,7 +19,11 @@ UPDATE adoption_listings SET adopted_at = updated_at WHERE status = 'adopted';
 
 CREATE FUNCTION adoption_listing_adopted_at() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF NEW.status = 'adopted' AND (TG_OP = 'INSERT' OR OLD.status <> 'adopted') THEN
+    IF TG_OP = 'INSERT' THEN
+        IF NEW.status = 'adopted' AND NEW.adopted_at IS NULL THEN  -- an import may say when
+            NEW.adopted_at = clock_timestamp();
+        END IF;
+    ELSIF NEW.status = 'adopted' AND OLD.status <> 'adopted' THEN
         NEW.adopted_at = clock_timestamp();
     END IF;
     RETURN NEW;

@@ -3,6 +3,7 @@ at most 92 days."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
 
 from protocol.admin import AdminAnalytics
@@ -16,6 +17,7 @@ from protocol.chat import ChatSend
 from protocol.community import PostsComment
 from protocol.lost import LostReport
 from protocol.types import Location
+from server.domain.admin.analytics import COMMUNITY_SQL
 from tests.domain.admin.conftest import new_admin, pool_of
 from tests.domain.conftest import AppClient, cid, make_match, new_user
 from tests.domain.social import apply, listing, post
@@ -138,3 +140,37 @@ async def test_ranges_are_checked(app_client: AppClient) -> None:
                               '"to": "2026-12-01"}')
     reply = await admin.sock.receive()
     assert getattr(reply, "code", None) == "bad_request"
+
+
+async def test_community_counts_read_their_time_indexes(app_client: AppClient) -> None:
+    """A year of posts and adoptions, a week asked: the plan reads the BRIN index of
+    posts.created_at and the partial index of adoption_listings.adopted_at."""
+    client = await app_client()
+    author = await new_user(client, "Prolific")
+    pet = await author.pet("Rex")
+    pool = pool_of(client)
+    await pool.execute(  # in time order, as a live table fills
+        """INSERT INTO posts (author_id, body, created_at)
+           SELECT $1, 'post ' || g, now() - interval '365 days' + g * interval '5 minutes'
+           FROM generate_series(1, 100000) AS g""", author.id)
+    await pool.execute(
+        """INSERT INTO adoption_listings (lister_id, pet_id, title, description, lat, lng,
+                                          status, adopted_at)
+           SELECT $1, $2, 'Rex', 'calm', 52.5, 13.4, 'adopted',
+                  now() - interval '365 days' + g * interval '10 minutes'
+           FROM generate_series(1, 50000) AS g""", author.id, pet.id)
+    await pool.execute("ANALYZE posts")
+    await pool.execute("ANALYZE adoption_listings")
+    today = datetime.now(UTC).date()
+    first = today - timedelta(days=200)
+    async with pool.acquire() as conn:
+        plan = json.dumps(await conn.fetchval(f"EXPLAIN (FORMAT JSON) {COMMUNITY_SQL}",
+                                              first, first + timedelta(days=6)))
+    assert "posts_created_brin" in plan, plan
+    assert "adoption_listings_adopted" in plan, plan
+    admin = await new_admin(client)
+    days = (await admin.cmd(AdminAnalytics(id=cid(), from_=first,
+                                           to=first + timedelta(days=6)))).days
+    assert [d.posts for d in days] == [288] * 7          # one every 5 minutes
+    assert [d.adoptions for d in days] == [144] * 7      # one every 10 minutes
+
