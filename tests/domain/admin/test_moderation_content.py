@@ -30,7 +30,7 @@ from protocol.safety import ReportReason, ReportsCreate, ReportTarget, ReportTar
 from tests.domain.admin.conftest import audit_rows, new_admin, pool_of
 from tests.domain.conftest import AppClient, User, cid, new_user
 from tests.domain.live.helpers import go_live, join, next_of
-from tests.domain.social import apply, listing, post
+from tests.domain.social import add_upload, apply, listing, post
 from tests.support.ws import ProtocolSocket
 
 APPROVE, REJECT = ModerationDecision.APPROVE, ModerationDecision.REJECT
@@ -83,7 +83,8 @@ async def test_a_rejected_post_is_gone_for_everyone_and_its_author_told(
     node_a, node_b = await app_client(), await app_client()
     author = await new_user(node_a, "Author")
     reporter, admin = await new_user(node_b, "Reporter"), await new_admin(node_b)
-    bad = await post(author, "something nasty")
+    photo = await add_upload(node_a, author.id)
+    bad = await post(author, "something nasty", photo_ids=[photo])
     fine = await post(author, "Rex at the beach")
     await report(reporter, K.POST, bad.id, ReportReason.NUDITY)
     await report(reporter, K.POST, fine.id)
@@ -91,7 +92,9 @@ async def test_a_rejected_post_is_gone_for_everyone_and_its_author_told(
     item = await item_of(admin, ModerationKind.POST, bad.id)
     assert (item.report_count, item.reasons) == (1, ["nudity"])
     assert item.preview["author_id"] == author.id and item.preview["body"] == "something nasty"
-    assert item.preview["deleted"] is False and item.preview["photos"] == []
+    assert item.preview["deleted"] is False
+    [shown] = item.preview["photos"]  # the admin sees the photo, whatever its state
+    assert (shown["id"], shown["status"]) == (photo, "pending") and shown["url"]
 
     decided = await decide(admin, item, REJECT, "no nudity here")
     assert decided.preview["deleted"] is True
