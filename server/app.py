@@ -209,7 +209,8 @@ async def start_runtime(app: web.Application, stack: contextlib.AsyncExitStack,
     uploads = UploadService(deps, moderator)
     # Admin: every admin.* handler behind the one role guard (re-reads the stored role).
     admin_only = require_admin(db)
-    commands.bind(AdminService(deps, accounts=auth), admin.HANDLERS, guard=admin_only)
+    commands.bind(AdminService(deps, accounts=auth, live=live), admin.HANDLERS,
+                  guard=admin_only)
     feature_flags = commands.bind(FlagService(deps), flags.HANDLERS)
     commands.bind(feature_flags, flags.ADMIN_HANDLERS, guard=admin_only)
     commands.override(overrides)

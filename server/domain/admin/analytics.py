@@ -3,14 +3,18 @@ with ``generate_series`` giving every day of the range (zeros included). Days ar
 
 - users: ``new_users`` (accounts created that day) and ``active_users`` (distinct users who
   logged in or registered, refreshed a token — apps refresh every ``ACCESS_TOKEN_TTL_S``
-  while in use —, sent a message, swiped, uploaded, reported a lost pet or a sighting that
-  day);
+  while in use —, sent a message, swiped, uploaded, reported a lost pet or a sighting,
+  posted, commented, liked a post, listed a pet for adoption, applied for one, or went
+  live that day);
 - activity: ``messages`` sent, ``matches`` made, ``lost_alerts`` reported, ``uploads``
   finished (pending, approved or rejected) that day;
-- community: ``posts`` and ``adoptions`` are 0 until the community and adoption tables
-  exist (issue #12); they join as one more query here.
+- community: ``posts`` written that day (deleted or removed ones included, as messages
+  are) and ``adoptions``: listings that became ``adopted`` that day (the lister marking
+  the pet as gone to its new home; ``adopted_at``, set by a trigger of
+  ``0013_moderation.sql``). An accepted application is not yet an adoption.
 
-Each range condition is on ``created_at`` (BRIN-indexed by ``0011_admin.sql``).
+Each range condition is on a time column with an index (BRIN on ``created_at`` from
+``0011_admin.sql`` and ``0013_moderation.sql``; ``adoption_listings_adopted``).
 """
 
 from __future__ import annotations
@@ -56,6 +60,21 @@ acts AS (
     UNION ALL
     SELECT ls.reporter_id, ls.created_at FROM lost_sightings ls
     WHERE {_in_range('ls.created_at')}
+    UNION ALL
+    SELECT po.author_id, po.created_at FROM posts po WHERE {_in_range('po.created_at')}
+    UNION ALL
+    SELECT pc.author_id, pc.created_at FROM post_comments pc
+    WHERE {_in_range('pc.created_at')}
+    UNION ALL
+    SELECT pl.user_id, pl.created_at FROM post_likes pl WHERE {_in_range('pl.created_at')}
+    UNION ALL
+    SELECT al.lister_id, al.created_at FROM adoption_listings al
+    WHERE {_in_range('al.created_at')}
+    UNION ALL
+    SELECT aa.applicant_id, aa.created_at FROM adoption_applications aa
+    WHERE {_in_range('aa.created_at')}
+    UNION ALL
+    SELECT lv.host_id, lv.started_at FROM live_streams lv WHERE {_in_range('lv.started_at')}
 ),
 active AS (SELECT {_day('at')} AS day, count(DISTINCT user_id) AS n FROM acts GROUP BY 1),
 fresh AS (
@@ -87,18 +106,32 @@ ORDER BY days.day
 """
 
 
+COMMUNITY_SQL = f"""
+WITH days AS ({_DAYS}),
+{_count_per_day('ps', 'posts')},
+adopted AS (
+    SELECT {_day('l.adopted_at')} AS day, count(*) AS n FROM adoption_listings l
+    WHERE l.adopted_at IS NOT NULL AND {_in_range('l.adopted_at')} GROUP BY 1
+)
+SELECT days.day, coalesce(ps.n, 0) AS posts, coalesce(adopted.n, 0) AS adoptions
+FROM days LEFT JOIN ps USING (day) LEFT JOIN adopted USING (day)
+ORDER BY days.day
+"""
+
+
 async def daily_counts(conn: asyncpg.Connection, first: date, last: date) -> list[AnalyticsDay]:
     """Every day from ``first`` to ``last`` (both included; the caller bounds the range).
-    Both queries run in one read-only snapshot, so the families agree with each other."""
+    The queries run in one read-only snapshot, so the families agree with each other."""
     async with conn.transaction(readonly=True, isolation="repeatable_read"):
         users = await conn.fetch(USERS_SQL, first, last)
         activity = await conn.fetch(ACTIVITY_SQL, first, last)
+        community = await conn.fetch(COMMUNITY_SQL, first, last)
     return [
         AnalyticsDay(
             date=u["day"], active_users=int(u["active_users"]), new_users=int(u["new_users"]),
             messages=int(a["messages"]), matches=int(a["matches"]),
             lost_alerts=int(a["lost_alerts"]), uploads=int(a["uploads"]),
-            posts=0, adoptions=0,  # until issue #12's tables exist
+            posts=int(c["posts"]), adoptions=int(c["adoptions"]),
         )
-        for u, a in zip(users, activity, strict=True)
+        for u, a, c in zip(users, activity, community, strict=True)
     ]

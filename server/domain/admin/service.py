@@ -32,7 +32,7 @@ from protocol.codes import CloseCode
 from protocol.objects import Role
 from server.deps import Deps
 from server.domain.admin import analytics, audit, store
-from server.domain.admin.moderation import KINDS, Accounts, Context, Decision
+from server.domain.admin.moderation import KINDS, Accounts, Context, Decision, Streams, ban_in
 from server.domain.cursors import decode_cursor, encode_cursor
 from server.errors import BadRequest, Conflict, NotFound
 from server.ids import parse_id, require_id
@@ -60,13 +60,13 @@ def _item(row: asyncpg.Record, preview: dict[str, Any]) -> ModerationItem:
 
 
 class AdminService:
-    def __init__(self, deps: Deps, accounts: Accounts) -> None:
+    def __init__(self, deps: Deps, accounts: Accounts, live: Streams) -> None:
         self.db = deps.db
         self.stream = deps.stream
         self.node = deps.node
         self.accounts = accounts
         self.ctx = Context(storage=deps.storage, presence=deps.presence, accounts=accounts,
-                           url_ttl_s=deps.settings.upload_url_ttl_s)
+                           live=live, url_ttl_s=deps.settings.upload_url_ttl_s)
 
     # --- users ----------------------------------------------------------------------------
     async def users(self, *, query: str | None, role: str | None, banned: bool | None,
@@ -101,14 +101,17 @@ class AdminService:
             raise BadRequest("user_id: you cannot ban yourself")
         async with self.stream.transaction() as tx:
             before = await self._target_user(tx.conn, target)
-            await self.accounts.ban_in(tx.conn, target, reason)
+            _, ended, after_commit = await ban_in(tx.conn, self.ctx, target, reason)
             row = await store.select_user(tx.conn, target)
             assert row is not None
             await audit.record(tx.conn, actor_id=actor_id, action="admin.ban",
                                target_kind="user", target_id=target, reason=reason,
-                               data={"changed": before["banned_at"] is None})
-        await self.accounts.close_banned_sockets(target)
-        log.info("user banned", extra={"actor_id": actor_id, "user_id": target})
+                               data={"changed": before["banned_at"] is None,
+                                     "streams_ended": ended})
+        for step in after_commit:  # live.ended to their viewers, then their sockets 4003
+            await step()
+        log.info("user banned", extra={"actor_id": actor_id, "user_id": target,
+                                       "streams_ended": len(ended)})
         return admin_user_from_row(row)
 
     async def unban(self, actor_id: str, user_id: str) -> AdminUser:
@@ -198,7 +201,7 @@ class AdminService:
             resolved = await store.update_item_resolved(
                 tx.conn, item_key, decision=verdict, reason=reason, decided_by=actor_id)
             decision = Decision(tx=tx, ctx=self.ctx, actor_id=actor_id, item_id=item_key,
-                                target_id=current["target_id"],
+                                kind=kind, target_id=current["target_id"],
                                 verdict="approve" if verdict == "approve" else "reject",
                                 reason=reason, reasons=list(current["reasons"]))
             applied = await KINDS[kind].decide(decision)

@@ -12,9 +12,8 @@ from typing import Any
 
 import asyncpg
 
-# email_verified: the accounts work (issue #14, migration 0012) adds the column; until
-# then no address is verified. Change this one expression when it lands.
-USER_COLUMNS = ("u.id::text AS id, u.display_name, u.role, u.email, false AS email_verified, "
+# email_verified: set by the e-mail verification link (migration 0010, issue #14).
+USER_COLUMNS = ("u.id::text AS id, u.display_name, u.role, u.email, u.email_verified, "
                 "u.created_at, u.banned_at, u.ban_reason")
 
 MIN_GRAM_QUERY = 3

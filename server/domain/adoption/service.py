@@ -2,9 +2,9 @@
 
 Visibility: a listing is visible to its lister always; to anyone else while it is
 ``available``, and in any status to users who applied to it — unless the lister is
-banned or a block separates the two. An application is visible to its applicant and to
-the lister (not across a block). Invisible ids are ``not_found``; visible ones that the
-caller may not change are ``forbidden``.
+banned, moderation removed it, or a block separates the two. An application is visible
+to its applicant and to the lister (not across a block). Invisible ids are
+``not_found``; visible ones that the caller may not change are ``forbidden``.
 
 Concurrency: every change of a listing's status, and every decision on one of its
 applications, first locks the listing row (``FOR UPDATE``; ``adoption.apply`` takes it
@@ -54,6 +54,7 @@ from server.domain.safety.store import blocked_between
 from server.domain.uploads.attachments import check_owned_uploads, mark_public
 from server.errors import BadRequest, Conflict, Forbidden, NotFound
 from server.ids import require_id
+from server.realtime.presence import Presence
 from server.realtime.stream import Transaction
 
 log = logging.getLogger(__name__)
@@ -107,9 +108,31 @@ def listing_visible(row: asyncpg.Record, viewer: str) -> bool:
     """Whether ``viewer`` may see the listing (``store.select_listing``'s row)."""
     if row["lister_id"] == viewer:
         return True
-    if row["lister_banned"] or row["blocked"]:
+    if row["lister_banned"] or row["removed"] or row["blocked"]:
         return False
     return bool(row["status"] == ListingStatus.AVAILABLE.value or row["applied"])
+
+
+async def tell_applicants(tx: Transaction, presence: Presence, rows: list[asyncpg.Record],
+                          title: str) -> None:
+    """``adoption.decision`` and a notification to each applicant whose application was
+    just decided (``rows``: ``store.APPLICATION_COLUMNS``); also used by moderation when
+    it removes a listing."""
+    for row in rows:
+        application = application_from(row)
+        await tx.append([application.applicant_id],
+                        AdoptionDecision(seq=0, application=application))
+        accepted = application.status is ApplicationStatus.ACCEPTED
+        data: dict[str, Any] = {"listing_id": application.listing_id,
+                                "application_id": application.id,
+                                "status": application.status.value}
+        if accepted and application.conversation_id:
+            data["conversation_id"] = application.conversation_id
+        await notify(tx, presence, [application.applicant_id],
+                     kind="adoption.decision",
+                     title=("Your adoption application was accepted" if accepted
+                            else "Your adoption application was not accepted"),
+                     body=title[:PREVIEW_CHARS], data=data)
 
 
 class AdoptionService:
@@ -140,23 +163,7 @@ class AdoptionService:
 
     async def _tell_applicants(self, tx: Transaction, rows: list[asyncpg.Record],
                                title: str) -> None:
-        """``adoption.decision`` and a notification to each applicant whose application
-        was just decided."""
-        for row in rows:
-            application = application_from(row)
-            await tx.append([application.applicant_id],
-                            AdoptionDecision(seq=0, application=application))
-            accepted = application.status is ApplicationStatus.ACCEPTED
-            data: dict[str, Any] = {"listing_id": application.listing_id,
-                                    "application_id": application.id,
-                                    "status": application.status.value}
-            if accepted and application.conversation_id:
-                data["conversation_id"] = application.conversation_id
-            await notify(tx, self.presence, [application.applicant_id],
-                         kind="adoption.decision",
-                         title=("Your adoption application was accepted" if accepted
-                                else "Your adoption application was not accepted"),
-                         body=title[:PREVIEW_CHARS], data=data)
+        await tell_applicants(tx, self.presence, rows, title)
 
     # --- listings -----------------------------------------------------------------------
 

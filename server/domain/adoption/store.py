@@ -63,10 +63,12 @@ async def select_open_listing_of_pet(conn: asyncpg.Connection, pet_id: str) -> b
 
 async def select_listing(conn: asyncpg.Connection, listing_id: str, viewer: str, *,
                          for_update: bool = False) -> asyncpg.Record | None:
-    """The listing with its pet, whether its lister is banned, whether a block separates
-    lister and viewer, and whether the viewer ever applied to it."""
+    """The listing with its pet, whether its lister is banned, whether moderation removed
+    it, whether a block separates lister and viewer, and whether the viewer ever applied
+    to it."""
     row: asyncpg.Record | None = await conn.fetchrow(
         f"""SELECT {LISTING_COLUMNS}, lu.banned_at IS NOT NULL AS lister_banned,
+                   l.removed_at IS NOT NULL AS removed,
                    NOT {not_blocked('l.lister_id', '$2')} AS blocked,
                    EXISTS (SELECT 1 FROM adoption_applications a
                            WHERE a.listing_id = l.id AND a.applicant_id = $2) AS applied
@@ -91,6 +93,31 @@ async def update_listing(conn: asyncpg.Connection, listing_id: str, changes: dic
     assignments.append("updated_at = clock_timestamp()")
     await conn.execute(
         f"UPDATE adoption_listings SET {', '.join(assignments)} WHERE id = $1", *values)
+
+
+async def select_listing_for_removal(conn: asyncpg.Connection, listing_id: str
+                                     ) -> asyncpg.Record | None:
+    """The listing's lister, title, status and whether it was removed, locked (as every
+    status change of a listing locks it first)."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        """SELECT lister_id::text AS lister_id, title, status, removed_at IS NOT NULL AS removed
+           FROM adoption_listings WHERE id = $1 FOR UPDATE""",
+        listing_id,
+    )
+    return row
+
+
+async def update_listing_removed(conn: asyncpg.Connection, listing_id: str) -> None:
+    """Moderation removes the listing: withdrawn if it was open (adopted and withdrawn are
+    final and stay), ``removed_at`` set."""
+    await conn.execute(
+        """UPDATE adoption_listings
+           SET removed_at = clock_timestamp(), updated_at = clock_timestamp(),
+               status = CASE WHEN status IN ('available', 'pending') THEN 'withdrawn'
+                             ELSE status END
+           WHERE id = $1""",
+        listing_id,
+    )
 
 
 def geo_page_sql(keyset: bool) -> str:

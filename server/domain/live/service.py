@@ -215,6 +215,24 @@ class LiveService:
         await self._ended(stream_id, reason)
         return True
 
+    # Ending from another area's transaction (moderation, bans): the row changes in the
+    # caller's transaction, the room closes once that committed.
+    async def end_in(self, conn: asyncpg.Connection, stream_id: str, reason: str) -> bool:
+        """End a live stream inside the caller's transaction (False if it was not live).
+        After the commit, call ``ended``."""
+        return await store.update_stream_ended(conn, stream_id, reason)
+
+    async def end_hosted_in(self, conn: asyncpg.Connection, host_id: str, reason: str
+                            ) -> list[str]:
+        """End the host's live stream inside the caller's transaction; the ids ended.
+        After the commit, call ``ended`` for each."""
+        return await store.update_streams_of_host_ended(conn, host_id, reason)
+
+    async def ended(self, stream_id: str, reason: str) -> None:
+        """After a committed ``end_in``/``end_hosted_in``: members on every node get
+        ``live.ended`` and the room closes."""
+        await self._ended(stream_id, reason)
+
     async def _ended(self, stream_id: str, reason: str) -> None:
         log.info("live stream ended", extra={"stream_id": stream_id, "reason": reason})
         await self.node.close_room(room_of(stream_id), LiveEnded(stream_id=stream_id))

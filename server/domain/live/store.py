@@ -110,6 +110,18 @@ async def update_stream_ended(conn: asyncpg.Connection | asyncpg.Pool, stream_id
     return bool(status == "UPDATE 1")
 
 
+async def update_streams_of_host_ended(conn: asyncpg.Connection, host_id: str, reason: str
+                                       ) -> list[str]:
+    """End the host's live stream (there is at most one); the ids ended."""
+    rows = await conn.fetch(
+        """UPDATE live_streams SET status = 'ended', ended_at = now(), ended_reason = $2,
+                  viewer_count = 0, host_away_since = NULL
+           WHERE host_id = $1 AND status = 'live' RETURNING id::text AS id""",
+        host_id, reason,
+    )
+    return [r["id"] for r in rows]
+
+
 async def select_live_for_sweep(conn: asyncpg.Connection, *, after: str | None, limit: int
                                 ) -> list[asyncpg.Record]:
     rows: list[asyncpg.Record] = await conn.fetch(

@@ -20,8 +20,10 @@ from protocol.admin import (
     ModerationKind,
     ModerationStatus,
 )
+from protocol.adoption import AdoptionListing
 from protocol.chat import ChatHistory, ChatSend
-from protocol.lost import LostReport
+from protocol.community import PostsGet
+from protocol.lost import LostNearby, LostReport, LostSightingCommand, LostSightings
 from protocol.objects import Species
 from protocol.pets import PetsCreate, PetsMine
 from protocol.session import Error, Ok
@@ -29,6 +31,7 @@ from protocol.types import Location
 from server.domain.uploads.moderation import ImageInfo, Moderator, Verdict
 from tests.domain.admin.conftest import audit_rows, new_admin, pool_of
 from tests.domain.conftest import AppClient, User, cid, make_match, new_user
+from tests.domain.social import listing, post
 from tests.uploads import images
 
 APPROVE, REJECT = ModerationDecision.APPROVE, ModerationDecision.REJECT
@@ -95,9 +98,11 @@ async def test_an_upload_is_queued_once_and_approving_it_tells_the_uploader(
     assert entry["data"]["item_id"] == item.id and entry["data"]["decision"] == "approve"
 
 
-async def test_a_rejected_photo_leaves_every_pet_and_alert(app_client: AppClient) -> None:
+async def test_a_rejected_photo_leaves_every_pet_listing_post_alert_and_sighting(
+        app_client: AppClient) -> None:
     client = await app_client()
     admin, owner = await new_admin(client), await new_user(client)
+    other = await new_user(client, "Other")
     bad, good = await upload_photo(client, owner), await upload_photo(client, owner)
     pet = (await owner.cmd(PetsCreate(id=cid(), name="Rex", species=Species.DOG,
                                       photo_ids=[bad, good]))).pet
@@ -106,6 +111,16 @@ async def test_a_rejected_photo_leaves_every_pet_and_alert(app_client: AppClient
     alert = (await owner.cmd(LostReport(id=cid(), pet_id=pet.id, description="lost",
                                         location=Location(lat=52.5, lng=13.4), radius_m=1000,
                                         photo_ids=[good, bad]))).alert
+    others_alert = (await other.cmd(LostReport(id=cid(), description="lost too",
+                                               location=Location(lat=52.5, lng=13.4),
+                                               radius_m=1000))).alert
+    await owner.cmd(LostSightingCommand(id=cid(), alert_id=others_alert.id,
+                                        location=Location(lat=52.5, lng=13.4),
+                                        photo_ids=[bad]))
+    await other.sock.expect("lost.sighting")
+    await other.sock.expect("notification")
+    a_post = await post(owner, "Rex and Tom", photo_ids=[bad, good])
+    a_listing = await listing(owner, other_pet, photo_ids=[good, bad])
     item = next(i for i in await open_items(admin, ModerationKind.UPLOAD)
                 if i.target_id == bad)
     decided = await admin.cmd(AdminModerationDecide(id=cid(), item_id=item.id,
@@ -114,13 +129,20 @@ async def test_a_rejected_photo_leaves_every_pet_and_alert(app_client: AppClient
     event = await owner.sock.expect("upload.moderated")
     assert (event.upload_id, event.status) == (bad, "rejected")
 
+    # Gone wherever it was, as others and the owner see it.
     pets = {p.id: p.photo_ids for p in (await owner.cmd(PetsMine(id=cid()))).pets}
     assert pets == {pet.id: [good], other_pet.id: []}
-    photos = await pool_of(client).fetchval("SELECT photo_ids FROM lost_alerts WHERE id = $1",
-                                            alert.id)
-    assert list(photos) == [good]
+    assert (await other.cmd(PostsGet(id=cid(), post_id=a_post.id))).post.photo_ids == [good]
+    seen = (await other.cmd(AdoptionListing(id=cid(), listing_id=a_listing.id))).listing
+    assert seen.photo_ids == [good] and seen.pet.photo_ids == []
+    nearby = await other.cmd(LostNearby(id=cid(), location=Location(lat=52.5, lng=13.4),
+                                        radius_m=100))
+    assert {a.id: a.photo_ids for a in nearby.alerts}[alert.id] == [good]
+    [sighting] = (await other.cmd(LostSightings(id=cid(), alert_id=others_alert.id))).sightings
+    assert sighting.photo_ids == []
     [entry] = await audit_rows(client, action="admin.moderation.decide")
-    assert entry["data"]["detached_from"] == {"pets": 2, "lost_alerts": 1, "lost_sightings": 0}
+    assert entry["data"]["detached_from"] == {"pets": 2, "lost_alerts": 1, "lost_sightings": 1,
+                                              "posts": 1, "listings": 1}
     # The other photo is still waiting.
     assert [i.target_id for i in await open_items(admin)] == [good]
 
@@ -203,22 +225,6 @@ async def test_a_rejected_message_is_emptied_and_its_author_told(app_client: App
     assert [(m.id, m.body, m.deleted_at is not None) for m in history.messages] == [
         (kept.id, "hello", False), (sent.id, "", True)]
     await author.sock.expect_nothing()
-
-
-async def test_kinds_without_tables_yet_can_be_approved_not_removed(
-        app_client: AppClient) -> None:
-    client = await app_client()
-    admin, reporter = await new_admin(client), await new_user(client)
-    post_id = "00000000-0000-4000-8000-00000000beef"
-    await report(client, reporter, "post", post_id, "nudity")
-    [item] = await open_items(admin, ModerationKind.POST)
-    assert item.preview == {}
-    error = await admin.error(AdminModerationDecide(id=cid(), item_id=item.id,
-                                                    decision=REJECT))
-    assert error.code == "bad_request" and "not supported" in error.message
-    approved = await admin.cmd(AdminModerationDecide(id=cid(), item_id=item.id,
-                                                     decision=APPROVE))
-    assert approved.item.status == ModerationStatus.RESOLVED
 
 
 async def test_filters_and_cursor_pages(app_client: AppClient) -> None:

@@ -8,9 +8,12 @@ import uuid
 from protocol.admin import AdminSetRole, AdminUsers
 from protocol.objects import Role
 from server.domain.admin.store import users_query
+from tests.auth.test_account import link_token, mail_for, mail_settings
 from tests.domain.admin.conftest import audit_rows, new_admin, pool_of
 from tests.domain.conftest import AppClient, cid, new_user
 from tests.support.auth import register
+from tests.support.peers import smtp_server  # noqa: F401 - fixture
+from tests.support.smtp import SmtpServer
 from tests.support.ws import open_session
 
 
@@ -39,6 +42,24 @@ async def test_search_is_a_case_insensitive_substring_of_email_or_name(
     assert found.email == f"lola.{tag}@pets.example" and found.role == Role.USER
     assert found.display_name == "Lola Barker" and found.email_verified is False
     assert found.banned_at is None and found.ban_reason is None
+
+
+async def test_email_verified_is_what_the_verification_link_set(
+        app_client: AppClient, smtp_server: SmtpServer) -> None:  # noqa: F811 - fixture
+    client = await app_client(**mail_settings(smtp_server))
+    admin = await new_admin(client)
+    tag = uuid.uuid4().hex[:8]
+    checked = await register(client, email=f"checked.{tag}@pets.example")
+    unchecked = await register(client, email=f"unchecked.{tag}@pets.example")
+    resp = await client.post("/api/v1/auth/email/verify-request", headers=checked.bearer)
+    assert resp.status == 202
+    token = link_token(await mail_for(smtp_server, checked.email, "Confirm"), "/verify-email")
+    resp = await client.post("/api/v1/auth/email/verify", json={"token": token})
+    assert resp.status == 200
+
+    found = (await admin.cmd(AdminUsers(id=cid(), query=tag))).users
+    assert {u.id: u.email_verified for u in found} == {checked.user_id: True,
+                                                       unchecked.user_id: False}
 
 
 async def test_filters_and_pages_newest_first(app_client: AppClient) -> None:

@@ -264,7 +264,7 @@ async def test_a_crashed_nodes_viewers_drop_out_of_the_count(
                         await ws.send_str('{"type": "pong"}')
 
             pongers = [asyncio.create_task(keep_answering(ws)) for ws in sockets]
-            await until(lambda: _count(a, stream.id, host.id, 3), what="3 viewers")
+            await until(lambda: _count(a, stream.id, host.id, 3), timeout=15, what="3 viewers")
             proc.send_signal(signal.SIGKILL)
             await proc.wait()
             # No goodbye from node B: the entries expire.
