@@ -23,6 +23,7 @@ from aiohttp import web
 
 from protocol.base import Command
 from server.auth.account import AccountService
+from server.auth.devices import DeviceTokens
 from server.auth.passwords import Passwords
 from server.auth.service import AuthService
 from server.auth.sessions import SessionCookies
@@ -169,7 +170,8 @@ async def start_runtime(app: web.Application, stack: contextlib.AsyncExitStack,
     cookies.use_keys(session_cookie_keys(secret, settings.previous_secret_key))
     verifier = Verifier(db, tokens, cookies, settings.refresh_token_ttl_s)
     passwords = Passwords.from_settings(settings)
-    auth = AuthService(deps, passwords=passwords, tokens=tokens)
+    devices = DeviceTokens(secret, settings.previous_secret_key, settings.auth_device_ttl_s)
+    auth = AuthService(deps, passwords=passwords, tokens=tokens, devices=devices)
     mailer = build_mailer(settings, metrics)
     backends["mail"] = mailer.transport
     account = AccountService(deps, passwords=passwords, mailer=mailer,

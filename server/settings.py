@@ -191,11 +191,32 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         int, _doc("Lifetime of a refresh token family, seconds.", ge=300, le=31_536_000)
     ] = 2_592_000
     auth_login_max_failures: Annotated[
-        int, _doc("Failed logins allowed per email and per client address per window.", ge=1)
+        int, _doc("Failed logins allowed per (email, client address) pair, and per known "
+                  "device, per AUTH_LOGIN_WINDOW_S (README Authentication: throttling).", ge=1)
     ] = 5
     auth_login_window_s: Annotated[
-        int, _doc("Window of the failed-login limit, seconds.", ge=1)
+        int, _doc("Window of every failed-login limit, seconds.", ge=1)
     ] = 900
+    auth_login_address_max_failures: Annotated[
+        int, _doc("Failed logins allowed per client address, whatever the emails, per window "
+                  "(high: many people share an office or carrier address).", ge=1)
+    ] = 100
+    auth_login_email_max_failures: Annotated[
+        int, _doc("Failed logins allowed per email from clients without a known-device token, "
+                  "per window; beyond it only devices that signed in to the account before, "
+                  "or the password reset link, get in.", ge=1)
+    ] = 20
+    auth_device_ttl_s: Annotated[
+        int, _doc("Lifetime of a known-device token (issued at every login), seconds.",
+                  ge=3600, le=63_072_000)
+    ] = 31_536_000
+    password_hash_concurrency: Annotated[
+        int, _doc("argon2id hashes run at once per process.", ge=1, le=64)
+    ] = 2
+    password_hash_queue: Annotated[
+        int, _doc("Password checks that may wait for a hashing slot per process; beyond it "
+                  "503 `unavailable` with Retry-After.", ge=0, le=100_000)
+    ] = 64
     auth_register_per_hour: Annotated[
         int, _doc("Registrations allowed per client address per hour.", ge=1)
     ] = 20
