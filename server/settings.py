@@ -233,6 +233,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         bool,
         _doc("Take the client address from X-Forwarded-For (only behind a trusted proxy)."),
     ] = False
+    http_header_timeout_s: Annotated[
+        float, _doc("Seconds a connection has to deliver a complete request head, counted "
+                    "from when it opened or its previous response ended (so it also closes "
+                    "idle keep-alive connections: keep it above a proxy's upstream "
+                    "keep-alive, nginx's is 60 s). WebSockets are not affected once open.",
+                    gt=0, le=3600)
+    ] = 75.0
+    http_body_timeout_s: Annotated[
+        float, _doc("Longest wait for the next bytes of a request body (JSON and uploads), "
+                    "seconds; past it 408 and the connection is closed.", gt=0, le=3600)
+    ] = 30.0
 
     # --- WebSocket gateway -----------------------------------------------------------
     hello_timeout_s: Annotated[
@@ -258,6 +269,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ws_outbox_bytes: Annotated[
         int, _doc("Bytes queued for one slow client before it is closed 4008.", ge=4096)
     ] = 1_048_576
+    ws_handshakes_per_address: Annotated[
+        int, _doc("Sockets one client address may hold open at once before their `hello` "
+                  "(unauthenticated), per node; beyond it the upgrade is refused with 429.",
+                  ge=1, le=100_000)
+    ] = 50
     ws_max_connections_per_user: Annotated[
         int, _doc("Open sockets per user; a new one beyond this closes the user's oldest "
                   "with 4010 (see docs/protocol.md).", ge=1, le=1000)
