@@ -66,7 +66,7 @@ from server.http import auth as auth_routes
 from server.http import contracts, demo, files, health
 from server.http import uploads as upload_routes
 from server.http.middleware import request_context
-from server.http.security import cors_preflight, security_headers
+from server.http.security import cors_preflight, hide_versions, security_headers
 from server.mail.mailer import build_mailer
 from server.mail.messages import AccountMails
 from server.observability.metrics import Metrics
@@ -106,13 +106,21 @@ def create_app(
         # answered before routing, the session middleware saves cookies last.
         middlewares=[request_context, cors_preflight, session_middleware(cookies)],
         client_max_size=settings.max_request_bytes,
-        handler_args={"max_field_size": 16384},
+        # aiohttp's keep-alive timer starts when a connection opens and after each
+        # response, and incoming bytes do not extend it: it bounds how long a client may
+        # take to deliver a complete request head (slowloris), idle time included.
+        # After an answer to an unread body (408, 413), aiohttp reads on for lingering_time
+        # so the client sees the answer: no longer than one body timeout.
+        handler_args={"max_field_size": 16384,
+                      "keepalive_timeout": settings.http_header_timeout_s,
+                      "lingering_time": min(10.0, settings.http_body_timeout_s)},
     )
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[BACKENDS] = {}
     app[SESSION_COOKIES] = cookies
     app.on_response_prepare.append(security_headers)
+    hide_versions()
     app.cleanup_ctx.append(_runtime_ctx(moderator or NoModerator(), handlers or {},
                                         push_providers))
     health.add_routes(app)
