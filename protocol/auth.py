@@ -37,6 +37,10 @@ class LoginRequest(_Body, kw_only=True):
 
     email: Email
     password: LoginPassword
+    device_token: Token | None = None
+    """The ``device_token`` of an earlier login to this account from this device (apps;
+    browsers send the ``petspark_device`` cookie instead): failures by strangers then
+    cannot lock this device out (README Authentication, throttling)."""
 
 
 class RefreshRequest(_Body, kw_only=True):
@@ -60,6 +64,9 @@ class AuthResponse(_Body, kw_only=True):
     refresh_token: Token
     expires_at: Timestamp
     """When ``access_token`` expires."""
+    device_token: Token | None = None
+    """Register and login: this device's known-device token, to send with later logins
+    (``LoginRequest.device_token``). Not a credential."""
 
 
 class VerifyEmailRequest(_Body, kw_only=True):

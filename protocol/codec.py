@@ -9,6 +9,15 @@ Decoding is the only place where bytes become messages; every failure raises
 ``DecodeError`` with a message that names the field and the command's ``id``
 when one could be read, so the gateway can reply ``error`` with that id and keep
 the connection open.
+
+Two rules hold here for every message, so no command has to repeat them:
+
+- No text contains a NUL character (U+0000): PostgreSQL cannot store one, so it is
+  refused at decode (``body: must not contain NUL characters``), in any string field,
+  list item, object key or nested object, on both sub-protocols and in HTTP bodies.
+- A value echoed back in an error (an unknown ``type``, an invalid enum value) is at most
+  ``ECHO_MAX`` characters, non-printable characters shown as ``?``: an error is never a
+  way to reflect a 64 KiB payload.
 """
 
 from __future__ import annotations
@@ -82,12 +91,56 @@ class _IdOnly(msgspec.Struct):
 _AT_PATH = re.compile(r"^(?P<text>.*) - at `\$(?P<path>[^`]*)`$", re.DOTALL)
 _AT_KEY = re.compile(r"^(?P<text>.*) - at `key` in `\$(?P<path>[^`]*)`$", re.DOTALL)
 _MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")
-_BAD_TAG = re.compile(r"^Invalid value (?P<value>.+)$")
+_BAD_TAG = re.compile(r"^Invalid value (?P<value>.+)$", re.DOTALL)
 _TOO_LONG = re.compile(r"^Expected `(?P<kind>str|array|object)` of length <= (?P<n>\d+)$")
 _TOO_SHORT = re.compile(r"^Expected `(?P<kind>str|array|object)` of length >= (?P<n>\d+)$")
 _BOUND = re.compile(r"^Expected `\w+` (?P<op><=|>=|<|>) (?P<n>\S+)$")
 _WHOLE_FLOAT = re.compile(r"(?<![\d.])(-?\d+)\.0(?![\d])")
+_QUOTED = re.compile(r"'(?P<value>.*)'", re.DOTALL)
 _UNITS = {"str": "character", "array": "item", "object": "key"}
+ECHO_MAX = 40
+"""The most characters of a client's value an error message repeats."""
+NUL_MESSAGE = "must not contain NUL characters"
+
+
+def _echo(value: str) -> str:
+    """A client's value as an error may show it: bounded, printable."""
+    shown = "".join(c if c.isprintable() else "?" for c in value[:ECHO_MAX])
+    return f"'{shown}…'" if len(value) > ECHO_MAX else f"'{shown}'"
+
+
+def _bounded(text: str) -> str:
+    m = _QUOTED.search(text)
+    if m is None:
+        return text
+    return text[: m.start()] + _echo(m["value"]) + text[m.end():]
+
+
+def _nul_path(value: object, path: str) -> str | None:
+    """The path of the first text holding a NUL inside a decoded value, else None."""
+    if isinstance(value, str):
+        return (path or "value") if "\x00" in value else None
+    if isinstance(value, msgspec.Struct):
+        for attr, wire in zip(value.__struct_fields__, value.__struct_encode_fields__,
+                              strict=True):
+            found = _nul_path(getattr(value, attr), f"{path}.{wire}" if path else wire)
+            if found is not None:
+                return found
+        return None
+    if isinstance(value, (list, tuple, set, frozenset)):
+        for i, item in enumerate(value):
+            found = _nul_path(item, f"{path}[{i}]")
+            if found is not None:
+                return found
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and "\x00" in key:
+                return f"{path}: keys" if path else "keys"
+            found = _nul_path(item, f"{path}.{key}" if path else str(key))
+            if found is not None:
+                return found
+    return None
 _OPS = {"<=": "≤", ">=": "≥", "<": "<", ">": ">"}
 
 
@@ -110,7 +163,7 @@ def _describe(error: msgspec.ValidationError) -> tuple[str, ErrorCode, str | Non
         field = f"{path}.{m['field']}" if path else m["field"]
         return f"{field}: required", ErrorCode.BAD_REQUEST, _field(field)
     if path == "type" and (m := _BAD_TAG.match(text)):
-        return f"unknown type {m['value']}", ErrorCode.BAD_REQUEST, "type"
+        return _bounded(f"unknown type {m['value']}"), ErrorCode.BAD_REQUEST, "type"
     code = ErrorCode.BAD_REQUEST
     if m := _TOO_LONG.match(text):
         text, code = f"at most {_count(m['n'], m['kind'])}", ErrorCode.TOO_LARGE
@@ -122,6 +175,7 @@ def _describe(error: msgspec.ValidationError) -> tuple[str, ErrorCode, str | Non
         text = text.replace("`", "").replace(" <= ", " ≤ ").replace(" >= ", " ≥ ")
         text = _WHOLE_FLOAT.sub(r"\1", text)
         text = text[:1].lower() + text[1:]
+    text = _bounded(text)
     if ": " in text and not path:
         # __post_init__ errors already start with their field ("ids: …").
         return text, code, leading_field(text)
@@ -160,6 +214,9 @@ class Codec:
         self._encode = encode
         self._make_decoder = decoder
         self._malformed = malformed
+        # Cheap test on the raw bytes: only a frame that could hold a NUL in a text is
+        # walked (JSON must escape it as \u0000; MessagePack has it raw).
+        self._nul_marker = b"\x00" if binary else b"\\u0000"
         self._client = decoder(ClientMessage)
         self._server = decoder(ServerMessage)
         self._event = decoder(AnyEvent)
@@ -209,7 +266,7 @@ class Codec:
         if isinstance(data, str) and self.binary:
             raise DecodeError(f"{self.name} takes binary frames, got text")
         try:
-            return decoder.decode(data)
+            value = decoder.decode(data)
         except msgspec.ValidationError as error:
             message, code, field = _describe(error)
             raise DecodeError(message, self._recover_id(data), code, field) from None
@@ -218,6 +275,21 @@ class Codec:
             raise DecodeError(self._malformed) from None
         except RecursionError:
             raise DecodeError("nested too deeply") from None
+        if self._may_hold_nul(data):
+            where = _nul_path(value, "")
+            if where is not None:
+                recovered = self._recover_id(data)
+                if recovered is not None and "\x00" in recovered:
+                    recovered = None
+                raise DecodeError(f"{where}: {NUL_MESSAGE}", recovered)
+        return value
+
+    def _may_hold_nul(self, data: bytes | str | msgspec.Raw) -> bool:
+        if isinstance(data, str):
+            return self._nul_marker.decode() in data
+        if isinstance(data, msgspec.Raw):
+            return self._nul_marker in bytes(data)
+        return self._nul_marker in data
 
     def _recover_id(self, data: bytes | str | msgspec.Raw) -> Id | None:
         try:

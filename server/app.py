@@ -24,6 +24,7 @@ from aiohttp import web
 
 from protocol.base import Command
 from server.auth.account import AccountService
+from server.auth.devices import DeviceTokens
 from server.auth.passwords import Passwords
 from server.auth.service import AuthService
 from server.auth.sessions import SessionCookies
@@ -69,7 +70,7 @@ from server.http import contracts, demo, files, health
 from server.http import live as live_routes
 from server.http import uploads as upload_routes
 from server.http.middleware import request_context
-from server.http.security import cors_preflight, security_headers
+from server.http.security import cors_preflight, hide_versions, security_headers
 from server.mail.mailer import build_mailer
 from server.mail.messages import AccountMails
 from server.observability.metrics import Metrics
@@ -112,13 +113,21 @@ def create_app(
         # answered before routing, the session middleware saves cookies last.
         middlewares=[request_context, cors_preflight, session_middleware(cookies)],
         client_max_size=settings.max_request_bytes,
-        handler_args={"max_field_size": 16384},
+        # aiohttp's keep-alive timer starts when a connection opens and after each
+        # response, and incoming bytes do not extend it: it bounds how long a client may
+        # take to deliver a complete request head (slowloris), idle time included.
+        # After an answer to an unread body (408, 413), aiohttp reads on for lingering_time
+        # so the client sees the answer: no longer than one body timeout.
+        handler_args={"max_field_size": 16384,
+                      "keepalive_timeout": settings.http_header_timeout_s,
+                      "lingering_time": min(10.0, settings.http_body_timeout_s)},
     )
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[BACKENDS] = {}
     app[SESSION_COOKIES] = cookies
     app.on_response_prepare.append(security_headers)
+    hide_versions()
     app.cleanup_ctx.append(_runtime_ctx(moderator or NoModerator(), handlers or {},
                                         push_providers))
     health.add_routes(app)
@@ -183,7 +192,8 @@ async def start_runtime(app: web.Application, stack: contextlib.AsyncExitStack,
     cookies.use_keys(session_cookie_keys(secret, settings.previous_secret_key))
     verifier = Verifier(db, tokens, cookies, settings.refresh_token_ttl_s)
     passwords = Passwords.from_settings(settings)
-    auth = AuthService(deps, passwords=passwords, tokens=tokens)
+    devices = DeviceTokens(secret, settings.previous_secret_key, settings.auth_device_ttl_s)
+    auth = AuthService(deps, passwords=passwords, tokens=tokens, devices=devices)
     mailer = build_mailer(settings, metrics)
     backends["mail"] = mailer.transport
     account = AccountService(deps, passwords=passwords, mailer=mailer,

@@ -200,11 +200,32 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         int, _doc("Lifetime of a refresh token family, seconds.", ge=300, le=31_536_000)
     ] = 2_592_000
     auth_login_max_failures: Annotated[
-        int, _doc("Failed logins allowed per email and per client address per window.", ge=1)
+        int, _doc("Failed logins allowed per (email, client address) pair, and per known "
+                  "device, per AUTH_LOGIN_WINDOW_S (README Authentication: throttling).", ge=1)
     ] = 5
     auth_login_window_s: Annotated[
-        int, _doc("Window of the failed-login limit, seconds.", ge=1)
+        int, _doc("Window of every failed-login limit, seconds.", ge=1)
     ] = 900
+    auth_login_address_max_failures: Annotated[
+        int, _doc("Failed logins allowed per client address, whatever the emails, per window "
+                  "(high: many people share an office or carrier address).", ge=1)
+    ] = 100
+    auth_login_email_max_failures: Annotated[
+        int, _doc("Failed logins allowed per email from clients without a known-device token, "
+                  "per window; beyond it only devices that signed in to the account before, "
+                  "or the password reset link, get in.", ge=1)
+    ] = 20
+    auth_device_ttl_s: Annotated[
+        int, _doc("Lifetime of a known-device token (issued at every login), seconds.",
+                  ge=3600, le=63_072_000)
+    ] = 31_536_000
+    password_hash_concurrency: Annotated[
+        int, _doc("argon2id hashes run at once per process.", ge=1, le=64)
+    ] = 2
+    password_hash_queue: Annotated[
+        int, _doc("Password checks that may wait for a hashing slot per process; beyond it "
+                  "503 `unavailable` with Retry-After.", ge=0, le=100_000)
+    ] = 64
     auth_register_per_hour: Annotated[
         int, _doc("Registrations allowed per client address per hour.", ge=1)
     ] = 20
@@ -226,6 +247,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         _doc("E-mail address named as the API's contact in /openapi.json and /asyncapi.json. "
              "Empty: the address of MAIL_FROM."),
     ] = ""
+
+    http_header_timeout_s: Annotated[
+        float, _doc("Seconds a connection has to deliver a complete request head, counted "
+                    "from when it opened or its previous response ended (so it also closes "
+                    "idle keep-alive connections: keep it above a proxy's upstream "
+                    "keep-alive, nginx's is 60 s). WebSockets are not affected once open.",
+                    gt=0, le=3600)
+    ] = 75.0
+    http_body_timeout_s: Annotated[
+        float, _doc("Longest wait for the next bytes of a request body (JSON and uploads), "
+                    "seconds; past it 408 and the connection is closed.", gt=0, le=3600)
+    ] = 30.0
 
     # --- WebSocket gateway -----------------------------------------------------------
     hello_timeout_s: Annotated[
@@ -251,6 +284,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ws_outbox_bytes: Annotated[
         int, _doc("Bytes queued for one slow client before it is closed 4008.", ge=4096)
     ] = 1_048_576
+    ws_handshakes_per_address: Annotated[
+        int, _doc("Sockets one client address may hold open at once before their `hello` "
+                  "(unauthenticated), per node; beyond it the upgrade is refused with 429.",
+                  ge=1, le=100_000)
+    ] = 50
     ws_max_connections_per_user: Annotated[
         int, _doc("Open sockets per user; a new one beyond this closes the user's oldest "
                   "with 4010 (see docs/protocol.md).", ge=1, le=1000)

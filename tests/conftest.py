@@ -122,6 +122,8 @@ def make_settings(
             # small limits explicitly.
             "auth_register_per_hour": 100_000,
             "auth_login_max_failures": 100_000,
+            "auth_login_address_max_failures": 100_000,
+            "auth_login_email_max_failures": 100_000,
             "db_pool_min": 1,
             "db_pool_max": 10,
             "shutdown_spread_s": 0.0,

@@ -33,12 +33,14 @@ from protocol.codes import CloseCode
 from server.auth import policy, store
 from server.auth.deletion import delete_account_data
 from server.auth.passwords import Passwords
+from server.auth.service import email_key
 from server.auth.store import TokenPurpose, UserRow
 from server.deps import Deps
 from server.errors import BadRequest, Conflict, Forbidden, InvalidCredential, RateLimited
 from server.mail.mailer import Mailer, MailError
 from server.mail.messages import AccountMails
 from server.principal import Principal
+from server.resources.ratelimit import Limit, reserve
 
 log = logging.getLogger(__name__)
 
@@ -160,13 +162,11 @@ class AccountService:
                    settings.password_forgot_per_address_per_hour),
                   (f"forgot:email:{_digest(email)}", settings.password_forgot_per_hour))
         # Look at both first: a request refused by one limit does not use up the other.
-        refused = [d for d in [await self.limiter.peek(k, n, 3600) for k, n in limits]
-                   if not d.allowed]
-        if refused:
+        # Reserved atomically under both; a request refused by one uses up neither.
+        attempt = await reserve(self.limiter, [Limit(k, n, 3600.0) for k, n in limits])
+        if not attempt.allowed:
             raise RateLimited("too many password reset requests; retry later",
-                              max(d.retry_after_s for d in refused))
-        for key, limit in limits:
-            await self.limiter.hit(key, limit, 3600)
+                              attempt.retry_after_s)
         ttl = settings.password_reset_ttl_s
 
         async def job() -> EmailMessage | None:
@@ -198,6 +198,8 @@ class AccountService:
                 await store.update_refresh_tokens_spent_for_session(conn, sid)
         await self.node.kick(user_ids=(user.id,), code=CloseCode.NOT_AUTHENTICATED,
                              reason="password reset")
+        # The link proved the owner: failed logins strangers piled up on the address go.
+        await self.limiter.reset(email_key(user.email))
         log.info("password reset", extra={"user_id": user.id})
         self._mail_password_changed(user)
         return user.id
@@ -248,15 +250,22 @@ class AccountService:
         return user
 
     async def _check_password(self, user: UserRow, password: str, field: str) -> None:
-        """The account's password, or Forbidden (403); failures count like failed logins."""
-        limit, window = self.settings.auth_login_max_failures, self.settings.auth_login_window_s
-        key = f"password:user:{user.id}"
-        decision = await self.limiter.peek(key, limit, window)
-        if not decision.allowed:
-            raise RateLimited("too many wrong passwords; retry later", decision.retry_after_s)
-        if not await self.passwords.verify(user.password_hash, password):
-            await self.limiter.hit(key, limit, window)
+        """The account's password, or Forbidden (403); failures count like failed logins.
+        The attempt is reserved before hashing (as for login), so concurrent guesses
+        cannot get past the limit; a right password gives it back."""
+        limit = Limit(f"password:user:{user.id}", self.settings.auth_login_max_failures,
+                      float(self.settings.auth_login_window_s))
+        attempt = await reserve(self.limiter, [limit])
+        if not attempt.allowed:
+            raise RateLimited("too many wrong passwords; retry later", attempt.retry_after_s)
+        try:
+            verified = await self.passwords.verify(user.password_hash, password)
+        except BaseException:
+            await attempt.release()
+            raise
+        if not verified:
             raise Forbidden(f"{field}: {WRONG_PASSWORD}")
+        await attempt.release()
 
     async def _issue(self, user: UserRow, purpose: TokenPurpose, ttl_s: int) -> str:
         token, token_hash = new_account_token()

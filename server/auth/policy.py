@@ -6,7 +6,9 @@ field, which the HTTP layer answers 400 ``bad_request``.
 
 from __future__ import annotations
 
+import functools
 import re
+from importlib import resources
 
 from server.errors import BadRequest
 
@@ -40,11 +42,30 @@ def check_email(raw: str) -> str:
     return email
 
 
-def check_password(password: str, email: str) -> str:
+@functools.cache
+def common_passwords() -> frozenset[str]:
+    """The shipped list (``common_passwords.txt``: the 10,000 most common passwords of
+    8+ characters from breach corpora, lower case), read once from the package — no
+    network, ever."""
+    text = resources.files("server.auth").joinpath("common_passwords.txt").read_text("utf-8")
+    return frozenset(line for line in text.splitlines() if line and not line.startswith("#"))
+
+
+def is_common_password(password: str) -> bool:
+    """Case-insensitive: ``Password1`` is as guessable as ``password1``."""
+    return password.lower() in common_passwords()
+
+
+def check_password(password: str, email: str, field: str = "password") -> str:
+    """A new password's rules, for every route that sets one (register, reset, change):
+    8..128 characters, not the email, not one of the most common passwords."""
     if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
-        raise InvalidField("password", f"expected {PASSWORD_MIN}..{PASSWORD_MAX} characters")
+        raise InvalidField(field, f"expected {PASSWORD_MIN}..{PASSWORD_MAX} characters")
     if normalise_email(password) == email:
-        raise InvalidField("password", "must not be the email address")
+        raise InvalidField(field, "must not be the email address")
+    if is_common_password(password):
+        raise InvalidField(field, "too common: it is on lists of breached passwords that "
+                                  "attackers try first; choose another")
     return password
 
 

@@ -8,6 +8,18 @@ transaction.
 Sockets of a revoked session are closed on every node through ``kick``:
 logout and refresh-token reuse close 4001 (get new credentials), a ban 4003
 (do not reconnect).
+
+Login throttling (README Authentication, "Throttling"): every attempt is *reserved*
+under its limits before the password is hashed (``server.resources.ratelimit.reserve``),
+so a burst of concurrent guesses can never get more checks than the limits allow; a
+successful attempt is released again. The limits, per ``AUTH_LOGIN_WINDOW_S``:
+
+- a client with a known-device token of the account (``server.auth.devices``): its own
+  ``AUTH_LOGIN_MAX_FAILURES`` per device, plus the address limit;
+- any other client: ``AUTH_LOGIN_MAX_FAILURES`` per (email, address) pair,
+  ``AUTH_LOGIN_ADDRESS_MAX_FAILURES`` per address, ``AUTH_LOGIN_EMAIL_MAX_FAILURES``
+  per email. Strangers can fill the last one, but only for clients that never signed
+  in: the owner's known devices keep working, and the reset link always does.
 """
 
 from __future__ import annotations
@@ -22,12 +34,14 @@ import msgspec
 
 from protocol.codes import CloseCode
 from server.auth import policy, refresh, store
+from server.auth.devices import DeviceTokens, KnownDevice
 from server.auth.passwords import Passwords
 from server.auth.store import Executor, SessionKind, UserRow
 from server.auth.tokens import AccessTokens
 from server.deps import Deps
 from server.errors import AccountBanned, Conflict, InvalidCredential, RateLimited
 from server.ids import parse_id
+from server.resources.ratelimit import Limit, reserve
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +55,8 @@ class ClientInfo:
     address: str | None
     user_agent: str | None
     kind: SessionKind
+    device_token: str | None = None
+    """The known-device token the client presented (cookie or login body), if any."""
 
 
 class AuthResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -50,6 +66,8 @@ class AuthResult(msgspec.Struct, frozen=True, kw_only=True):
     expires_at: datetime
     """When ``access_token`` expires."""
     refresh_token: str
+    device_token: str | None = None
+    """Register and login: a fresh known-device token for this client."""
 
 
 def _digest(value: str) -> str:
@@ -57,21 +75,33 @@ def _digest(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()[:32]
 
 
-def login_keys(email: str, address: str | None) -> tuple[str, str]:
-    """The two failed-login counters: per (normalised) email and per client address."""
-    return f"login:email:{_digest(email)}", f"login:addr:{address or 'unknown'}"
+ACCOUNT_THROTTLED = ("too many failed logins for this account: sign in from a device you "
+                     "used before, or reset your password")
+THROTTLED = "too many failed logins; retry later"
+
+
+def email_key(email: str) -> str:
+    """The per-email failed-login counter (of clients without a known-device token)."""
+    return f"login:email:{_digest(email)}"
+
+
+def _pair_key(email: str, address: str | None) -> str:
+    where = address or "unknown"
+    return f"login:pair:{_digest(email + ' ' + where)}"
 
 
 class AuthService:
     """Accounts and sessions. Built by the composition root from the bundle."""
 
-    def __init__(self, deps: Deps, *, passwords: Passwords, tokens: AccessTokens) -> None:
+    def __init__(self, deps: Deps, *, passwords: Passwords, tokens: AccessTokens,
+                 devices: DeviceTokens) -> None:
         self.db = deps.db
         self.settings = deps.settings
         self.limiter = deps.limiter
         self.node = deps.node
         self.passwords = passwords
         self.tokens = tokens
+        self.devices = devices
 
     async def register(
         self, *, email: str, password: str, display_name: str, client: ClientInfo
@@ -93,40 +123,72 @@ class AuthService:
                 )
             except asyncpg.UniqueViolationError:
                 raise Conflict("email: already registered") from None
-            return await self._start_session(conn, user, client)
+            result = await self._start_session(conn, user, client)
+        return msgspec.structs.replace(result, device_token=self.devices.issue(user.id))
+
+    def _login_limits(self, email: str, address: str | None, device: KnownDevice | None
+                      ) -> list[Limit]:
+        settings = self.settings
+        window = float(settings.auth_login_window_s)
+        per_address = Limit(f"login:addr:{address or 'unknown'}",
+                            settings.auth_login_address_max_failures, window)
+        if device is not None:
+            return [Limit(f"login:device:{device.nonce}", settings.auth_login_max_failures,
+                          window), per_address]
+        return [Limit(_pair_key(email, address), settings.auth_login_max_failures, window),
+                per_address,
+                Limit(email_key(email), settings.auth_login_email_max_failures, window)]
 
     async def login(self, *, email: str, password: str, client: ClientInfo) -> AuthResult:
-        settings = self.settings
-        limit, window = settings.auth_login_max_failures, float(settings.auth_login_window_s)
         email = policy.normalise_email(email)
-        keys = login_keys(email, client.address)
-        decisions = [await self.limiter.peek(key, limit, window) for key in keys]
-        refused = [d for d in decisions if not d.allowed]
-        if refused:
-            retry = max(d.retry_after_s for d in refused)
-            raise RateLimited("too many failed logins; retry later", retry)
-
         user = await store.select_user_by_email(self.db, email)
-        if user is None:
-            await self.passwords.burn(password)  # same time as a wrong password
-            verified = False
-        else:
-            verified = await self.passwords.verify(user.password_hash, password)
+        device = self.devices.verify(client.device_token)
+        if device is not None and (user is None or device.user_id != user.id):
+            device = None  # another account's device is a stranger to this one
+        limits = self._login_limits(email, client.address, device)
+        # Reserved before hashing: a burst of concurrent guesses gets no more checks than
+        # the limits allow, whatever their timing.
+        attempt = await reserve(self.limiter, limits)
+        if not attempt.allowed:
+            message = ACCOUNT_THROTTLED if attempt.refused is limits[-1] and device is None \
+                else THROTTLED
+            log.info("login throttled", extra={"limit": (attempt.refused.key.split(":")[1]
+                                                         if attempt.refused else None),
+                                               "known_device": device is not None})
+            raise RateLimited(message, attempt.retry_after_s)
+        try:
+            if user is None:
+                await self.passwords.burn(password)  # same time as a wrong password
+                verified = False
+            else:
+                verified = await self.passwords.verify(user.password_hash, password)
+        except BaseException:
+            await attempt.release()  # never checked (busy, cancelled): not a failure
+            raise
         if user is None or not verified:
-            for key in keys:
-                await self.limiter.hit(key, limit, window)
-            raise InvalidCredential(WRONG_CREDENTIALS)
+            raise InvalidCredential(WRONG_CREDENTIALS)  # the reservation stays: one failure
+        await attempt.release()
         # Only after the password: otherwise anyone could probe which emails are banned.
         if user.banned_at is not None:
             raise AccountBanned()
-        await self.limiter.reset(keys[0])
+        await self.limiter.reset(_pair_key(email, client.address))
+        if device is not None:
+            # The owner, on a device they used before: what strangers piled up is cleared.
+            await self.limiter.reset(email_key(email))
+            await self.limiter.reset(limits[0].key)
         if self.passwords.needs_rehash(user.password_hash):
             # Cost settings changed since this hash was made: upgrade it while we hold the password.
             await store.update_user_password_hash(
                 self.db, user.id, await self.passwords.hash(password)
             )
         async with self.db.acquire() as conn, conn.transaction():
-            return await self._start_session(conn, user, client)
+            result = await self._start_session(conn, user, client)
+        return msgspec.structs.replace(result, device_token=self.devices.issue(user.id))
+
+    async def clear_login_failures(self, email: str) -> None:
+        """Forget the per-email failures (the owner proved themselves another way, e.g.
+        with the reset link)."""
+        await self.limiter.reset(email_key(policy.normalise_email(email)))
 
     async def refresh_session(self, refresh_token: str) -> AuthResult:
         """Rotate a refresh token. A spent token revokes its whole family (and closes its

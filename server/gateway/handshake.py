@@ -4,7 +4,8 @@ Credentials, in order: an ``Authorization: Bearer`` header (judged alone), else 
 session cookie (then ``Origin`` must be allowed, or HTTP 403 before the upgrade), else
 ``hello.token``. Every other refusal happens after the upgrade, as a close code browsers
 can see: invalid/expired/revoked 4001, banned 4003, no valid ``hello`` in time 4001, a
-first frame that is not a ``hello`` 4000.
+first frame that is not a ``hello`` 4000. Too many sockets from one address still
+waiting for their ``hello`` (``WS_HANDSHAKES_PER_ADDRESS``): 429 before the upgrade.
 
 PostgreSQL unavailable (the credential cannot be checked): before the upgrade, HTTP 503
 with ``Retry-After`` (raised as ``Unavailable``, mapped by the HTTP edge); after it (a
@@ -13,7 +14,9 @@ with ``Retry-After`` (raised as ``Unavailable``, mapped by the HTTP edge); after
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import math
 import time
 from dataclasses import dataclass
 
@@ -44,6 +47,19 @@ class Opened:
     hello: Hello
 
 
+def _address(request: web.Request, trust_forwarded_for: bool) -> str:
+    """The client address, by the rule of ``server.http.client.client_address`` (the two
+    edges do not import each other): the TCP peer, or the first X-Forwarded-For hop when
+    TRUST_FORWARDED_FOR is set."""
+    for candidate in ((request.headers.get("X-Forwarded-For", "").split(",", 1)[0]
+                       if trust_forwarded_for else ""), request.remote or ""):
+        try:
+            return str(ipaddress.ip_address(candidate.strip()))
+        except ValueError:
+            continue
+    return "unknown"
+
+
 class Handshake:
     def __init__(self, settings: Settings, verifier: Verifier, cookies: SessionCookies,
                  metrics: Metrics, outages: Outages) -> None:
@@ -52,11 +68,38 @@ class Handshake:
         self.cookies = cookies
         self.metrics = metrics
         self.outages = outages
+        self._pending: dict[str, int] = {}
+        """Sockets per client address between the upgrade request and a valid ``hello``."""
 
     async def open(self, request: web.Request) -> Opened | web.WebSocketResponse:
         """The opened socket, or the (already closed) response of a refused one.
 
-        Raises ``web.HTTPException`` for refusals before the upgrade (403, 400)."""
+        Raises ``web.HTTPException`` for refusals before the upgrade (403, 400, 429).
+
+        At most ``WS_HANDSHAKES_PER_ADDRESS`` sockets of one address may be pending (no
+        valid ``hello`` yet) on this node at once: each costs a socket and a timer for up
+        to ``HELLO_TIMEOUT_S`` before anyone is known, so beyond that the upgrade is
+        refused with 429 before any work. Per node on purpose: it protects the node's own
+        file descriptors and memory."""
+        address = _address(request, self.settings.trust_forwarded_for)
+        pending = self._pending.get(address, 0)
+        if pending >= self.settings.ws_handshakes_per_address:
+            log.warning("too many pending handshakes from one address",
+                        extra={"address": address, "pending": pending})
+            raise web.HTTPTooManyRequests(
+                reason="too many sockets awaiting hello from this address",
+                headers={"Retry-After": str(max(1, math.ceil(self.settings.hello_timeout_s)))})
+        self._pending[address] = pending + 1
+        try:
+            return await self._open(request)
+        finally:
+            left = self._pending[address] - 1
+            if left:
+                self._pending[address] = left
+            else:
+                del self._pending[address]
+
+    async def _open(self, request: web.Request) -> Opened | web.WebSocketResponse:
         try:
             principal, refused = await self._upgrade_credential(request)
         except AppError:

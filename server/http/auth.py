@@ -21,14 +21,14 @@ from protocol.auth import (
     RegisterRequest,
 )
 from protocol.objects import Role, User
-from server.auth import sessions
+from server.auth import devices, sessions
 from server.auth.service import AuthResult, ClientInfo
 from server.auth.store import UserRow
 from server.errors import InvalidCredential, Unauthorized
 from server.http.authenticate import authenticate
 from server.http.client import client_address, origin_allowed
 from server.http.json_body import decode_json_body
-from server.state import RUNTIME
+from server.state import RUNTIME, SESSION_COOKIES
 
 PREFIX = "/api/v1/auth"
 _NO_STORE = {"Cache-Control": "no-store"}
@@ -48,25 +48,35 @@ def _json(body: msgspec.Struct, status: int = 200) -> web.Response:
     )
 
 
-def _auth_response(result: AuthResult, status: int = 200) -> web.Response:
-    return _json(
+def _auth_response(request: web.Request, result: AuthResult, status: int = 200
+                   ) -> web.Response:
+    response = _json(
         AuthResponse(
             user=wire_user(result.user),
             access_token=result.access_token,
             refresh_token=result.refresh_token,
             expires_at=result.expires_at,
+            device_token=result.device_token,
         ),
         status,
     )
+    if result.device_token is not None:
+        cookies = request.app[SESSION_COOKIES]
+        response.set_cookie(
+            devices.COOKIE_NAME, result.device_token, path=devices.COOKIE_PATH,
+            max_age=request.app[RUNTIME].auth.devices.ttl_s, httponly=True,
+            secure=cookies.secure, samesite=cookies.samesite)
+    return response
 
 
-def _client(request: web.Request) -> ClientInfo:
+def _client(request: web.Request, device_token: str | None = None) -> ClientInfo:
     user_agent = request.headers.get("User-Agent")
     return ClientInfo(
         address=client_address(request),
         user_agent=user_agent[:512] if user_agent else None,
         # A request from an allowed browser origin is a web-app login; the rest are apps.
         kind="cookie" if origin_allowed(request) else "token",
+        device_token=device_token or request.cookies.get(devices.COOKIE_NAME),
     )
 
 
@@ -79,22 +89,22 @@ async def register(request: web.Request) -> web.Response:
         client=_client(request),
     )
     await sessions.remember(request, result.session_id)
-    return _auth_response(result, 201)
+    return _auth_response(request, result, 201)
 
 
 async def login(request: web.Request) -> web.Response:
     body = await decode_json_body(request, LoginRequest)
     result = await request.app[RUNTIME].auth.login(
-        email=body.email, password=body.password, client=_client(request)
+        email=body.email, password=body.password, client=_client(request, body.device_token)
     )
     await sessions.remember(request, result.session_id)
-    return _auth_response(result)
+    return _auth_response(request, result)
 
 
 async def refresh(request: web.Request) -> web.Response:
     body = await decode_json_body(request, RefreshRequest)
     result = await request.app[RUNTIME].auth.refresh_session(body.refresh_token)
-    return _auth_response(result)
+    return _auth_response(request, result)
 
 
 async def logout(request: web.Request) -> web.Response:

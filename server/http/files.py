@@ -10,17 +10,19 @@ the credential, exactly like an S3 presigned URL, and it expires.
 - ``PUT  /api/v1/files/{key}?upload_id&part&size&exp&sig`` — one part of a
   multipart upload (``Storage.part_url``); 200 with the part's ``ETag``.
 
+A form of an upload that was already completed (or discarded) is spent: 403 ``forbidden``
+before any byte of the file is stored. A malformed multipart body, or one cut short
+before its closing boundary, is 400 and stores nothing (``server.http.body``).
 A bad, tampered or expired signature is 403 ``forbidden``; a body larger than
 signed is 413 ``too_large``.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 
 from server.errors import AppError, BadRequest, Forbidden, NotFound, TooLarge, UnsupportedMediaType
+from server.http.body import FormReader, stream
 from server.resources.storage import (
     CHUNK_BYTES,
     BadSignature,
@@ -72,28 +74,20 @@ async def download(request: web.Request) -> web.StreamResponse:
     )
 
 
-async def _part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
-    while chunk := await part.read_chunk(CHUNK_BYTES):
-        yield chunk
-
-
 async def post_form(request: web.Request) -> web.Response:
     storage = _local(request)
     if not request.content_type.startswith("multipart/form-data"):
         raise UnsupportedMediaType("expected multipart/form-data")
-    reader = await request.multipart()
+    form = await FormReader.open(request)
     fields: dict[str, str] = {}
     while True:
-        part = await reader.next()
+        part = await form.next()
         if part is None:
             raise BadRequest("file: missing")
-        if not isinstance(part, BodyPartReader) or part.name is None:
+        if part.name is None:
             raise BadRequest("form: unexpected part")
         if part.name != "file":
-            value = await part.read_chunk(_FORM_FIELD_MAX + 1)
-            if len(value) > _FORM_FIELD_MAX or await part.read_chunk(1):
-                raise BadRequest(f"{part.name}: too long")
-            fields[part.name] = value.decode("utf-8", "replace")
+            fields[part.name] = await form.small_field(part, _FORM_FIELD_MAX)
             continue
         # As with S3, the file comes last and the policy is checked before its bytes are read.
         try:
@@ -106,16 +100,23 @@ async def post_form(request: web.Request) -> web.Response:
             raise Forbidden("signature: malformed policy") from None
         if fields.get("key") != policy["key"]:
             raise Forbidden("key: does not match the policy")
+        if not await request.app[RUNTIME].uploads.accepts_upload(policy["key"]):
+            # The upload was completed (or discarded): its form is spent.
+            raise Forbidden("form: already used; the upload is complete")
         try:
             size = await storage.write_object(
-                policy["key"], _part_chunks(part), int(policy["max_size"])
+                policy["key"], form.chunks(part, CHUNK_BYTES), int(policy["max_size"])
             )
         except StorageError:
             raise TooLarge(f"file: larger than the {policy['max_size']} bytes signed"
             ) from None
-        if size == 0:
+        try:
+            if size == 0:
+                raise BadRequest("file: empty")
+            await form.finish()  # a body cut short before its closing boundary is refused
+        except BaseException:
             await storage.delete(policy["key"])
-            raise BadRequest("file: empty")
+            raise
         return web.Response(status=204)
 
 
@@ -133,7 +134,7 @@ async def put_part(request: web.Request) -> web.Response:
         raise BadRequest(f"part: expected exactly {part_size} bytes")
     try:
         etag = await storage.write_part(
-            upload_id, part_number, request.content.iter_chunked(CHUNK_BYTES), part_size
+            upload_id, part_number, stream(request, CHUNK_BYTES), part_size
         )
     except ObjectNotFound:
         raise NotFound("multipart upload: not found") from None

@@ -4,6 +4,7 @@
   (``application/json`` or ``…+json``);
 - 413 ``too_large`` when the body exceeds MAX_REQUEST_BYTES (checked on the
   declared length first, then while reading, so a chunked body is bounded too);
+- 408 when no body bytes arrive for ``HTTP_BODY_TIMEOUT_S`` (``server.http.body``);
 - 400 ``bad_request`` naming the field (``email: required``,
   ``password: expected str, got int``; ``field`` is its path) or ``invalid JSON``. Every
   field error is 400 over HTTP, also an over-long text: 413 is kept for the body's size.
@@ -20,6 +21,7 @@ from aiohttp import web
 
 from protocol.codec import JSON, DecodeError
 from server.errors import AppError, BadRequest, TooLarge, UnsupportedMediaType
+from server.http.body import stream
 from server.state import SETTINGS
 
 T = TypeVar("T")
@@ -45,12 +47,16 @@ async def decode_json_body(request: web.Request, type_: type[T], *, allow_empty:
         raise UnsupportedMediaType("expected Content-Type: application/json")
     if request.content_length is not None and request.content_length > limit:
         raise _too_large(limit)
-    try:
-        body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise _too_large(limit) from None
-    if len(body) > limit:
-        raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    # Read here rather than request.read(): every read is bounded in time
+    # (HTTP_BODY_TIMEOUT_S), and the size on the way in, chunked bodies included.
+    async for chunk in stream(request, 16 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    body = b"".join(chunks)
     if not body.strip() and allow_empty:
         return JSON.decode_result(b"{}", type_)
     try:

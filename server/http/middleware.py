@@ -8,6 +8,7 @@ outage rather than once per request.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -46,12 +47,26 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
             if exc.status < 400:
                 raise
             response = from_http_exception(exc)
+            if exc.status == 408:
+                response.force_close()  # the rest of the body may still be on its way
+        except asyncio.CancelledError:
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                # aiohttp cancels the handler of a request whose client disconnected.
+                status = 499
+                log.info("client went away mid-request", extra={"path": _short(request.path)})
+            raise
+        except ConnectionResetError:
+            # The client went away mid-request (mostly mid-body): nothing to answer, and
+            # not a bug — one line, no traceback. 499 as nginx counts it.
+            log.info("client went away mid-request", extra={"path": _short(request.path)})
+            response = error_response(499, "bad_request", "client went away")
         except Exception as exc:
             unavailable = _outage(request, exc)
             if unavailable is not None:  # a backend is down: 503, logged once per outage
                 response = response_for(unavailable)
             else:
-                log.exception("unhandled error", extra={"path": request.path})
+                log.exception("unhandled error", extra={"path": _short(request.path)})
                 response = error_response(500, "internal", "internal error")
         status = response.status
         if not response.prepared:
@@ -72,6 +87,10 @@ def _outage(request: web.Request, exc: Exception) -> AppError | None:
     return None if runtime is None else runtime.deps.outages.unavailable(exc)
 
 
+def _short(path: str) -> str:
+    return path if len(path) <= 256 else path[:256] + "…"
+
+
 def _access_log(request: web.Request, status: int, started: float) -> None:
     """One info line per request (inside the request id's context, which the formatter
     adds). The path only: query strings may carry signatures. A WebSocket upgrade is
@@ -79,6 +98,6 @@ def _access_log(request: web.Request, status: int, started: float) -> None:
     if not log.isEnabledFor(logging.INFO):
         return
     ms = round((time.perf_counter() - started) * 1000, 1)
-    path = request.path if len(request.path) <= 256 else request.path[:256] + "…"
+    path = _short(request.path)
     log.info(f"{request.method} {path} {status} {ms} ms",
              extra={"method": request.method, "path": path, "status": status, "ms": ms})

@@ -8,7 +8,8 @@
   ``traceparent`` pass) plus the ones the API reads; exposed response headers are
   ``Retry-After``, ``WWW-Authenticate``, ``ETag`` and ``X-Request-Id``.
 - Every response (errors, WebSocket upgrades and streamed ones included: the
-  headers are added in ``on_response_prepare``) gets
+  headers are added in ``on_response_prepare``) gets ``Server: petspark`` (no
+  versions; also on aiohttp's own answers to malformed requests, ``hide_versions``),
   ``Content-Security-Policy: default-src 'none'; frame-ancestors 'none'`` (API
   responses are data, never a page to render or frame), ``X-Content-Type-Options:
   nosniff``, ``Referrer-Policy: no-referrer``, ``Vary: Origin`` and, in
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import re
 
-from aiohttp import web
+from aiohttp import web, web_response
 from aiohttp.typedefs import Handler
 
 from server.http.errors import error_response
@@ -74,8 +75,20 @@ def allowed_headers(requested: str) -> str:
     return ", ".join(names)
 
 
+SERVER_NAME = "petspark"
+"""The ``Server`` header: no product versions (nothing to match against a CVE list)."""
+
+
+def hide_versions() -> None:
+    """Responses aiohttp makes itself before any route (a malformed request line, a header
+    over the limits) skip ``on_response_prepare``; their default ``Server`` header is
+    aiohttp's module constant, which has no setting: replace it, once per process."""
+    web_response.SERVER_SOFTWARE = SERVER_NAME  # type: ignore[attr-defined]
+
+
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
     headers = response.headers
+    headers["Server"] = SERVER_NAME
     headers.setdefault("Content-Security-Policy", CSP)
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "no-referrer")

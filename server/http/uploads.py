@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import msgspec
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 
 from protocol.objects import Upload, UploadPurpose
 from protocol.uploads import (
@@ -36,6 +35,7 @@ from protocol.uploads import (
 from server.domain.uploads.service import UploadService, size_cap, spool, to_wire
 from server.errors import AppError, BadRequest, TooLarge, UnsupportedMediaType
 from server.http.authenticate import authenticate
+from server.http.body import FormReader
 from server.http.json_body import decode_json_body
 from server.resources.storage import CHUNK_BYTES, Part
 from server.state import RUNTIME, SETTINGS
@@ -68,18 +68,6 @@ def _uploads(request: web.Request) -> UploadService:
     return request.app[RUNTIME].uploads
 
 
-async def _file_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
-    while chunk := await part.read_chunk(CHUNK_BYTES):
-        yield chunk
-
-
-async def _small_field(part: BodyPartReader, limit: int = 64) -> str:
-    value = await part.read_chunk(limit + 1)
-    if len(value) > limit or await part.read_chunk(1):
-        raise BadRequest(f"{part.name}: too long")
-    return value.decode("utf-8", "replace").strip()
-
-
 async def create_upload(request: web.Request) -> web.StreamResponse:
     """The direct flow: the file is streamed to a temporary file, never held in memory."""
     principal = await authenticate(request)
@@ -96,15 +84,13 @@ async def create_upload(request: web.Request) -> web.StreamResponse:
 
     workdir = service.workdir()
     try:
-        reader = await request.multipart()
+        form = await FormReader.open(request)
         purpose: UploadPurpose | None = None
         raw: Path | None = None
         size = 0
-        while (part := await reader.next()) is not None:
-            if not isinstance(part, BodyPartReader):
-                raise BadRequest("form: nested multipart is not accepted")
+        while (part := await form.next()) is not None:
             if part.name == "purpose":
-                text = await _small_field(part)
+                text = (await form.small_field(part, 64)).strip()
                 try:
                     purpose = UploadPurpose(text)
                 except ValueError:
@@ -120,9 +106,10 @@ async def create_upload(request: web.Request) -> web.StreamResponse:
                 def too_large(cap: int = cap) -> AppError:
                     return TooLarge(f"file: at most {cap} bytes")
 
-                size = await spool(_file_chunks(part), raw, cap, too_large, sniff=True)
+                size = await spool(form.chunks(part, CHUNK_BYTES), raw, cap, too_large,
+                                   sniff=True)
             else:
-                await _small_field(part, 1024)  # unknown small fields are ignored
+                await form.small_field(part, 1024)  # unknown small fields are ignored
         if purpose is None:
             raise BadRequest(f"purpose: required, one of {_PURPOSES}")
         if raw is None or size == 0:

@@ -12,9 +12,11 @@ import redis.asyncio as aioredis
 
 from server.resources.ratelimit import (
     Decision,
+    Limit,
     MemoryRateLimiter,
     RateLimiter,
     RedisRateLimiter,
+    reserve,
 )
 from tests.support.services import free_port
 from tests.support.waiting import until
@@ -71,6 +73,39 @@ async def test_window_slides_and_refusals_are_not_recorded(limiter: RateLimiter)
                 timeout=refused.retry_after_s + 1, what="the oldest event to leave the window")
     assert (await limiter.hit("w", 2, 0.3)).allowed
     assert not (await limiter.hit("w", 2, 0.3)).allowed
+
+
+async def test_release_takes_back_exactly_one_event(limiter: RateLimiter) -> None:
+    first = await limiter.hit("r", 2, 10)
+    second = await limiter.hit("r", 2, 10)
+    assert first.token and second.token and first.token != second.token
+    assert not (await limiter.hit("r", 2, 10)).allowed
+    await limiter.release("r", first.token)
+    await limiter.release("r", first.token)  # twice: still one event back, not two
+    assert (await limiter.hit("r", 2, 10)).allowed
+    assert not (await limiter.hit("r", 2, 10)).allowed
+    assert (await limiter.peek("r", 2, 10)).token is None
+
+
+async def test_reserve_records_under_every_limit_or_none(limiter: RateLimiter) -> None:
+    both = [Limit("a", 3, 10), Limit("b", 1, 10)]
+    held = await reserve(limiter, both)
+    assert held.allowed
+    refused = await reserve(limiter, both)
+    assert not refused.allowed and refused.refused == both[1] and refused.retry_after_s > 0
+    # The refusal by "b" used up nothing of "a": two more fit there.
+    assert (await limiter.hit("a", 3, 10)).allowed
+    assert (await limiter.hit("a", 3, 10)).allowed
+    assert not (await limiter.hit("a", 3, 10)).allowed
+    await held.release()
+    await held.release()
+    assert (await reserve(limiter, [Limit("b", 1, 10)])).allowed
+
+
+async def test_concurrent_reservations_never_exceed_the_limit(limiter: RateLimiter) -> None:
+    results = await asyncio.gather(*[reserve(limiter, [Limit("c", 4, 10), Limit("d", 9, 10)])
+                                     for _ in range(40)])
+    assert sum(r.allowed for r in results) == 4
 
 
 async def test_reset_forgets_the_key(limiter: RateLimiter) -> None:

@@ -43,7 +43,8 @@ async def test_candidates_nearest_first_paged_filtered(app_client: AppClient,
     await alice.pet("Also mine", lat=52.5201, lng=13.4051)  # own pets: never candidates
     # bob's pets at increasing distance (~1.1 km steps north), one cat, one far away
     near = [await bob.pet(f"B{i}", lat=52.5200 + 0.01 * i, lng=13.4050) for i in range(1, 6)]
-    cat = await carol.pet("Cat", lat=52.5250, lng=13.4050, species=Species.CAT)
+    # Strangers' pets are placed at their 0.01° public point (the cat's: 52.52, 13.41).
+    cat = await carol.pet("Cat", lat=52.5240, lng=13.4050, species=Species.CAT)
     await carol.pet("Far", lat=48.1351, lng=11.5820)  # Munich, ~500 km
     banned = await mallory.pet("Banned", lat=52.5201, lng=13.4050)
 
@@ -56,9 +57,8 @@ async def test_candidates_nearest_first_paged_filtered(app_client: AppClient,
     page1 = await alice.cmd(DiscoveryCandidates(id=cid(), pet_id=mine.id, limit=3))
     ids1 = [c.pet.id for c in page1.candidates]
     assert ids1 == [cat.id, near[0].id, near[1].id]
-    distances = [c.distance_m for c in page1.candidates]
-    assert distances == sorted(distances)
-    assert 500 < distances[0] < 600 and 1100 < distances[1] < 1125
+    # Bands: 100 m steps below 1 km (at least 100), whole km above.
+    assert [c.distance_m for c in page1.candidates] == [400.0, 1000.0, 2000.0]
     assert page1.next_cursor is not None
     page2 = await alice.cmd(DiscoveryCandidates(id=cid(), pet_id=mine.id, limit=3,
                                                 cursor=page1.next_cursor))

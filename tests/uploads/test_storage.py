@@ -19,6 +19,7 @@ import pytest
 
 from server.resources.storage import MIN_PART_BYTES, LocalStorage, Part, Storage, StorageError
 from server.state import RUNTIME
+from tests.support.auth import register
 from tests.support.waiting import past
 from tests.uploads.conftest import S3_KEY_ID, S3_SECRET, fetch, form
 
@@ -57,22 +58,29 @@ async def test_presigned_post_stores_one_object_within_its_size(
     make_client: Callable[..., Any], http: aiohttp.ClientSession
 ) -> None:
     client, storage = await storage_of(make_client)
-    post = await storage.presigned_post("incoming/abc", "image/png", max_size=1000, expires_s=60)
+    # Keys of uploads that await their object (the local endpoint refuses any other).
+    user = await register(client)
+    keys = []
+    for size in (1000, 10):
+        resp = await client.post("/api/v1/uploads/presign", headers=user.bearer, json={
+            "content_type": "image/png", "size": size, "purpose": "pet_photo"})
+        keys.append(f"incoming/{(await resp.json())['upload_id']}")
+    post = await storage.presigned_post(keys[0], "image/png", max_size=1000, expires_s=60)
     assert post.expires_at.timestamp() > time.time() + 50
     status, body, _ = await fetch(client, http, "POST", post.url,
                                   data=form(post.fields, b"x" * 1000, content_type="image/png"))
     assert status in (200, 201, 204), body
-    assert await storage.head("incoming/abc") == 1000
+    assert await storage.head(keys[0]) == 1000
 
-    too_big = await storage.presigned_post("incoming/big", "image/png", max_size=10, expires_s=60)
+    too_big = await storage.presigned_post(keys[1], "image/png", max_size=10, expires_s=60)
     if isinstance(storage, LocalStorage):
         status, _, _ = await fetch(client, http, "POST", too_big.url,
                                    data=form(too_big.fields, b"x" * 11, content_type="image/png"))
         assert status == 413
-        assert await storage.head("incoming/big") is None
+        assert await storage.head(keys[1]) is None
     else:
         # moto does not enforce POST policies: check the policy against what S3 documents.
-        check_s3_policy(too_big.fields, key="incoming/big", max_size=10, content_type="image/png")
+        check_s3_policy(too_big.fields, key=keys[1], max_size=10, content_type="image/png")
 
 
 def check_s3_policy(fields: dict[str, str], *, key: str, max_size: int, content_type: str) -> None:

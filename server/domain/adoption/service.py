@@ -67,11 +67,14 @@ LIVE = (ApplicationStatus.SUBMITTED.value, ApplicationStatus.ACCEPTED.value)
 
 
 def listing_for(row: asyncpg.Record, viewer: str) -> Listing:
-    """The listing as ``viewer`` sees it: the exact point for its lister only."""
+    """The listing as ``viewer`` sees it: the exact point for its lister only, and the
+    pet's own location exact for its owner only (0.01° for everyone else, as discovery)."""
     exact = row["lister_id"] == viewer
     lat, lng = (row["lat"], row["lng"]) if exact else (row["pub_lat"], row["pub_lng"])
-    pet_location = (Location(lat=row["pet_lat"], lng=row["pet_lng"])
-                    if row["pet_lat"] is not None else None)
+    pet_exact = row["pet_owner_id"] == viewer
+    pet_location = (Location(lat=row["pet_lat"], lng=row["pet_lng"]) if pet_exact
+                    else Location(lat=row["pet_pub_lat"], lng=row["pet_pub_lng"])
+                    ) if row["pet_lat"] is not None else None
     pet = Pet(id=row["pet_id"], owner_id=row["pet_owner_id"], name=row["pet_name"],
               species=Species(row["pet_species"]), breed=row["pet_breed"],
               sex=Sex(row["pet_sex"]) if row["pet_sex"] else None,

@@ -20,7 +20,8 @@ LISTING_COLUMNS = """l.id::text AS id, l.lister_id::text AS lister_id, l.title, 
     p.id::text AS pet_id, p.owner_id::text AS pet_owner_id, p.name AS pet_name,
     p.species AS pet_species, p.breed AS pet_breed, p.sex AS pet_sex,
     p.birth_date AS pet_birth_date, p.bio AS pet_bio, p.photo_ids::text[] AS pet_photo_ids,
-    p.lat AS pet_lat, p.lng AS pet_lng"""
+    p.lat AS pet_lat, p.lng AS pet_lng,
+    coarse_deg(p.lat) AS pet_pub_lat, coarse_deg(p.lng) AS pet_pub_lng"""
 
 APPLICATION_COLUMNS = """a.id::text AS id, a.listing_id::text AS listing_id,
     a.applicant_id::text AS applicant_id, a.message, a.status,

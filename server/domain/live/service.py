@@ -68,7 +68,7 @@ from server.domain.matching import store as matching_store
 from server.domain.notifications.service import notify
 from server.domain.safety.store import select_blocked_either_way
 from server.errors import BadRequest, Conflict, Forbidden, NotFound, TooLarge
-from server.ids import require_id
+from server.ids import parse_id, require_id
 from server.realtime.node import RoomJoin
 from server.realtime.stream import Transaction
 
@@ -300,8 +300,9 @@ class LiveService:
 
     async def leave(self, caller: Caller, stream_id: str) -> Empty:
         """Idempotent: leaving a room one is not in (or an unknown stream) is ``{}``."""
-        sid = require_id(stream_id, "stream_id", "no such stream")
-        await self.node.leave_room(room_of(sid), caller.user_id, caller.connection_id)
+        sid = parse_id(stream_id)
+        if sid is not None:  # an id that cannot exist is an unknown stream: {} as well
+            await self.node.leave_room(room_of(sid), caller.user_id, caller.connection_id)
         return Empty()
 
     async def _context(self, caller: Caller, stream_id: str) -> tuple[str, asyncpg.Record]:

@@ -14,6 +14,7 @@ import math
 from datetime import datetime
 
 import asyncpg
+import msgspec
 from msgspec import UNSET
 
 from protocol.base import Empty
@@ -28,7 +29,8 @@ from protocol.matching import (
     SwipeDirection,
     SwipeResult,
 )
-from protocol.objects import Candidate, Match, Preferences, Species
+from protocol.objects import Candidate, Match, Pet, Preferences, Species
+from protocol.types import Location
 from server.deps import Deps
 from server.domain.chat import store as chat_store
 from server.domain.cursors import decode_cursor, encode_cursor
@@ -42,6 +44,17 @@ from server.ids import require_id
 
 DEFAULT_MAX_DISTANCE_KM = 50
 M_PER_DEG_LAT = 111_320.0
+COARSE_REACH_M = 800.0
+"""How far ``coarse_deg`` (0.01°) can move a point: ≤ 0.005° on each axis, ≤ 787 m."""
+
+
+def stranger_pet(row: asyncpg.Record) -> Pet:
+    """Another owner's pet as discovery shows it: at its public point (0.01°)."""
+    pet = pet_from_row(row)
+    if row["pub_lat"] is None:
+        return pet
+    return msgspec.structs.replace(
+        pet, location=Location(lat=row["pub_lat"], lng=row["pub_lng"]))
 
 
 def match_from_row(row: asyncpg.Record) -> Match:
@@ -97,16 +110,17 @@ class MatchingService:
             radius_m = prefs.max_distance_km * 1000.0
             rows = await store.select_candidates(
                 conn, user_id=user_id, pet_id=pet["id"], lat=pet["lat"], lng=pet["lng"],
-                box=bounding_box(pet["lat"], pet["lng"], radius_m),
+                box=bounding_box(pet["lat"], pet["lng"], radius_m + COARSE_REACH_M),
                 species=[s.value for s in prefs.species], min_age=prefs.min_age_years,
                 max_age=prefs.max_age_years, max_distance_m=radius_m, after=after,
                 limit=limit + 1)
             more = len(rows) > limit
             rows = rows[:limit]
-            items = [Candidate(pet=pet_from_row(r), distance_m=float(r["distance_m"]))
+            items = [Candidate(pet=stranger_pet(r), distance_m=float(r["distance_m"]))
                      for r in rows]
-            # The cursor carries the exact float the database computed, so the next page's
-            # (distance, id) > (cursor) comparison is stable: no pet is skipped or repeated.
+            # The cursor carries the band shown and the id — what the page already says —
+            # so the next page's (band, id) > (cursor) comparison is stable (no pet skipped
+            # or repeated) and decoding it tells nothing more precise.
             next_cursor = (encode_cursor(float(rows[-1]["distance_m"]), rows[-1]["id"])
                            if more and rows else None)
             return CandidatesResult(candidates=items, next_cursor=next_cursor)

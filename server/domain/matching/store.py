@@ -11,6 +11,11 @@ from server.domain.safety.store import not_blocked
 
 EARTH_RADIUS_M = 6_371_008.8
 
+DISTANCE_BAND_SQL = ("(CASE WHEN {d} < 1000 THEN greatest(100, ceil({d} / 100) * 100) "
+                     "ELSE round({d} / 1000) * 1000 END)::float8")
+"""What a stranger is told of a distance in metres: up to 100 m, then whole hundreds of
+metres (rounded up) below 1 km, whole kilometres (rounded) above."""
+
 MATCH_COLUMNS = ("m.id::text AS id, m.pet_a::text AS pet_a, m.pet_b::text AS pet_b, "
                  "m.user_a::text AS user_a, m.user_b::text AS user_b, "
                  "m.conversation_id::text AS conversation_id, m.created_at, m.unmatched_at")
@@ -48,17 +53,25 @@ async def select_candidates(
     after: tuple[float, str] | None, limit: int,
 ) -> list[asyncpg.Record]:
     """Other owners' (not banned, no block either way) pets the pet has not swiped,
-    within ``max_distance_m`` by great-circle distance, nearest first, ties by id;
-    strictly after ``after``.
+    within ``max_distance_m``, nearest band first, ties by id; strictly after ``after``
+    (a (band, id) keyset).
+
+    Privacy (docs/protocol.md, "Discovery"): a stranger's pet is placed at its public
+    point, ``pub_lat``/``pub_lng`` = ``coarse_deg`` of its location (0.01°), and every
+    distance — the radius filter, the order, ``distance_m`` — is measured from the asking
+    pet to that public point, then shown as a band (``distance_band_m``): so neither the
+    answer nor its cursor says more than the public point does, however the asker moves.
 
     The bounding box (min_lat, max_lat, min_lng?, max_lng?) is a prefilter served by
-    the (lat, lng) index; ``None`` longitudes mean the box wraps, so no lng filter."""
+    the (lat, lng) index, on exact coordinates: the caller widens it by the rounding's
+    reach; ``None`` longitudes mean the box wraps, so no lng filter."""
     rows: list[asyncpg.Record] = await conn.fetch(
         f"""WITH c AS (
-                SELECT {PET_COLUMNS}, 2 * {EARTH_RADIUS_M} * asin(least(1.0, sqrt(
-                         power(sin(radians(p.lat - $3) / 2), 2)
-                         + cos(radians($3)) * cos(radians(p.lat))
-                           * power(sin(radians(p.lng - $4) / 2), 2)))) AS distance_m
+                SELECT {PET_COLUMNS}, coarse_deg(p.lat) AS pub_lat, coarse_deg(p.lng) AS pub_lng,
+                       2 * {EARTH_RADIUS_M} * asin(least(1.0, sqrt(
+                         power(sin(radians(coarse_deg(p.lat) - $3) / 2), 2)
+                         + cos(radians($3)) * cos(radians(coarse_deg(p.lat)))
+                           * power(sin(radians(coarse_deg(p.lng) - $4) / 2), 2)))) AS public_m
                 FROM pets p JOIN users u ON u.id = p.owner_id AND u.banned_at IS NULL
                 WHERE p.owner_id <> $1 AND p.lat IS NOT NULL
                   AND p.lat BETWEEN $5 AND $6
@@ -70,10 +83,12 @@ async def select_candidates(
                        OR p.birth_date > current_date - make_interval(years => $11 + 1))
                   AND NOT EXISTS (SELECT 1 FROM swipes s
                                   WHERE s.pet_id = $2 AND s.target_pet_id = p.id)
-                  AND {not_blocked("p.owner_id", "$1")})
-            SELECT * FROM c
-            WHERE distance_m <= $12
-              AND ($13::float8 IS NULL OR (distance_m, id::uuid) > ($13, $14::uuid))
+                  AND {not_blocked("p.owner_id", "$1")}),
+            banded AS (
+                SELECT c.*, {DISTANCE_BAND_SQL.format(d="public_m")} AS distance_m
+                FROM c WHERE public_m <= $12)
+            SELECT * FROM banded
+            WHERE ($13::float8 IS NULL OR (distance_m, id::uuid) > ($13, $14::uuid))
             ORDER BY distance_m, id::uuid LIMIT $15""",
         user_id, pet_id, lat, lng, box[0], box[1], box[2], box[3], species, min_age, max_age,
         max_distance_m, after[0] if after else None, after[1] if after else None, limit,

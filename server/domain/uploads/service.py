@@ -176,6 +176,7 @@ class UploadService:
                 deleted = await self.sweep_abandoned()
                 if deleted:
                     log.info("abandoned uploads deleted", extra={"deleted": deleted})
+                await self.sweep_stray_uploads()
             except Exception:  # a failed sweep is retried at the next interval
                 log.warning("sweeping abandoned uploads failed", exc_info=True)
 
@@ -442,7 +443,34 @@ class UploadService:
             url = await self.storage.download_url(key, self.settings.upload_url_ttl_s)
         return to_wire(row, url)
 
+    async def accepts_upload(self, key: str) -> bool:
+        """Whether a presigned form may (still) store the object ``key``: only while its
+        upload awaits it. Once ``complete`` has claimed it the form is spent (the local
+        store's endpoint refuses it; see ``sweep_stray_uploads`` for S3)."""
+        prefix, _, raw_id = key.partition("/")
+        upload_id = parse_id(raw_id)
+        if prefix != "incoming" or upload_id is None:
+            return False
+        row = await store.select_upload(self.pool, upload_id)
+        return (row is not None and row.status == "awaiting_upload"
+                and row.incoming_key == key)
+
     # ------------------------------------------------------------------ cleanup
+
+    async def sweep_stray_uploads(self, batch: int = 1000) -> int:
+        """Delete what a presigned form posted again after ``complete`` left behind.
+
+        S3 accepts every validly signed POST until the form expires, so a second POST of a
+        completed upload's form stores an object under ``incoming/<id>`` that nothing
+        will read. Once the form has expired no more can come: every sweep deletes the
+        incoming keys of uploads whose form expired within the last two sweep intervals
+        (idempotent; missing keys are no error). Returns how many keys it deleted."""
+        window = 2 * self.settings.upload_cleanup_interval_s
+        async with self.pool.acquire() as conn:
+            ids = await store.select_finished_presigned_ids(conn, window, batch)
+        if ids:
+            await self.storage.delete(*[f"incoming/{upload_id}" for upload_id in ids])
+        return len(ids)
 
     async def sweep_abandoned(self, batch: int = 100) -> int:
         """Delete unfinished uploads past deadline + grace, and their objects.

@@ -195,3 +195,18 @@ async def select_abandoned_for_update(
 
 async def delete_uploads(conn: asyncpg.Connection, upload_ids: list[str]) -> None:
     await conn.execute("DELETE FROM uploads WHERE id = ANY($1::uuid[])", upload_ids)
+
+
+async def select_finished_presigned_ids(conn: asyncpg.Connection, window_s: float,
+                                        limit: int) -> list[str]:
+    """Presigned uploads already processed whose form expired in the last ``window_s``
+    seconds: a form posted again after ``complete`` may have left an object under their
+    incoming key, which nothing reads (S3 cannot refuse a validly signed POST)."""
+    rows = await conn.fetch(
+        """SELECT id::text AS id FROM uploads
+            WHERE flow = 'presigned' AND status IN ('pending', 'approved', 'rejected')
+              AND expires_at < now() AND expires_at >= now() - make_interval(secs => $1)
+            ORDER BY expires_at LIMIT $2""",
+        window_s, limit,
+    )
+    return [r["id"] for r in rows]

@@ -641,6 +641,8 @@ export interface AuthResponse {
   refresh_token: string;
   /** RFC 3339 time. RFC 3339 time; the server sends UTC with `Z`. */
   expires_at: Timestamp;
+  /** 1..4096 characters. */
+  device_token?: string | null;
 }
 
 /** `POST /api/v1/auth/password/change` (authenticated): every other session is revoked. */
@@ -681,6 +683,8 @@ export interface LoginRequest {
   email: string;
   /** 1..1024 characters. */
   password: string;
+  /** 1..4096 characters. */
+  device_token?: string | null;
 }
 
 /** `POST /api/v1/auth/logout`; the body may also be empty. */
