@@ -10,7 +10,7 @@
   and refers to a type with ``schema_ref(tp)``.
 
 The schemas say what is on the wire, so that generated clients are exact (checked with
-``openapi-typescript`` and ``@asyncapi/parser`` in ``tests/protocol/test_contract_tools.py``):
+``openapi-typescript`` and ``@asyncapi/parser`` in ``tests/gateway/test_contract_tools.py``):
 
 - A field with a default is optional and carries no ``default`` (code generators read
   ``default`` as "always present", but an omitted field is absent on the wire); a

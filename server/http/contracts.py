@@ -102,7 +102,9 @@ class Operation(msgspec.Struct, frozen=True, kw_only=True):
     method: str
     path: str
     summary: str
-    tag: str
+    tag: str = ""
+    """The operation's group; empty: the path's area (``/api/v1/live/…`` is ``live``), so
+    an ``Operation`` written without one still builds a valid document."""
     description: str = ""
     request: type[msgspec.Struct] | None = None
     request_optional: bool = False
@@ -358,6 +360,15 @@ _TAGS = {
 }
 
 
+def _tag(op: Operation) -> str:
+    if op.tag:
+        return op.tag
+    parts = [p for p in op.path.split("/") if p and not p.startswith("{")]
+    if parts[:2] == ["api", "v1"]:
+        parts = parts[2:]
+    return parts[0] if parts else "operations"
+
+
 def _schema(value: dict[str, Any] | type[Any] | None) -> dict[str, Any]:
     if value is None:
         return _STRING
@@ -403,7 +414,7 @@ def _error(status: int, text: str | None = None) -> dict[str, Any]:
 
 def _operation(op: Operation) -> dict[str, Any]:
     out: dict[str, Any] = {"summary": op.summary, "operationId": _operation_id(op),
-                           "tags": [op.tag]}
+                           "tags": [_tag(op)]}
     if op.description:
         out["description"] = op.description
     if op.params:
@@ -500,7 +511,12 @@ def registered_routes(app: web.Application) -> frozenset[tuple[str, str]]:
 def openapi_document(routes: frozenset[tuple[str, str]] | None = None) -> dict[str, Any]:
     """The OpenAPI document of the operations whose route is in ``routes`` (every
     operation when None), without ``servers`` and ``info.contact`` (set per request)."""
-    ops = [op for op in OPERATIONS if routes is None or _route_key(op.method, op.path) in routes]
+    return describe([op for op in OPERATIONS
+                     if routes is None or _route_key(op.method, op.path) in routes])
+
+
+def describe(ops: list[Operation]) -> dict[str, Any]:
+    """The OpenAPI document of ``ops`` (``openapi_document`` picks them)."""
     sent: list[type[Any]] = [ErrorBody]
     received: list[type[Any]] = []
     for op in ops:
@@ -520,7 +536,7 @@ def openapi_document(routes: frozenset[tuple[str, str]] | None = None) -> dict[s
         "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
         "sessionCookie": {"type": "apiKey", "in": "cookie", "name": COOKIE_NAME},
     }
-    used_tags = dict.fromkeys(op.tag for op in ops)
+    used_tags = dict.fromkeys(_tag(op) for op in ops)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -533,7 +549,8 @@ def openapi_document(routes: frozenset[tuple[str, str]] | None = None) -> dict[s
             ),
             "license": {"name": "Proprietary (all rights reserved)"},
         },
-        "tags": [{"name": t, "description": _TAGS[t]} for t in used_tags],
+        "tags": [{"name": t, **({"description": _TAGS[t]} if t in _TAGS else {})}
+                 for t in used_tags],
         "paths": paths,
         "components": components,
     }

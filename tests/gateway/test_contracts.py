@@ -7,7 +7,14 @@ from collections.abc import Callable
 
 from protocol.messages import COMMANDS, EVENTS
 from server.app import create_app
-from server.http.contracts import OPERATIONS, UNDESCRIBED, registered_routes, request_fields
+from server.http.contracts import (
+    OPERATIONS,
+    UNDESCRIBED,
+    Operation,
+    describe,
+    registered_routes,
+    request_fields,
+)
 from server.settings import Settings
 from tests.gateway.conftest import AppClient
 
@@ -89,3 +96,17 @@ def test_error_fields_come_from_the_routes_requests() -> None:
     assert request_fields("GET", "/api/v1/uploads/{id}") == {"id", "variant"}
     assert request_fields("POST", "/api/v1/uploads") == {"purpose", "file"}
     assert request_fields("GET", "/nowhere") == frozenset()
+
+
+def test_an_operation_without_a_tag_is_grouped_by_its_path() -> None:
+    """An ``Operation`` written without ``tag`` (as a route merged beside another area's
+    edit of the list would be) still builds a document: the path's area names its group."""
+    hook = Operation(method="post", path="/api/v1/newarea/{id}/hook",
+                     summary="A new area's hook.", errors=(400, 401))
+    health = next(op for op in OPERATIONS if op.path == "/healthz")
+    doc = describe([hook, health])
+    assert doc["paths"]["/api/v1/newarea/{id}/hook"]["post"]["tags"] == ["newarea"]
+    assert doc["paths"]["/healthz"]["get"]["tags"] == ["operations"]
+    tags = {t["name"]: t for t in doc["tags"]}
+    assert tags["newarea"] == {"name": "newarea"}  # no description of its own yet
+    assert tags["operations"]["description"].startswith("Health")
