@@ -44,7 +44,7 @@ from aiohttp import WSMsgType, web
 from protocol.base import Command, Message
 from protocol.codec import Codec
 from protocol.codes import CloseCode
-from server.gateway.limits import TokenBucket
+from server.gateway.limits import InboundLimits
 from server.observability.metrics import Metrics
 from server.principal import Principal
 from server.realtime.cursor import StreamCursor
@@ -60,8 +60,8 @@ class Connection:
         "_abort_handle", "_closer", "_commands", "_ended", "_enqueued", "_held", "_holding",
         "_last_write", "_limit", "_linger", "_opcode", "_queue", "_queued", "_room",
         "_seqs", "_waiter", "_work_waiter", "_writer", "_written", "aborted", "acked_seq",
-        "bucket", "busy", "client", "close_code", "close_reason", "close_timeout_s", "codec",
-        "cursor", "draining", "id", "last_heard", "last_ping", "last_work", "metrics",
+        "busy", "client", "close_code", "close_reason", "close_timeout_s", "codec",
+        "cursor", "draining", "id", "last_heard", "last_ping", "last_work", "limits", "metrics",
         "opened", "principal", "remote", "session_id", "transport", "user_id", "welcomed",
         "worker", "written_seq", "ws",
     )
@@ -76,7 +76,7 @@ class Connection:
         stream: EventStream,
         metrics: Metrics,
         outbox_limit: int,
-        bucket: TokenBucket,
+        limits: InboundLimits,
         client: str | None,
         remote: str | None,
         transport: asyncio.Transport | None = None,
@@ -90,7 +90,7 @@ class Connection:
         self.session_id = principal.session_id
         self.cursor = StreamCursor(stream, principal.user_id, self)
         self.metrics = metrics
-        self.bucket = bucket
+        self.limits = limits
         self.client = client
         self.remote = remote
         self.transport = transport

@@ -52,7 +52,7 @@ from server.errors import Forbidden
 from server.gateway.connection import Connection
 from server.gateway.errors import error_reply
 from server.gateway.handshake import Opened
-from server.gateway.limits import TokenBucket
+from server.gateway.limits import InboundLimits
 from server.observability.logging import request_id
 from server.observability.metrics import Metrics
 from server.realtime.node import Node
@@ -69,6 +69,8 @@ _NODE = os.urandom(2).hex()
 
 QUEUE_FULL_RETRY_S = 1.0
 """``retry_after_s`` of a command refused because the connection's queue is full."""
+READ_YIELD_EVERY = 64
+"""The reader yields to the event loop after this many frames (see ``_read_loop``)."""
 SHUTDOWN_RETRY_S = 1.0
 """``retry_after_s`` of a command refused because the node is shutting down (reconnect
 and retry: another node answers)."""
@@ -116,7 +118,11 @@ class Sessions:
         conn = Connection(
             id=new_connection_id(), ws=opened.ws, codec=opened.codec, principal=principal,
             stream=node.stream, metrics=self.metrics, outbox_limit=settings.ws_outbox_bytes,
-            bucket=TokenBucket(settings.ws_rate_per_s, settings.ws_rate_burst),
+            limits=InboundLimits(
+                frames_per_s=settings.ws_frames_per_s, frames_burst=settings.ws_frames_burst,
+                commands_per_s=settings.ws_rate_per_s, commands_burst=settings.ws_rate_burst,
+                abuse_s=settings.ws_abuse_s,
+                abuse_refused_fraction=settings.ws_abuse_refused_fraction),
             client=hello.client, remote=remote, transport=transport,
             close_timeout_s=settings.ws_close_timeout_s,
         )
@@ -254,24 +260,46 @@ class Sessions:
 
     # --- reading ----------------------------------------------------------------------------
     async def _read_loop(self, conn: Connection) -> None:
-        """Read until the socket closes; never waits for a command (see the module doc)."""
-        ws = conn.ws
-        while True:
-            msg = await ws.receive()
-            if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED,
-                            WSMsgType.ERROR):
-                return
-            conn.last_heard = time.monotonic()
-            if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
-                continue
-            self._on_frame(conn, msg.data, msg.type == WSMsgType.BINARY)
-            # After a close was asked, keep reading until the close handshake completes.
+        """Read until the socket closes; never waits for a command (see the module doc).
 
-    def _on_frame(self, conn: Connection, data: bytes, binary: bool) -> None:
+        Every frame is judged by the connection's limits before any work; the only awaits
+        are the read itself, the answer to a WebSocket ping within the frame budget, and a
+        yield every ``READ_YIELD_EVERY`` frames: aiohttp hands over frames it has already
+        buffered without suspending, so a flooding socket would otherwise hold the event
+        loop for a whole buffer while other sockets wait."""
+        ws = conn.ws
+        receive = ws.receive
+        frames = 0
+        while True:
+            msg = await receive()
+            kind = msg.type
+            if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
+                now = time.monotonic()
+                conn.last_heard = now
+                self._on_frame(conn, msg.data, kind is WSMsgType.BINARY, now)
+            elif kind is WSMsgType.PING:
+                # autoping is off (handshake): answered here, within the frame budget only.
+                # WebSocket-level frames do not count as heard (PROTOCOL §5).
+                self.metrics.child(self.metrics.ws_frames_in, "ws.ping").inc()
+                if self._take(conn, time.monotonic(), None, reply=False):
+                    with contextlib.suppress(ConnectionError, RuntimeError):
+                        await ws.pong(msg.data)
+            elif kind is WSMsgType.PONG:
+                self.metrics.child(self.metrics.ws_frames_in, "ws.pong").inc()
+                self._take(conn, time.monotonic(), None, reply=False)
+            else:  # CLOSE, CLOSING, CLOSED, ERROR
+                return
+            # After a close was asked, keep reading until the close handshake completes.
+            frames += 1
+            if frames >= READ_YIELD_EVERY:
+                frames = 0
+                await asyncio.sleep(0)
+
+    def _on_frame(self, conn: Connection, data: bytes, binary: bool, now: float) -> None:
         metrics = self.metrics
         if binary != conn.codec.binary:
             metrics.child(metrics.ws_frames_in, "invalid").inc()
-            if self._rate_ok(conn, None):
+            if self._take(conn, now, None):
                 conn.reply(Error(id=None, code=ErrorCode.BAD_REQUEST,
                                 message=f"{conn.codec.name} takes "
                                         f"{'binary' if conn.codec.binary else 'text'} frames"))
@@ -280,15 +308,18 @@ class Sessions:
             message = conn.codec.decode_client(data)
         except DecodeError as exc:
             metrics.child(metrics.ws_frames_in, "invalid").inc()
-            if self._rate_ok(conn, exc.id):
+            if self._take(conn, now, exc.id):
                 conn.reply(Error(id=exc.id, code=exc.code, message=exc.message,
                                  field=exc.field))
             return
         tag = message.wire_type()
         metrics.child(metrics.ws_frames_in, tag).inc()
         if isinstance(message, Pong):
+            self._take(conn, now, None, reply=False)
             return
         if isinstance(message, Ack):
+            if not self._take(conn, now, None, reply=False):
+                return  # dropped: a later ack covers it (acks are cumulative)
             # Only what this socket was sent can have been processed; the highest ack per
             # user goes to every node's push worker (batched, never awaited here).
             seq = min(message.seq, conn.delivered_seq)
@@ -297,25 +328,47 @@ class Sessions:
                 self.node.acks.record(conn.user_id, seq)
             return
         if isinstance(message, Hello):
-            if self._rate_ok(conn, None):
+            if self._take(conn, now, None):
                 conn.reply(Error(id=None, code=ErrorCode.BAD_REQUEST,
                                 message="hello: already sent on this connection"))
             return
         assert isinstance(message, Command)
-        if not self._rate_ok(conn, message.id):
+        if not self._take(conn, now, message.id):
             return
         self._submit(conn, message)
 
-    def _rate_ok(self, conn: Connection, command_id: str | None) -> bool:
-        """Take a token; on refusal reply rate_limited (or close 4029 after WS_ABUSE_S)."""
-        wait = conn.bucket.take()
+    def _take(self, conn: Connection, now: float, command_id: str | None, *,
+              reply: bool = True) -> bool:
+        """Judge one inbound frame: True when it may be handled.
+
+        Every frame takes a token from the frame budget; a frame that is answered
+        (``reply``: commands, bad frames) also one from the command bucket, and a refusal
+        is answered ``rate_limited`` with ``retry_after_s``; other frames (pong, ack,
+        WebSocket ping/pong) are dropped. Each refusal feeds the abuse window: close 4029."""
+        limits = conn.limits
+        wait = limits.frames.take(now)
+        limit = "frames"
+        if wait == 0.0 and reply:
+            wait = limits.commands.take(now)
+            limit = "commands"
         if wait == 0.0:
+            limits.abuse.admitted(now)
             return True
-        if conn.bucket.limited_for() >= self.settings.ws_abuse_s:
+        metrics = self.metrics
+        metrics.child(metrics.ws_frames_refused, limit).inc()
+        judged = limits.abuse.refused(now)
+        if judged is not None:
+            if conn.close_code is None:
+                log.warning("socket closed 4029: rate limit abuse", extra={
+                    "user_id": conn.user_id, "refused_fraction": round(judged, 3),
+                    "window_s": self.settings.ws_abuse_s, "limit": limit})
             conn.close_soon(CloseCode.RATE_LIMIT_ABUSE, "rate limit abuse")
             return False
-        conn.reply(Error(id=command_id, code=ErrorCode.RATE_LIMITED,
-                        message="too many commands", retry_after_s=round(wait, 3)))
+        if reply:
+            conn.reply(Error(id=command_id, code=ErrorCode.RATE_LIMITED,
+                            message="too many commands" if limit == "commands"
+                            else "too many frames",
+                            retry_after_s=round(wait, 3)))
         return False
 
     # --- commands -------------------------------------------------------------------------

@@ -35,6 +35,12 @@ class Metrics:
         self.ws_frames_in = Counter(
             "petspark_ws_frames_in_total", "Inbound frames by message type", ["type"], registry=r
         )
+        self.ws_frames_refused = Counter(
+            "petspark_ws_frames_refused_total",
+            "Inbound frames refused by the per-socket limits: limit=frames (the frame budget, "
+            "WS_FRAMES_PER_S) or commands (the command bucket, WS_RATE_PER_S)", ["limit"],
+            registry=r,
+        )
         self.ws_frames_out = Counter(
             "petspark_ws_frames_out_total", "Outbound frames by message type", ["type"],
             registry=r,
