@@ -7,8 +7,10 @@ presence (and the per-user connection cap), the ``welcome``, and the cursor star
 replaying after ``resume_from`` (or ``last_seq``).
 
 Per connection there is one reader (this task), one command worker and one writer task
-(``connection``). The reader never waits for a command: it handles ``pong``, ``ack``,
-bad frames and the rate limit itself, at once, and queues commands for the worker, which
+(``connection``). The reader never waits for a command: it judges every frame against the
+connection's limits (``limits``: frame budget, command bucket, abuse window → 4029),
+handles ``pong``, ``ack``, WebSocket pings and bad frames itself, at once, and queues
+commands for the worker, which
 runs them one at a time, in arrival order. At most ``WS_MAX_PENDING_COMMANDS`` wait
 behind the running one; one more is answered ``rate_limited`` at once (and not run). Like
 the writer, the worker exists only while there is work (it ends after
@@ -281,12 +283,12 @@ class Sessions:
                 # autoping is off (handshake): answered here, within the frame budget only.
                 # WebSocket-level frames do not count as heard (PROTOCOL §5).
                 self.metrics.child(self.metrics.ws_frames_in, "ws.ping").inc()
-                if self._take(conn, time.monotonic(), None, reply=False):
+                if self._take(conn, time.monotonic(), None, answered=False):
                     with contextlib.suppress(ConnectionError, RuntimeError):
                         await ws.pong(msg.data)
             elif kind is WSMsgType.PONG:
                 self.metrics.child(self.metrics.ws_frames_in, "ws.pong").inc()
-                self._take(conn, time.monotonic(), None, reply=False)
+                self._take(conn, time.monotonic(), None, answered=False)
             else:  # CLOSE, CLOSING, CLOSED, ERROR
                 return
             # After a close was asked, keep reading until the close handshake completes.
@@ -315,10 +317,10 @@ class Sessions:
         tag = message.wire_type()
         metrics.child(metrics.ws_frames_in, tag).inc()
         if isinstance(message, Pong):
-            self._take(conn, now, None, reply=False)
+            self._take(conn, now, None, answered=False)
             return
         if isinstance(message, Ack):
-            if not self._take(conn, now, None, reply=False):
+            if not self._take(conn, now, None, answered=False):
                 return  # dropped: a later ack covers it (acks are cumulative)
             # Only what this socket was sent can have been processed; the highest ack per
             # user goes to every node's push worker (batched, never awaited here).
@@ -333,22 +335,24 @@ class Sessions:
                                 message="hello: already sent on this connection"))
             return
         assert isinstance(message, Command)
-        if not self._take(conn, now, message.id):
+        if not self._take(conn, now, message.id, command=True):
             return
         self._submit(conn, message)
 
     def _take(self, conn: Connection, now: float, command_id: str | None, *,
-              reply: bool = True) -> bool:
+              answered: bool = True, command: bool = False) -> bool:
         """Judge one inbound frame: True when it may be handled.
 
-        Every frame takes a token from the frame budget; a frame that is answered
-        (``reply``: commands, bad frames) also one from the command bucket, and a refusal
-        is answered ``rate_limited`` with ``retry_after_s``; other frames (pong, ack,
-        WebSocket ping/pong) are dropped. Each refusal feeds the abuse window: close 4029."""
+        Every frame takes a token from the frame budget. A frame that gets an answer
+        (``answered``: commands, bad frames, a second hello) also takes one from the
+        command bucket, and that bucket's refusal is answered ``rate_limited`` with
+        ``retry_after_s``. Over the frame budget only commands are answered
+        (``command``: each gets its one reply); anything else is dropped, so a flood
+        is never amplified. Each refusal feeds the abuse window: close 4029."""
         limits = conn.limits
         wait = limits.frames.take(now)
         limit = "frames"
-        if wait == 0.0 and reply:
+        if wait == 0.0 and answered:
             wait = limits.commands.take(now)
             limit = "commands"
         if wait == 0.0:
@@ -364,7 +368,7 @@ class Sessions:
                     "window_s": self.settings.ws_abuse_s, "limit": limit})
             conn.close_soon(CloseCode.RATE_LIMIT_ABUSE, "rate limit abuse")
             return False
-        if reply:
+        if command or (answered and limit == "commands"):
             conn.reply(Error(id=command_id, code=ErrorCode.RATE_LIMITED,
                             message="too many commands" if limit == "commands"
                             else "too many frames",
