@@ -8,11 +8,13 @@ Two token buckets and one abuse window, all fed by the socket's reader with the 
 - the **command bucket** (``WS_RATE_PER_S``, ``WS_RATE_BURST``) counts commands (and the
   frames answered with an error: bad frames, a second ``hello``);
 - the **abuse window** measures the refused fraction: a window of ``WS_ABUSE_S`` opens at
-  a refused frame; a frame refused after it ended judges it — more than
-  ``WS_ABUSE_REFUSED_FRACTION`` of the window's frames refused is abuse (close 4029) —
-  and opens the next one. A frame admitted after the window ended just closes it: a
-  client that slowed down is not an abuser. The bucket refilling between refusals
-  (every 1/rate seconds) does not reset anything, so a steady flood is caught.
+  a refused frame and counts every frame; the first frame after it ended judges it —
+  more than ``WS_ABUSE_REFUSED_FRACTION`` of its frames refused, and more refusals than
+  the slower bucket refills over a window (``min(WS_FRAMES_PER_S, WS_RATE_PER_S) *
+  WS_ABUSE_S``), is abuse
+  (close 4029) — and, if refused itself, opens the next one. The buckets refilling
+  between refusals (every 1/rate seconds) reset nothing, so a steady flood is caught
+  however its frames are interleaved with admitted ones.
 """
 
 from __future__ import annotations
@@ -47,44 +49,34 @@ class TokenBucket:
 class AbuseWindow:
     """The refused fraction of a socket's inbound frames over ``length_s`` windows."""
 
-    __slots__ = ("_fraction", "_length", "_refused", "_start", "_total")
+    __slots__ = ("_fraction", "_length", "_min_refused", "_refused", "_start", "_total")
 
-    def __init__(self, length_s: float, refused_fraction: float) -> None:
+    def __init__(self, length_s: float, refused_fraction: float, min_refused: float) -> None:
         self._length = length_s
         self._fraction = refused_fraction
+        self._min_refused = min_refused
         self._start: float | None = None
         self._total = 0
         self._refused = 0
 
-    def admitted(self, now: float) -> None:
-        """One inbound frame was let through."""
-        start = self._start
-        if start is None:
-            return
-        if now - start >= self._length:
-            self._start = None  # the window ended with the client back under its limits
-            return
-        self._total += 1
-
-    def refused(self, now: float) -> float | None:
-        """One inbound frame was refused. When that judges a window abusive, the window's
-        refused fraction (for the log line); else None."""
+    def count(self, now: float, refused: bool) -> float | None:
+        """Count one inbound frame. When it is the first after a window ended and that
+        window was abusive, the window's refused fraction (for the log line); else None."""
         start = self._start
         if start is not None and now - start < self._length:
             self._total += 1
-            self._refused += 1
+            self._refused += refused
             return None
         judged = None
-        if start is not None and self._refused > self._fraction * self._total:
+        if (start is not None and self._refused > self._min_refused
+                and self._refused > self._fraction * self._total):
             judged = self._refused / self._total
-        self._start = now
-        self._total = self._refused = 1
+        if refused:
+            self._start = now
+            self._total = self._refused = 1
+        else:
+            self._start = None
         return judged
-
-    @property
-    def refused_fraction(self) -> float:
-        """Of the open window so far (0.0 when none is open): for logs."""
-        return self._refused / self._total if self._start is not None and self._total else 0.0
 
 
 class InboundLimits:
@@ -96,4 +88,7 @@ class InboundLimits:
                  commands_burst: int, abuse_s: float, abuse_refused_fraction: float) -> None:
         self.frames = TokenBucket(frames_per_s, frames_burst)
         self.commands = TokenBucket(commands_per_s, commands_burst)
-        self.abuse = AbuseWindow(abuse_s, abuse_refused_fraction)
+        # Fewer refusals than the slower bucket refills over a window is never abuse: a
+        # burst just over the budget, then normal traffic.
+        self.abuse = AbuseWindow(abuse_s, abuse_refused_fraction,
+                                 min_refused=min(frames_per_s, commands_per_s) * abuse_s)

@@ -73,6 +73,8 @@ QUEUE_FULL_RETRY_S = 1.0
 """``retry_after_s`` of a command refused because the connection's queue is full."""
 READ_YIELD_EVERY = 64
 """The reader yields to the event loop after this many frames (see ``_read_loop``)."""
+_ID_KEY = {False: b'"id"', True: b"\xa2id"}
+"""How an ``id`` key looks in a JSON (text) and a MessagePack (binary) frame."""
 SHUTDOWN_RETRY_S = 1.0
 """``retry_after_s`` of a command refused because the node is shutting down (reconnect
 and retry: another node answers)."""
@@ -264,31 +266,42 @@ class Sessions:
     async def _read_loop(self, conn: Connection) -> None:
         """Read until the socket closes; never waits for a command (see the module doc).
 
-        Every frame is judged by the connection's limits before any work; the only awaits
-        are the read itself, the answer to a WebSocket ping within the frame budget, and a
-        yield every ``READ_YIELD_EVERY`` frames: aiohttp hands over frames it has already
-        buffered without suspending, so a flooding socket would otherwise hold the event
-        loop for a whole buffer while other sockets wait."""
+        Every frame takes a token from the frame budget before any other work; one over
+        it costs a clock read, the buckets and a counter (it is decoded only if it may be
+        a command, which is answered). The only awaits are the read itself, the answer to
+        a WebSocket ping within the budget, and a yield every ``READ_YIELD_EVERY`` frames:
+        aiohttp hands over frames it has already buffered without suspending, so a
+        flooding socket would otherwise hold the event loop while others wait."""
         ws = conn.ws
         receive = ws.receive
+        budget = conn.limits.frames
         frames = 0
         while True:
             msg = await receive()
             kind = msg.type
+            now = time.monotonic()
             if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
-                now = time.monotonic()
                 conn.last_heard = now
-                self._on_frame(conn, msg.data, kind is WSMsgType.BINARY, now)
+                wait = budget.take(now)
+                if wait == 0.0:
+                    self._on_frame(conn, msg.data, kind is WSMsgType.BINARY, now)
+                else:
+                    self._over_budget(conn, msg.data, kind is WSMsgType.BINARY, now, wait)
             elif kind is WSMsgType.PING:
                 # autoping is off (handshake): answered here, within the frame budget only.
                 # WebSocket-level frames do not count as heard (PROTOCOL §5).
                 self.metrics.child(self.metrics.ws_frames_in, "ws.ping").inc()
-                if self._take(conn, time.monotonic(), None, answered=False):
+                if budget.take(now) != 0.0:
+                    self._over_budget(conn, None, False, now, 0.0)
+                elif self._take(conn, now, None, answered=False):
                     with contextlib.suppress(ConnectionError, RuntimeError):
                         await ws.pong(msg.data)
             elif kind is WSMsgType.PONG:
                 self.metrics.child(self.metrics.ws_frames_in, "ws.pong").inc()
-                self._take(conn, time.monotonic(), None, answered=False)
+                if budget.take(now) != 0.0:
+                    self._over_budget(conn, None, False, now, 0.0)
+                else:
+                    self._take(conn, now, None, answered=False)
             else:  # CLOSE, CLOSING, CLOSED, ERROR
                 return
             # After a close was asked, keep reading until the close handshake completes.
@@ -298,6 +311,7 @@ class Sessions:
                 await asyncio.sleep(0)
 
     def _on_frame(self, conn: Connection, data: bytes, binary: bool, now: float) -> None:
+        """A text or binary frame within the frame budget."""
         metrics = self.metrics
         if binary != conn.codec.binary:
             metrics.child(metrics.ws_frames_in, "invalid").inc()
@@ -321,7 +335,7 @@ class Sessions:
             return
         if isinstance(message, Ack):
             if not self._take(conn, now, None, answered=False):
-                return  # dropped: a later ack covers it (acks are cumulative)
+                return
             # Only what this socket was sent can have been processed; the highest ack per
             # user goes to every node's push worker (batched, never awaited here).
             seq = min(message.seq, conn.delivered_seq)
@@ -335,45 +349,64 @@ class Sessions:
                                 message="hello: already sent on this connection"))
             return
         assert isinstance(message, Command)
-        if not self._take(conn, now, message.id, command=True):
+        if not self._take(conn, now, message.id):
             return
         self._submit(conn, message)
 
     def _take(self, conn: Connection, now: float, command_id: str | None, *,
-              answered: bool = True, command: bool = False) -> bool:
-        """Judge one inbound frame: True when it may be handled.
+              answered: bool = True) -> bool:
+        """A frame within the frame budget: True when it may be handled.
 
-        Every frame takes a token from the frame budget. A frame that gets an answer
-        (``answered``: commands, bad frames, a second hello) also takes one from the
-        command bucket, and that bucket's refusal is answered ``rate_limited`` with
-        ``retry_after_s``. Over the frame budget only commands are answered
-        (``command``: each gets its one reply); anything else is dropped, so a flood
-        is never amplified. Each refusal feeds the abuse window: close 4029."""
-        limits = conn.limits
-        wait = limits.frames.take(now)
-        limit = "frames"
-        if wait == 0.0 and answered:
-            wait = limits.commands.take(now)
-            limit = "commands"
-        if wait == 0.0:
-            limits.abuse.admitted(now)
-            return True
-        metrics = self.metrics
-        metrics.child(metrics.ws_frames_refused, limit).inc()
-        judged = limits.abuse.refused(now)
-        if judged is not None:
-            if conn.close_code is None:
-                log.warning("socket closed 4029: rate limit abuse", extra={
-                    "user_id": conn.user_id, "refused_fraction": round(judged, 3),
-                    "window_s": self.settings.ws_abuse_s, "limit": limit})
-            conn.close_soon(CloseCode.RATE_LIMIT_ABUSE, "rate limit abuse")
+        A frame that gets an answer (``answered``: commands, bad frames, a second hello)
+        also takes a token from the command bucket; its refusal is answered
+        ``rate_limited`` with ``retry_after_s``. Every frame feeds the abuse window."""
+        wait = conn.limits.commands.take(now) if answered else 0.0
+        refused = wait != 0.0
+        if refused:
+            self.metrics.child(self.metrics.ws_frames_refused, "commands").inc()
+        if self._abusive(conn, now, refused):
             return False
-        if command or (answered and limit == "commands"):
-            conn.reply(Error(id=command_id, code=ErrorCode.RATE_LIMITED,
-                            message="too many commands" if limit == "commands"
-                            else "too many frames",
-                            retry_after_s=round(wait, 3)))
+        if not refused:
+            return True
+        conn.reply(Error(id=command_id, code=ErrorCode.RATE_LIMITED,
+                        message="too many commands", retry_after_s=round(wait, 3)))
         return False
+
+    def _over_budget(self, conn: Connection, data: bytes | None, binary: bool, now: float,
+                     wait: float) -> None:
+        """A frame over the frame budget: dropped. Only a command is answered
+        (``rate_limited``, each command gets its one reply — a frame with an ``id``
+        that fails to decode too); a flood of anything else is never amplified into
+        output. A frame without an ``id`` key cannot be a command the client could match
+        a reply to, so it is not even decoded."""
+        self.metrics.child(self.metrics.ws_frames_refused, "frames").inc()
+        if self._abusive(conn, now, True) or data is None:
+            return
+        codec = conn.codec
+        if binary != codec.binary or _ID_KEY[binary] not in data:
+            return
+        try:
+            message = codec.decode_client(data)
+        except DecodeError as exc:
+            command_id = exc.id  # a bad command with an id: answered like a good one
+        else:
+            command_id = message.id if isinstance(message, Command) else None
+        if command_id is not None:
+            conn.reply(Error(id=command_id, code=ErrorCode.RATE_LIMITED,
+                            message="too many frames", retry_after_s=round(wait, 3)))
+
+    def _abusive(self, conn: Connection, now: float, refused: bool) -> bool:
+        """Count the frame in the abuse window; True (and closing 4029) when the window
+        it ended was abusive."""
+        judged = conn.limits.abuse.count(now, refused)
+        if judged is None:
+            return False
+        if conn.close_code is None:
+            log.warning("socket closed 4029: rate limit abuse", extra={
+                "user_id": conn.user_id, "refused_fraction": round(judged, 3),
+                "window_s": self.settings.ws_abuse_s})
+        conn.close_soon(CloseCode.RATE_LIMIT_ABUSE, "rate limit abuse")
+        return True
 
     # --- commands -------------------------------------------------------------------------
     def _submit(self, conn: Connection, command: Command) -> None:

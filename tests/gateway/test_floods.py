@@ -105,7 +105,10 @@ async def test_a_burst_just_under_the_budget_is_not_refused(app_client: AppClien
 
 
 async def test_a_burst_over_the_budget_then_quiet_is_not_closed(app_client: AppClient) -> None:
-    client = await app_client(ws_frames_per_s=20.0, ws_frames_burst=20, ws_abuse_s=0.3)
+    # Fewer refusals than min(WS_FRAMES_PER_S, WS_RATE_PER_S) * WS_ABUSE_S (12) in a
+    # window is never abuse.
+    client = await app_client(ws_frames_per_s=40.0, ws_frames_burst=20, ws_abuse_s=0.3,
+                              ws_rate_per_s=50.0)
     sock = await user_session(client)
     for _ in range(30):  # ~10 over the burst: dropped, which opens an abuse window
         await sock.send_raw('{"type": "pong"}')
