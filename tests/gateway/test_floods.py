@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 
 from protocol.codes import CloseCode
 from protocol.pets import PetsMine
-from protocol.session import Ok
+from protocol.session import Error, Ok
 from tests.gateway.conftest import AppClient
 from tests.support.auth import register
 from tests.support.metrics import scrape
@@ -154,3 +154,24 @@ async def test_other_users_are_answered_during_a_flood(app_client: AppClient) ->
     finally:
         stop.set()
         await flooding
+
+
+async def test_a_command_over_the_frame_budget_is_answered_rate_limited(
+    app_client: AppClient,
+) -> None:
+    client = await app_client(ws_frames_per_s=0.5, ws_frames_burst=3)
+    sock = await user_session(client)
+    for _ in range(3):
+        await sock.send_raw('{"type": "pong"}')
+    # Over the budget: a pong is dropped without an answer, a command (good or bad) gets
+    # its one reply, rate_limited with its id.
+    await sock.send_raw('{"type": "pong"}')
+    reply = await sock.request(PetsMine(id="over"))
+    assert isinstance(reply, Error) and reply.code == "rate_limited", reply
+    assert reply.message == "too many frames" and 0 < (reply.retry_after_s or 0) <= 2
+    await sock.send_raw('{"type": "no.such", "id": "bad"}')
+    bad = await sock.expect("error")
+    assert (bad.id, bad.code) == ("bad", "rate_limited")
+    await sock.expect_nothing(within=0.2)
+    assert (await scrape(client)).value("petspark_ws_frames_refused_total",
+                                        limit="frames") == 3
