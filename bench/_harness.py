@@ -83,6 +83,8 @@ def bench_env(port: int, database_url: str, data_dir: str, **extra: str) -> dict
         "AUTH_REGISTER_PER_HOUR": "100000",
         "WS_RATE_PER_S": "1000000",
         "WS_RATE_BURST": "1000000",
+        "WS_FRAMES_PER_S": "1000000",
+        "WS_FRAMES_BURST": "1000000",
         "WS_MAX_CONNECTIONS_PER_USER": "1000",
         "LOST_REPORTS_PER_DAY": "1000000",
         "PETS_CREATE_PER_DAY": "1000000",

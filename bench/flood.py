@@ -162,7 +162,8 @@ async def bench(admin_dsn: str) -> None:
     print(f"  background load at start (1-min loadavg): {os.getloadavg()[0]:.2f}")
     async with throwaway_database(admin_dsn) as dsn:
         with temp_dir() as data_dir:
-            server = petspark_server(dsn, data_dir)
+            # The defaults, which bench_env raises for the other benches.
+            server = petspark_server(dsn, data_dir, WS_FRAMES_PER_S="200", WS_FRAMES_BURST="400")
             try:
                 await server.start()
                 users = await register_users(server.base, 1 + FLOOD_SOCKETS)

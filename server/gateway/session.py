@@ -71,6 +71,9 @@ _NODE = os.urandom(2).hex()
 
 QUEUE_FULL_RETRY_S = 1.0
 """``retry_after_s`` of a command refused because the connection's queue is full."""
+INVALID_COMMAND = "invalid"
+"""The ``type`` label of ``petspark_ws_commands_total`` for a frame with an id that did not
+decode (an unknown type, a missing or bad field): the label set stays the protocol's."""
 READ_YIELD_EVERY = 64
 """The reader yields to the event loop after this many frames (see ``_read_loop``)."""
 _ID_KEY = {False: b'"id"', True: b"\xa2id"}
@@ -106,6 +109,8 @@ class Sessions:
         self.commands = commands
         self.on_presence = on_presence
         self._listener_tasks: set[asyncio.Task[None]] = set()
+        metrics.ws_outbox_bytes.set_function(
+            lambda: sum(conn.queued_bytes for conn in self.hub.connections()))
 
     async def stop(self) -> None:
         """Presence listeners hold database connections: end them before pools close."""
@@ -216,7 +221,7 @@ class Sessions:
             return
         conn.draining = True
         for command in conn.take_queued_commands():
-            conn.reply(_shutting_down(command.id))
+            self._refuse(conn, command.wire_type(), _shutting_down(command.id))
         if not conn.busy:
             conn.close_soon(CloseCode.GOING_AWAY, "server shutting down")
         # else: the worker closes it after the running command's reply (``_work``).
@@ -231,6 +236,8 @@ class Sessions:
             resumed = await stream.can_resume(conn.user_id, hello.resume_from, last_seq)
             if resumed:
                 start = hello.resume_from
+            self.metrics.child(self.metrics.ws_resumes,
+                               "resumed" if resumed else "not_resumed").inc()
         conn.send(Welcome(
             session_id=conn.id, user_id=conn.user_id, last_seq=last_seq,
             heartbeat_s=self.settings.heartbeat_s, resumed=resumed,
@@ -324,9 +331,10 @@ class Sessions:
             message = conn.codec.decode_client(data)
         except DecodeError as exc:
             metrics.child(metrics.ws_frames_in, "invalid").inc()
-            if self._take(conn, now, exc.id):
-                conn.reply(Error(id=exc.id, code=exc.code, message=exc.message,
-                                 field=exc.field))
+            tag = None if exc.id is None else INVALID_COMMAND
+            if self._take(conn, now, exc.id, tag=tag):
+                self._refuse(conn, tag, Error(id=exc.id, code=exc.code, message=exc.message,
+                                              field=exc.field))
             return
         tag = message.wire_type()
         metrics.child(metrics.ws_frames_in, tag).inc()
@@ -349,17 +357,18 @@ class Sessions:
                                 message="hello: already sent on this connection"))
             return
         assert isinstance(message, Command)
-        if not self._take(conn, now, message.id):
+        if not self._take(conn, now, message.id, tag=tag):
             return
         self._submit(conn, message)
 
     def _take(self, conn: Connection, now: float, command_id: str | None, *,
-              answered: bool = True) -> bool:
+              answered: bool = True, tag: str | None = None) -> bool:
         """A frame within the frame budget: True when it may be handled.
 
         A frame that gets an answer (``answered``: commands, bad frames, a second hello)
         also takes a token from the command bucket; its refusal is answered
-        ``rate_limited`` with ``retry_after_s``. Every frame feeds the abuse window."""
+        ``rate_limited`` with ``retry_after_s`` (counted as command ``tag``'s when there
+        is one). Every frame feeds the abuse window."""
         wait = conn.limits.commands.take(now) if answered else 0.0
         refused = wait != 0.0
         if refused:
@@ -368,8 +377,8 @@ class Sessions:
             return False
         if not refused:
             return True
-        conn.reply(Error(id=command_id, code=ErrorCode.RATE_LIMITED,
-                        message="too many commands", retry_after_s=round(wait, 3)))
+        self._refuse(conn, tag, Error(id=command_id, code=ErrorCode.RATE_LIMITED,
+                                      message="too many commands", retry_after_s=round(wait, 3)))
         return False
 
     def _over_budget(self, conn: Connection, data: bytes | None, binary: bool, now: float,
@@ -388,12 +397,21 @@ class Sessions:
         try:
             message = codec.decode_client(data)
         except DecodeError as exc:
-            command_id = exc.id  # a bad command with an id: answered like a good one
+            command_id, tag = exc.id, INVALID_COMMAND  # a bad command with an id: answered
         else:
-            command_id = message.id if isinstance(message, Command) else None
+            if not isinstance(message, Command):
+                return
+            command_id, tag = message.id, message.wire_type()
         if command_id is not None:
-            conn.reply(Error(id=command_id, code=ErrorCode.RATE_LIMITED,
-                            message="too many frames", retry_after_s=round(wait, 3)))
+            self._refuse(conn, tag, Error(id=command_id, code=ErrorCode.RATE_LIMITED,
+                                          message="too many frames",
+                                          retry_after_s=round(wait, 3)))
+
+    def _refuse(self, conn: Connection, tag: str | None, reply: Error) -> None:
+        """Answer a frame at once (not run), counted as command ``tag``'s outcome."""
+        if tag is not None:
+            self.metrics.child2(self.metrics.ws_commands, tag, reply.code.value).inc()
+        conn.reply(reply)
 
     def _abusive(self, conn: Connection, now: float, refused: bool) -> bool:
         """Count the frame in the abuse window; True (and closing 4029) when the window
@@ -412,13 +430,13 @@ class Sessions:
     def _submit(self, conn: Connection, command: Command) -> None:
         """Queue a command for the connection's worker (started on demand)."""
         if conn.draining:
-            conn.reply(_shutting_down(command.id))
+            self._refuse(conn, command.wire_type(), _shutting_down(command.id))
             return
         limit = self.settings.ws_max_pending_commands
         # Waiting behind the running one (the first queued is the next to run when
         # none is running yet).
         if conn.pending_commands + int(conn.busy) > limit:
-            conn.reply(Error(
+            self._refuse(conn, command.wire_type(), Error(
                 id=command.id, code=ErrorCode.RATE_LIMITED,
                 message=f"too many commands waiting: at most {limit} behind the running one",
                 retry_after_s=QUEUE_FULL_RETRY_S))
@@ -444,7 +462,10 @@ class Sessions:
         # Events this command appends to its caller go out after its reply (PROTOCOL §3).
         conn.hold()
         try:
-            await conn.send_reply(await self._execute(conn, command, tag))
+            reply = await self._execute(conn, command, tag)
+            self.metrics.child2(self.metrics.ws_commands, tag,
+                                "ok" if isinstance(reply, Ok) else reply.code.value).inc()
+            await conn.send_reply(reply)
         finally:
             conn.release()
             conn.busy = False
