@@ -95,7 +95,7 @@ async def test_outbox_bytes_show_what_waits_for_a_socket(app_client: AppClient) 
     await until(lambda: gate.started == ["busy"], what="the command to start")
     await events.append(client.app, [user.user_id], 3, body="x" * 500)
     waiting = (await scrape(client)).value("petspark_ws_outbox_bytes")
-    assert waiting > 1500
+    assert waiting > 1000  # three encoded events with a long body
     gate.open.set()
     assert (await sock.expect("ok")).id == "busy"
     for _ in range(3):
@@ -105,3 +105,33 @@ async def test_outbox_bytes_show_what_waits_for_a_socket(app_client: AppClient) 
 
 async def _outbox_empty(client: TestClient) -> bool:
     return (await scrape(client)).value("petspark_ws_outbox_bytes") == 0
+
+
+# --- protection of /metrics -------------------------------------------------------------
+async def test_production_without_a_token_does_not_serve_metrics(app_client: AppClient) -> None:
+    client = await app_client(environment="production")
+    resp = await client.get("/metrics")
+    unknown = await client.get("/no-such-route")
+    assert resp.status == unknown.status == 404
+    assert (await resp.json())["error"]["code"] == "not_found"
+    assert "petspark_" not in await resp.text()
+
+
+async def test_a_metrics_token_is_required_when_set(app_client: AppClient) -> None:
+    token = "m" * 40
+    client = await app_client(environment="production", metrics_token=token)
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": token}):
+        resp = await client.get("/metrics", headers=headers)
+        assert resp.status == 401, headers
+        assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+        assert (await resp.json())["error"]["code"] == "unauthorized"
+    metrics = await scrape(client, token=token)
+    assert metrics.value("petspark_ws_connections") == 0
+    assert "process_resident_memory_bytes" in metrics.text
+
+
+async def test_the_token_also_guards_development(app_client: AppClient) -> None:
+    client = await app_client(metrics_token="dev-token")
+    assert (await client.get("/metrics")).status == 401
+    assert (await client.get("/metrics", headers={
+        "Authorization": "Bearer dev-token"})).status == 200
