@@ -11,8 +11,15 @@ PostgreSQL query) every 20 ms on one socket and we record each round trip:
    the flood does not slow the measuring client) send ``pong`` frames as fast as they
    can — every one beyond each socket's budget is dropped by the server's reader.
 
-Then the flood goes on until the server closes the flooders 4029 (or FLOOD_MAX_S). Every
-loop is bounded in count and time; loopback only.
+Then the flood goes on until the server closes the flooders 4029 (or FLOOD_MAX_S).
+
+3. control: MEASURE_S while the same flood goes to *another* process (a raw aiohttp server
+   that reads and discards every frame, this script in ``sink`` mode). On a small machine
+   the flood's client and its server take CPU from everything else, the measured server
+   included; this is the latency that costs with no flood reaching our server's loop. The
+   ratio that is the gateway's own doing is during / control.
+
+Every loop is bounded in count and time; loopback only.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from bench._harness import (
     percentile,
     petspark_server,
     register_users,
+    script_server,
     temp_dir,
     throwaway_database,
 )
@@ -63,11 +71,35 @@ async def open_socket(session: aiohttp.ClientSession, url: str, token: str
     return ws
 
 
+# --- the control's sink server ---------------------------------------------------------------
+def run_sink(port: int) -> None:
+    import uvloop
+    from aiohttp import web
+
+    async def ws_handler(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(compress=False)
+        await ws.prepare(request)
+        async for _ in ws:
+            pass  # read and discard: the cheapest a server can be
+        return ws
+
+    async def ready(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/ws", ws_handler)
+    app.router.add_get("/readyz", ready)
+    uvloop.install()
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
 # --- the flooding process ------------------------------------------------------------------
 async def run_flood(url: str, seconds: float, tokens: list[str]) -> None:
-    """Flood from one socket per token; print one JSON line of what happened."""
+    """Flood from one socket per token (an empty token: a raw socket, no hello); print one
+    JSON line of what happened."""
     async with aiohttp.ClientSession() as session:
-        sockets = [await open_socket(session, url, token) for token in tokens]
+        sockets = [await open_socket(session, url, token) if token
+                   else await session.ws_connect(url) for token in tokens]
         print(json.dumps({"ready": True}), flush=True)
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -136,9 +168,10 @@ def summary(samples: list[float]) -> str:
             f"{1000 * percentile(samples, 99):.2f} ms ({len(samples)} round trips)")
 
 
-async def start_flood(server: ServerProcess, tokens: list[str]) -> asyncio.subprocess.Process:
+async def start_flood(server: ServerProcess, tokens: list[str],
+                      seconds: float = FLOOD_MAX_S) -> asyncio.subprocess.Process:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, SCRIPT, "flood", server.ws_url, str(FLOOD_MAX_S),
+        sys.executable, SCRIPT, "flood", server.ws_url, str(seconds),
         stdout=asyncio.subprocess.PIPE,
         env=dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(SCRIPT)),
                  FLOOD_TOKENS=",".join(tokens)))
@@ -182,6 +215,22 @@ async def bench(admin_dsn: str) -> None:
                         if flood.returncode is None:
                             flood.kill()
                         await asyncio.wait_for(flood.wait(), timeout=10)
+                    sink = script_server(SCRIPT, "sink", "sink")
+                    try:
+                        await sink.start()
+                        control_flood = await start_flood(sink, [""] * FLOOD_SOCKETS,
+                                                          seconds=MEASURE_S + 1)
+                        try:
+                            control = await round_trips(ws, MEASURE_S, 30_000)
+                            print(f"  control, the flood sent to another process: "
+                                  f"{summary(control)}")
+                            await read_line(control_flood, MEASURE_S + 30)
+                        finally:
+                            if control_flood.returncode is None:
+                                control_flood.kill()
+                            await asyncio.wait_for(control_flood.wait(), timeout=10)
+                    finally:
+                        sink.stop()
                     await ws.close()
             finally:
                 server.stop()
@@ -195,11 +244,18 @@ async def bench(admin_dsn: str) -> None:
         print(f"    flooder {n}: {s['sent']:,} frames, {closed}")
     p50 = percentile(during, 50) / percentile(before, 50)
     p99 = percentile(during, 99) / percentile(before, 99)
+    c50 = percentile(during, 50) / percentile(control, 50)
+    c99 = percentile(during, 99) / percentile(control, 99)
     print("\n[results]")
     print(f"  another user's latency during / before the flood: p50 x{p50:.2f}, p99 x{p99:.2f}")
+    print(f"  during / control (the flood at another process): p50 x{c50:.2f}, "
+          f"p99 x{c99:.2f}")
 
 
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "sink":
+        run_sink(int(sys.argv[2]))
+        return
     if len(sys.argv) > 1 and sys.argv[1] == "flood":
         asyncio.run(run_flood(sys.argv[2], float(sys.argv[3]),
                               os.environ["FLOOD_TOKENS"].split(",")))

@@ -71,6 +71,11 @@ _NODE = os.urandom(2).hex()
 
 QUEUE_FULL_RETRY_S = 1.0
 """``retry_after_s`` of a command refused because the connection's queue is full."""
+OVER_BUDGET_RUN = 256
+OVER_BUDGET_PAUSE_S = 0.25
+"""After ``OVER_BUDGET_RUN`` frames in a row over the frame budget, the socket's reader
+pauses this long (back-pressure): aiohttp's queue fills, it stops reading the socket, and
+the flooder's frames wait in the kernel and in the client instead of costing this node."""
 INVALID_COMMAND = "invalid"
 """The ``type`` label of ``petspark_ws_commands_total`` for a frame with an id that did not
 decode (an unknown type, a missing or bad field): the label set stays the protocol's."""
@@ -276,13 +281,15 @@ class Sessions:
         Every frame takes a token from the frame budget before any other work; one over
         it costs a clock read, the buckets and a counter (it is decoded only if it may be
         a command, which is answered). The only awaits are the read itself, the answer to
-        a WebSocket ping within the budget, and a yield every ``READ_YIELD_EVERY`` frames:
-        aiohttp hands over frames it has already buffered without suspending, so a
-        flooding socket would otherwise hold the event loop while others wait."""
+        a WebSocket ping within the budget, a yield every ``READ_YIELD_EVERY`` frames
+        (aiohttp hands over frames it has already buffered without suspending, so a
+        flooding socket would otherwise hold the event loop while others wait) and, after
+        ``OVER_BUDGET_RUN`` frames in a row over the budget, a pause of this reader only
+        (``OVER_BUDGET_PAUSE_S``): the flood then waits in TCP buffers, not in our CPU."""
         ws = conn.ws
         receive = ws.receive
         budget = conn.limits.frames
-        frames = 0
+        frames = over = 0
         while True:
             msg = await receive()
             kind = msg.type
@@ -291,27 +298,38 @@ class Sessions:
                 conn.last_heard = now
                 wait = budget.take(now)
                 if wait == 0.0:
+                    over = 0
                     self._on_frame(conn, msg.data, kind is WSMsgType.BINARY, now)
                 else:
+                    over += 1
                     self._over_budget(conn, msg.data, kind is WSMsgType.BINARY, now, wait)
             elif kind is WSMsgType.PING:
                 # autoping is off (handshake): answered here, within the frame budget only.
                 # WebSocket-level frames do not count as heard (PROTOCOL §5).
                 self.metrics.child(self.metrics.ws_frames_in, "ws.ping").inc()
                 if budget.take(now) != 0.0:
+                    over += 1
                     self._over_budget(conn, None, False, now, 0.0)
-                elif self._take(conn, now, None, answered=False):
-                    with contextlib.suppress(ConnectionError, RuntimeError):
-                        await ws.pong(msg.data)
+                else:
+                    over = 0
+                    if self._take(conn, now, None, answered=False):
+                        with contextlib.suppress(ConnectionError, RuntimeError):
+                            await ws.pong(msg.data)
             elif kind is WSMsgType.PONG:
                 self.metrics.child(self.metrics.ws_frames_in, "ws.pong").inc()
                 if budget.take(now) != 0.0:
+                    over += 1
                     self._over_budget(conn, None, False, now, 0.0)
                 else:
+                    over = 0
                     self._take(conn, now, None, answered=False)
             else:  # CLOSE, CLOSING, CLOSED, ERROR
                 return
             # After a close was asked, keep reading until the close handshake completes.
+            if over >= OVER_BUDGET_RUN and conn.close_code is None:
+                over = frames = 0
+                await asyncio.sleep(OVER_BUDGET_PAUSE_S)
+                continue
             frames += 1
             if frames >= READ_YIELD_EVERY:
                 frames = 0
