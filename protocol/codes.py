@@ -104,7 +104,8 @@ class CloseCode(IntEnum):
     """The user opened more than ``WS_MAX_CONNECTIONS_PER_USER`` sockets; this, the
     oldest, was closed. Client: do not reconnect by itself (it would close another)."""
     RATE_LIMIT_ABUSE = 4029
-    """Kept exceeding the command rate for ``WS_ABUSE_S``. Client: reconnect after backoff."""
+    """Most of its frames (any kind) were refused by the rate limits over ``WS_ABUSE_S``.
+    Client: reconnect after backoff."""
 
 
 _NO_RECONNECT = frozenset(

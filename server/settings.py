@@ -55,6 +55,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ] = "development"
     host: Annotated[str, _doc("Interface to listen on.")] = "127.0.0.1"
     port: Annotated[int, _doc("TCP port to listen on.", ge=1, le=65535)] = 8080
+    metrics_token: Annotated[
+        str, _doc("Bearer token `GET /metrics` requires (`Authorization: Bearer ...`; "
+                  "without it 401). Empty: /metrics is open in development and 404 in "
+                  "production.")
+    ] = ""
     log_level: Annotated[LogLevel, _doc("Lowest log level written (JSON lines on stderr).")] = (
         "info"
     )
@@ -277,10 +282,23 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ws_rate_burst: Annotated[
         int, _doc("Token-bucket burst of inbound commands per connection.", ge=1)
     ] = 50
+    ws_frames_per_s: Annotated[
+        float, _doc("Sustained inbound frames per second per connection, of every kind "
+                    "(commands, pong, ack, WebSocket pings, bad frames); beyond it frames are "
+                    "dropped (commands answered `rate_limited`).", gt=0)
+    ] = 200.0
+    ws_frames_burst: Annotated[
+        int, _doc("Token-bucket burst of inbound frames per connection.", ge=1)
+    ] = 400
     ws_abuse_s: Annotated[
-        float, _doc("Seconds of continuous rate limiting after which a socket is closed 4029.",
-                    gt=0)
+        float, _doc("Seconds over which a socket's refused frames are measured: a window opens "
+                    "at a refused frame, and a refusal after it ends with more than "
+                    "WS_ABUSE_REFUSED_FRACTION of its frames refused closes 4029.", gt=0)
     ] = 10.0
+    ws_abuse_refused_fraction: Annotated[
+        float, _doc("Share of a WS_ABUSE_S window's inbound frames that, refused, makes the "
+                    "socket an abuser (closed 4029).", gt=0, lt=1)
+    ] = 0.5
     ws_outbox_bytes: Annotated[
         int, _doc("Bytes queued for one slow client before it is closed 4008.", ge=4096)
     ] = 1_048_576
@@ -535,7 +553,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
 SECRET_FIELDS = frozenset(
     {"secret_key", "previous_secret_key", "s3_access_key_id", "s3_secret_access_key",
-     "vapid_private_key", "livekit_api_secret"}
+     "vapid_private_key", "livekit_api_secret", "metrics_token"}
 )
 
 

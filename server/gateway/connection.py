@@ -44,7 +44,7 @@ from aiohttp import WSMsgType, web
 from protocol.base import Command, Message
 from protocol.codec import Codec
 from protocol.codes import CloseCode
-from server.gateway.limits import TokenBucket
+from server.gateway.limits import InboundLimits
 from server.observability.metrics import Metrics
 from server.principal import Principal
 from server.realtime.cursor import StreamCursor
@@ -60,8 +60,8 @@ class Connection:
         "_abort_handle", "_closer", "_commands", "_ended", "_enqueued", "_held", "_holding",
         "_last_write", "_limit", "_linger", "_opcode", "_queue", "_queued", "_room",
         "_seqs", "_waiter", "_work_waiter", "_writer", "_written", "aborted", "acked_seq",
-        "bucket", "busy", "client", "close_code", "close_reason", "close_timeout_s", "codec",
-        "cursor", "draining", "id", "last_heard", "last_ping", "last_work", "metrics",
+        "busy", "client", "close_code", "close_reason", "close_timeout_s", "codec",
+        "cursor", "draining", "id", "last_heard", "last_ping", "last_work", "limits", "metrics",
         "opened", "principal", "remote", "session_id", "transport", "user_id", "welcomed",
         "worker", "written_seq", "ws",
     )
@@ -76,7 +76,7 @@ class Connection:
         stream: EventStream,
         metrics: Metrics,
         outbox_limit: int,
-        bucket: TokenBucket,
+        limits: InboundLimits,
         client: str | None,
         remote: str | None,
         transport: asyncio.Transport | None = None,
@@ -90,7 +90,7 @@ class Connection:
         self.session_id = principal.session_id
         self.cursor = StreamCursor(stream, principal.user_id, self)
         self.metrics = metrics
-        self.bucket = bucket
+        self.limits = limits
         self.client = client
         self.remote = remote
         self.transport = transport
@@ -115,11 +115,11 @@ class Connection:
         self._queued = 0
         # (item number, seq) of durable events in the queue, and how many items were
         # ever queued / written: the writer advances written_seq as it writes them.
-        self._seqs: deque[tuple[int, int]] | None = None
+        self._seqs: deque[tuple[int, int, float]] | None = None
         self._enqueued = 0
         self._written = 0
         self._holding = False
-        self._held: list[tuple[bytes, int]] | None = None
+        self._held: list[tuple[bytes, int, float]] | None = None
         self._room: asyncio.Future[None] | None = None
         self._opcode = WSMsgType.BINARY if codec.binary else WSMsgType.TEXT
         self._writer: asyncio.Task[None] | None = None
@@ -159,6 +159,11 @@ class Connection:
 
     def catch_up(self, last_seq: int) -> None:
         self.cursor.catch_up(last_seq)
+
+    @property
+    def queued_bytes(self) -> int:
+        """Bytes of encoded frames waiting in the outbox (held events included)."""
+        return self._queued
 
     # --- commands (the queue; the worker that runs them is the session's) ------------------
     @property
@@ -249,8 +254,13 @@ class Connection:
 
     def offer_event(self, frame: EventFrame) -> bool:
         """Queue a live durable event (called by this connection's cursor, in seq order)."""
-        self.metrics.child(self.metrics.ws_frames_out, "event").inc()
-        return self._enqueue(frame.msgpack if self.codec.binary else frame.json, frame.seq)
+        metrics = self.metrics
+        metrics.child(metrics.ws_frames_out, "event").inc()
+        if not self._enqueue(frame.msgpack if self.codec.binary else frame.json, frame.seq,
+                             frame.committed_at):
+            return False
+        metrics.child(metrics.events_delivered, "live").inc()
+        return True
 
     async def put_event(self, frame: EventFrame) -> bool:
         """Queue a durable event read back for catch-up, first waiting until the outbox
@@ -262,8 +272,12 @@ class Connection:
                 return False
             room = self._room = asyncio.get_running_loop().create_future()
             await room
-        self.metrics.child(self.metrics.ws_frames_out, "event").inc()
-        return self._enqueue(data, frame.seq)
+        metrics = self.metrics
+        metrics.child(metrics.ws_frames_out, "event").inc()
+        if not self._enqueue(data, frame.seq):
+            return False
+        metrics.child(metrics.events_delivered, "replayed").inc()
+        return True
 
     def send_raw(self, data: bytes) -> bool:
         """Queue bytes already encoded for this connection's codec."""
@@ -279,11 +293,11 @@ class Connection:
         held, self._held = self._held, None
         if not held or self.close_code is not None:
             return
-        for data, seq in held:
-            self._push(data, seq)
+        for data, seq, committed_at in held:
+            self._push(data, seq, committed_at)
         self._kick_writer()
 
-    def _enqueue(self, data: bytes, seq: int = 0) -> bool:
+    def _enqueue(self, data: bytes, seq: int = 0, committed_at: float = 0.0) -> bool:
         if self.close_code is not None:
             return False
         size = len(data)
@@ -295,15 +309,15 @@ class Connection:
         if seq and self._holding:
             if self._held is None:
                 self._held = []
-            self._held.append((data, seq))
+            self._held.append((data, seq, committed_at))
             self._queued += size
             return True
         self._queued += size
-        self._push(data, seq)
+        self._push(data, seq, committed_at)
         self._kick_writer()
         return True
 
-    def _push(self, data: bytes, seq: int) -> None:
+    def _push(self, data: bytes, seq: int, committed_at: float = 0.0) -> None:
         """Append to the queue (its bytes are counted in ``_queued`` already)."""
         if self._queue is None:
             self._queue = deque()
@@ -312,7 +326,7 @@ class Connection:
         if seq:
             if self._seqs is None:
                 self._seqs = deque()
-            self._seqs.append((self._enqueued, seq))
+            self._seqs.append((self._enqueued, seq, committed_at))
 
     def _kick_writer(self) -> None:
         if self._writer is None:
@@ -338,6 +352,7 @@ class Connection:
         ends once it has been idle for a while (the sweeper says when), so an idle
         socket holds no task. Closes the socket when a close was asked."""
         ws, opcode = self.ws, self._opcode
+        lag = self.metrics.event_delivery_lag
         loop = asyncio.get_running_loop()
         low = self._limit // 4
         try:
@@ -349,7 +364,9 @@ class Connection:
                     self._written += 1
                     seqs = self._seqs
                     while seqs and seqs[0][0] <= self._written:
-                        self.written_seq = seqs.popleft()[1]
+                        _, self.written_seq, committed_at = seqs.popleft()
+                        if committed_at:  # a live event: commit → written to the socket
+                            lag.observe(max(0.0, time.time() - committed_at))
                     if self._room is not None and self._queued <= low:
                         self._wake_room()
                 if self.close_code is not None:

@@ -14,6 +14,7 @@ with ``Retry-After`` (raised as ``Unavailable``, mapped by the HTTP edge); after
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import math
@@ -116,6 +117,9 @@ class Handshake:
             # Protocol-level keepalive; aiohttp pings only after this much inbound
             # silence, by which time the 4002 rule has already closed the socket.
             heartbeat=settings.heartbeat_s * 2,
+            # WebSocket pings are answered by the session's reader, within the socket's
+            # frame budget: aiohttp's own answer would let a ping flood bypass it.
+            autoping=False,
             compress=False,
             decode_text=False,
             # How long our close waits for the client's echo (bounded again, with the
@@ -187,12 +191,20 @@ class Handshake:
 
     async def _await_hello(self, ws: web.WebSocketResponse, codec: Codec, opened: float
                            ) -> Hello | None:
-        remaining = self.settings.hello_timeout_s - (time.monotonic() - opened)
-        try:
-            msg = await ws.receive(timeout=max(remaining, 0.001))
-        except TimeoutError:
-            await self.refuse(ws, CloseCode.NOT_AUTHENTICATED, "no hello in time")
-            return None
+        while True:
+            remaining = self.settings.hello_timeout_s - (time.monotonic() - opened)
+            try:
+                msg = await ws.receive(timeout=max(remaining, 0.001))
+            except TimeoutError:
+                await self.refuse(ws, CloseCode.NOT_AUTHENTICATED, "no hello in time")
+                return None
+            # WebSocket pings before the hello (autoping is off): answered, bounded by
+            # HELLO_TIMEOUT_S and WS_HANDSHAKES_PER_ADDRESS like the wait itself.
+            if msg.type is WSMsgType.PING:
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await ws.pong(msg.data)
+            elif msg.type is not WSMsgType.PONG:
+                break
         if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
             return None  # closed, or aiohttp already closed it (e.g. 1009)
         if (msg.type == WSMsgType.BINARY) != codec.binary:

@@ -7,8 +7,10 @@ presence (and the per-user connection cap), the ``welcome``, and the cursor star
 replaying after ``resume_from`` (or ``last_seq``).
 
 Per connection there is one reader (this task), one command worker and one writer task
-(``connection``). The reader never waits for a command: it handles ``pong``, ``ack``,
-bad frames and the rate limit itself, at once, and queues commands for the worker, which
+(``connection``). The reader never waits for a command: it judges every frame against the
+connection's limits (``limits``: frame budget, command bucket, abuse window → 4029),
+handles ``pong``, ``ack``, WebSocket pings and bad frames itself, at once, and queues
+commands for the worker, which
 runs them one at a time, in arrival order. At most ``WS_MAX_PENDING_COMMANDS`` wait
 behind the running one; one more is answered ``rate_limited`` at once (and not run). Like
 the writer, the worker exists only while there is work (it ends after
@@ -52,7 +54,7 @@ from server.errors import Forbidden
 from server.gateway.connection import Connection
 from server.gateway.errors import error_reply
 from server.gateway.handshake import Opened
-from server.gateway.limits import TokenBucket
+from server.gateway.limits import InboundLimits
 from server.observability.logging import request_id
 from server.observability.metrics import Metrics
 from server.realtime.node import Node
@@ -69,6 +71,18 @@ _NODE = os.urandom(2).hex()
 
 QUEUE_FULL_RETRY_S = 1.0
 """``retry_after_s`` of a command refused because the connection's queue is full."""
+OVER_BUDGET_RUN = 256
+OVER_BUDGET_PAUSE_S = 0.25
+"""After ``OVER_BUDGET_RUN`` frames in a row over the frame budget, the socket's reader
+pauses this long (back-pressure): aiohttp's queue fills, it stops reading the socket, and
+the flooder's frames wait in the kernel and in the client instead of costing this node."""
+INVALID_COMMAND = "invalid"
+"""The ``type`` label of ``petspark_ws_commands_total`` for a frame with an id that did not
+decode (an unknown type, a missing or bad field): the label set stays the protocol's."""
+READ_YIELD_EVERY = 64
+"""The reader yields to the event loop after this many frames (see ``_read_loop``)."""
+_ID_KEY = {False: b'"id"', True: b"\xa2id"}
+"""How an ``id`` key looks in a JSON (text) and a MessagePack (binary) frame."""
 SHUTDOWN_RETRY_S = 1.0
 """``retry_after_s`` of a command refused because the node is shutting down (reconnect
 and retry: another node answers)."""
@@ -100,6 +114,8 @@ class Sessions:
         self.commands = commands
         self.on_presence = on_presence
         self._listener_tasks: set[asyncio.Task[None]] = set()
+        metrics.ws_outbox_bytes.set_function(
+            lambda: sum(conn.queued_bytes for conn in self.hub.connections()))
 
     async def stop(self) -> None:
         """Presence listeners hold database connections: end them before pools close."""
@@ -116,7 +132,11 @@ class Sessions:
         conn = Connection(
             id=new_connection_id(), ws=opened.ws, codec=opened.codec, principal=principal,
             stream=node.stream, metrics=self.metrics, outbox_limit=settings.ws_outbox_bytes,
-            bucket=TokenBucket(settings.ws_rate_per_s, settings.ws_rate_burst),
+            limits=InboundLimits(
+                frames_per_s=settings.ws_frames_per_s, frames_burst=settings.ws_frames_burst,
+                commands_per_s=settings.ws_rate_per_s, commands_burst=settings.ws_rate_burst,
+                abuse_s=settings.ws_abuse_s,
+                abuse_refused_fraction=settings.ws_abuse_refused_fraction),
             client=hello.client, remote=remote, transport=transport,
             close_timeout_s=settings.ws_close_timeout_s,
         )
@@ -206,7 +226,7 @@ class Sessions:
             return
         conn.draining = True
         for command in conn.take_queued_commands():
-            conn.reply(_shutting_down(command.id))
+            self._refuse(conn, command.wire_type(), _shutting_down(command.id))
         if not conn.busy:
             conn.close_soon(CloseCode.GOING_AWAY, "server shutting down")
         # else: the worker closes it after the running command's reply (``_work``).
@@ -221,6 +241,8 @@ class Sessions:
             resumed = await stream.can_resume(conn.user_id, hello.resume_from, last_seq)
             if resumed:
                 start = hello.resume_from
+            self.metrics.child(self.metrics.ws_resumes,
+                               "resumed" if resumed else "not_resumed").inc()
         conn.send(Welcome(
             session_id=conn.id, user_id=conn.user_id, last_seq=last_seq,
             heartbeat_s=self.settings.heartbeat_s, resumed=resumed,
@@ -254,24 +276,71 @@ class Sessions:
 
     # --- reading ----------------------------------------------------------------------------
     async def _read_loop(self, conn: Connection) -> None:
-        """Read until the socket closes; never waits for a command (see the module doc)."""
-        ws = conn.ws
-        while True:
-            msg = await ws.receive()
-            if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED,
-                            WSMsgType.ERROR):
-                return
-            conn.last_heard = time.monotonic()
-            if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
-                continue
-            self._on_frame(conn, msg.data, msg.type == WSMsgType.BINARY)
-            # After a close was asked, keep reading until the close handshake completes.
+        """Read until the socket closes; never waits for a command (see the module doc).
 
-    def _on_frame(self, conn: Connection, data: bytes, binary: bool) -> None:
+        Every frame takes a token from the frame budget before any other work; one over
+        it costs a clock read, the buckets and a counter (it is decoded only if it may be
+        a command, which is answered). The only awaits are the read itself, the answer to
+        a WebSocket ping within the budget, a yield every ``READ_YIELD_EVERY`` frames
+        (aiohttp hands over frames it has already buffered without suspending, so a
+        flooding socket would otherwise hold the event loop while others wait) and, after
+        ``OVER_BUDGET_RUN`` frames in a row over the budget, a pause of this reader only
+        (``OVER_BUDGET_PAUSE_S``): the flood then waits in TCP buffers, not in our CPU."""
+        ws = conn.ws
+        receive = ws.receive
+        budget = conn.limits.frames
+        frames = over = 0
+        while True:
+            msg = await receive()
+            kind = msg.type
+            now = time.monotonic()
+            if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
+                conn.last_heard = now
+                wait = budget.take(now)
+                if wait == 0.0:
+                    over = 0
+                    self._on_frame(conn, msg.data, kind is WSMsgType.BINARY, now)
+                else:
+                    over += 1
+                    self._over_budget(conn, msg.data, kind is WSMsgType.BINARY, now, wait)
+            elif kind is WSMsgType.PING:
+                # autoping is off (handshake): answered here, within the frame budget only.
+                # WebSocket-level frames do not count as heard (PROTOCOL §5).
+                self.metrics.child(self.metrics.ws_frames_in, "ws.ping").inc()
+                if budget.take(now) != 0.0:
+                    over += 1
+                    self._over_budget(conn, None, False, now, 0.0)
+                else:
+                    over = 0
+                    if self._take(conn, now, None, answered=False):
+                        with contextlib.suppress(ConnectionError, RuntimeError):
+                            await ws.pong(msg.data)
+            elif kind is WSMsgType.PONG:
+                self.metrics.child(self.metrics.ws_frames_in, "ws.pong").inc()
+                if budget.take(now) != 0.0:
+                    over += 1
+                    self._over_budget(conn, None, False, now, 0.0)
+                else:
+                    over = 0
+                    self._take(conn, now, None, answered=False)
+            else:  # CLOSE, CLOSING, CLOSED, ERROR
+                return
+            # After a close was asked, keep reading until the close handshake completes.
+            if over >= OVER_BUDGET_RUN and conn.close_code is None:
+                over = frames = 0
+                await asyncio.sleep(OVER_BUDGET_PAUSE_S)
+                continue
+            frames += 1
+            if frames >= READ_YIELD_EVERY:
+                frames = 0
+                await asyncio.sleep(0)
+
+    def _on_frame(self, conn: Connection, data: bytes, binary: bool, now: float) -> None:
+        """A text or binary frame within the frame budget."""
         metrics = self.metrics
         if binary != conn.codec.binary:
             metrics.child(metrics.ws_frames_in, "invalid").inc()
-            if self._rate_ok(conn, None):
+            if self._take(conn, now, None):
                 conn.reply(Error(id=None, code=ErrorCode.BAD_REQUEST,
                                 message=f"{conn.codec.name} takes "
                                         f"{'binary' if conn.codec.binary else 'text'} frames"))
@@ -280,15 +349,19 @@ class Sessions:
             message = conn.codec.decode_client(data)
         except DecodeError as exc:
             metrics.child(metrics.ws_frames_in, "invalid").inc()
-            if self._rate_ok(conn, exc.id):
-                conn.reply(Error(id=exc.id, code=exc.code, message=exc.message,
-                                 field=exc.field))
+            tag = None if exc.id is None else INVALID_COMMAND
+            if self._take(conn, now, exc.id, tag=tag):
+                self._refuse(conn, tag, Error(id=exc.id, code=exc.code, message=exc.message,
+                                              field=exc.field))
             return
         tag = message.wire_type()
         metrics.child(metrics.ws_frames_in, tag).inc()
         if isinstance(message, Pong):
+            self._take(conn, now, None, answered=False)
             return
         if isinstance(message, Ack):
+            if not self._take(conn, now, None, answered=False):
+                return
             # Only what this socket was sent can have been processed; the highest ack per
             # user goes to every node's push worker (batched, never awaited here).
             seq = min(message.seq, conn.delivered_seq)
@@ -297,38 +370,91 @@ class Sessions:
                 self.node.acks.record(conn.user_id, seq)
             return
         if isinstance(message, Hello):
-            if self._rate_ok(conn, None):
+            if self._take(conn, now, None):
                 conn.reply(Error(id=None, code=ErrorCode.BAD_REQUEST,
                                 message="hello: already sent on this connection"))
             return
         assert isinstance(message, Command)
-        if not self._rate_ok(conn, message.id):
+        if not self._take(conn, now, message.id, tag=tag):
             return
         self._submit(conn, message)
 
-    def _rate_ok(self, conn: Connection, command_id: str | None) -> bool:
-        """Take a token; on refusal reply rate_limited (or close 4029 after WS_ABUSE_S)."""
-        wait = conn.bucket.take()
-        if wait == 0.0:
-            return True
-        if conn.bucket.limited_for() >= self.settings.ws_abuse_s:
-            conn.close_soon(CloseCode.RATE_LIMIT_ABUSE, "rate limit abuse")
+    def _take(self, conn: Connection, now: float, command_id: str | None, *,
+              answered: bool = True, tag: str | None = None) -> bool:
+        """A frame within the frame budget: True when it may be handled.
+
+        A frame that gets an answer (``answered``: commands, bad frames, a second hello)
+        also takes a token from the command bucket; its refusal is answered
+        ``rate_limited`` with ``retry_after_s`` (counted as command ``tag``'s when there
+        is one). Every frame feeds the abuse window."""
+        wait = conn.limits.commands.take(now) if answered else 0.0
+        refused = wait != 0.0
+        if refused:
+            self.metrics.child(self.metrics.ws_frames_refused, "commands").inc()
+        if self._abusive(conn, now, refused):
             return False
-        conn.reply(Error(id=command_id, code=ErrorCode.RATE_LIMITED,
-                        message="too many commands", retry_after_s=round(wait, 3)))
+        if not refused:
+            return True
+        self._refuse(conn, tag, Error(id=command_id, code=ErrorCode.RATE_LIMITED,
+                                      message="too many commands", retry_after_s=round(wait, 3)))
         return False
+
+    def _over_budget(self, conn: Connection, data: bytes | None, binary: bool, now: float,
+                     wait: float) -> None:
+        """A frame over the frame budget: dropped. Only a command is answered
+        (``rate_limited``, each command gets its one reply — a frame with an ``id``
+        that fails to decode too); a flood of anything else is never amplified into
+        output. A frame without an ``id`` key cannot be a command the client could match
+        a reply to, so it is not even decoded."""
+        self.metrics.child(self.metrics.ws_frames_refused, "frames").inc()
+        if self._abusive(conn, now, True) or data is None:
+            return
+        codec = conn.codec
+        if binary != codec.binary or _ID_KEY[binary] not in data:
+            return
+        try:
+            message = codec.decode_client(data)
+        except DecodeError as exc:
+            command_id, tag = exc.id, INVALID_COMMAND  # a bad command with an id: answered
+        else:
+            if not isinstance(message, Command):
+                return
+            command_id, tag = message.id, message.wire_type()
+        if command_id is not None:
+            self._refuse(conn, tag, Error(id=command_id, code=ErrorCode.RATE_LIMITED,
+                                          message="too many frames",
+                                          retry_after_s=round(wait, 3)))
+
+    def _refuse(self, conn: Connection, tag: str | None, reply: Error) -> None:
+        """Answer a frame at once (not run), counted as command ``tag``'s outcome."""
+        if tag is not None:
+            self.metrics.child2(self.metrics.ws_commands, tag, reply.code.value).inc()
+        conn.reply(reply)
+
+    def _abusive(self, conn: Connection, now: float, refused: bool) -> bool:
+        """Count the frame in the abuse window; True (and closing 4029) when the window
+        it ended was abusive."""
+        judged = conn.limits.abuse.count(now, refused)
+        if judged is None:
+            return False
+        if conn.close_code is None:
+            log.warning("socket closed 4029: rate limit abuse", extra={
+                "user_id": conn.user_id, "refused_fraction": round(judged, 3),
+                "window_s": self.settings.ws_abuse_s})
+        conn.close_soon(CloseCode.RATE_LIMIT_ABUSE, "rate limit abuse")
+        return True
 
     # --- commands -------------------------------------------------------------------------
     def _submit(self, conn: Connection, command: Command) -> None:
         """Queue a command for the connection's worker (started on demand)."""
         if conn.draining:
-            conn.reply(_shutting_down(command.id))
+            self._refuse(conn, command.wire_type(), _shutting_down(command.id))
             return
         limit = self.settings.ws_max_pending_commands
         # Waiting behind the running one (the first queued is the next to run when
         # none is running yet).
         if conn.pending_commands + int(conn.busy) > limit:
-            conn.reply(Error(
+            self._refuse(conn, command.wire_type(), Error(
                 id=command.id, code=ErrorCode.RATE_LIMITED,
                 message=f"too many commands waiting: at most {limit} behind the running one",
                 retry_after_s=QUEUE_FULL_RETRY_S))
@@ -354,7 +480,10 @@ class Sessions:
         # Events this command appends to its caller go out after its reply (PROTOCOL §3).
         conn.hold()
         try:
-            await conn.send_reply(await self._execute(conn, command, tag))
+            reply = await self._execute(conn, command, tag)
+            self.metrics.child2(self.metrics.ws_commands, tag,
+                                "ok" if isinstance(reply, Ok) else reply.code.value).inc()
+            await conn.send_reply(reply)
         finally:
             conn.release()
             conn.busy = False

@@ -323,8 +323,13 @@ OPERATIONS: list[Operation] = [
     Operation(
         method="get", path="/metrics", tag="operations",
         summary="Prometheus metrics (text exposition format 0.0.4).",
+        description="With `METRICS_TOKEN` set: `Authorization: Bearer <METRICS_TOKEN>` is "
+                    "required (not a user's access token). Without it: open in development, "
+                    "404 (like an unknown route) in production.",
         replies=(Reply(status=200, description="The metrics.",
                        media_type="text/plain; version=0.0.4", schema=_STRING),),
+        errors=((401, "`METRICS_TOKEN` is set and the request's Bearer token is not it."),
+                (404, "Production without `METRICS_TOKEN`: metrics are not served.")),
     ),
     Operation(
         method="get", path="/openapi.json", tag="operations",

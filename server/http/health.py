@@ -1,15 +1,23 @@
-"""Liveness, readiness and metrics."""
+"""Liveness, readiness and metrics.
+
+``GET /metrics`` is protected (docs/protocol.md "Operations: /metrics"): with
+``METRICS_TOKEN`` set it needs ``Authorization: Bearer <token>`` (else 401, in every
+environment); without one it is open in development and, in production, answered exactly
+like an unknown route (404), so a public listener never shows it.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 
 import msgspec
 from aiohttp import web
 
 from protocol.health import Health, Readiness
+from server.errors import Unauthorized
 from server.resources.postgres import ping as ping_db
-from server.state import METRICS, RUNTIME
+from server.state import METRICS, RUNTIME, SETTINGS
 
 
 def _json(value: msgspec.Struct, status: int = 200) -> web.Response:
@@ -43,6 +51,14 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    token = settings.metrics_token
+    if token:
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            raise Unauthorized("metrics: send Authorization: Bearer <METRICS_TOKEN>")
+    elif settings.is_production:
+        raise web.HTTPNotFound()  # the same answer as an unknown route
     body = request.app[METRICS].render()
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4"})
 

@@ -35,8 +35,31 @@ class Metrics:
         self.ws_frames_in = Counter(
             "petspark_ws_frames_in_total", "Inbound frames by message type", ["type"], registry=r
         )
+        self.ws_frames_refused = Counter(
+            "petspark_ws_frames_refused_total",
+            "Inbound frames refused by the per-socket limits: limit=frames (the frame budget, "
+            "WS_FRAMES_PER_S) or commands (the command bucket, WS_RATE_PER_S)", ["limit"],
+            registry=r,
+        )
         self.ws_frames_out = Counter(
             "petspark_ws_frames_out_total", "Outbound frames by message type", ["type"],
+            registry=r,
+        )
+        self.ws_commands = Counter(
+            "petspark_ws_commands_total",
+            "Commands answered, by type (the protocol's command types; `invalid` for a frame "
+            "with an id that did not decode) and outcome (`ok` or the error code)",
+            ["type", "outcome"], registry=r,
+        )
+        self.ws_resumes = Counter(
+            "petspark_ws_resumes_total",
+            "hello with resume_from, by result: resumed (replay after resume_from) or "
+            "not_resumed (beyond last_seq or pruned: delivery continues after last_seq)",
+            ["result"], registry=r,
+        )
+        self.ws_outbox_bytes = Gauge(
+            "petspark_ws_outbox_bytes",
+            "Bytes of encoded frames waiting in this node's socket outboxes (at scrape time)",
             registry=r,
         )
         self.ws_command_latency = Histogram(
@@ -57,8 +80,16 @@ class Metrics:
             "petspark_events_appended_total", "Durable events appended", registry=r
         )
         self.events_delivered = Counter(
-            "petspark_events_delivered_total", "Durable events queued to sockets", ["source"],
+            "petspark_events_delivered_total",
+            "Durable events queued to sockets, by source: live (from the broker, in order) or "
+            "replayed (read back from PostgreSQL: resume, a gap, a lost notice)", ["source"],
             registry=r,
+        )
+        self.event_delivery_lag = Histogram(
+            "petspark_event_delivery_lag_seconds",
+            "Live durable events: from their transaction's commit (wall clock of the "
+            "committing node) to the write to the socket", registry=r,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
         self.broker_publish_failures = Counter(
             "petspark_broker_publish_failures_total", "Publishes the broker refused", registry=r
@@ -100,7 +131,7 @@ class Metrics:
             registry=r,
         )
 
-        self._children: dict[tuple[int, str], Any] = {}
+        self._children: dict[tuple[Any, ...], Any] = {}
 
     def child(self, metric: Any, label: str) -> Any:
         """``metric.labels(label)``, cached: per-frame paths skip prometheus' lock + lookup."""
@@ -108,6 +139,14 @@ class Metrics:
         found = self._children.get(key)
         if found is None:
             found = self._children[key] = metric.labels(label)
+        return found
+
+    def child2(self, metric: Any, first: str, second: str) -> Any:
+        """``metric.labels(first, second)``, cached like ``child``."""
+        key = (id(metric), first, second)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(first, second)
         return found
 
     def render(self) -> bytes:

@@ -38,6 +38,9 @@ class EventGroup(msgspec.Struct, array_like=True, frozen=True):
 
 class Events(msgspec.Struct, tag="ev", tag_field="k", frozen=True):
     groups: list[EventGroup]
+    committed_at: float = 0.0
+    """Wall time (Unix seconds) the events were committed, for the delivery-lag metric;
+    0.0 from a node that does not say."""
 
 
 class Ephemeral(msgspec.Struct, tag="eph", tag_field="k", frozen=True):

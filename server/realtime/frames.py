@@ -31,10 +31,12 @@ class Frame:
 
 
 class EventFrame(Frame):
-    """A durable event for one user (its seq is that user's)."""
+    """A durable event for one user (its seq is that user's). ``committed_at``: the wall
+    time (Unix seconds) its transaction committed, for live events (0.0 when read back)."""
 
-    __slots__ = ("seq",)
+    __slots__ = ("committed_at", "seq")
 
-    def __init__(self, seq: int, json: bytes) -> None:
+    def __init__(self, seq: int, json: bytes, committed_at: float = 0.0) -> None:
         super().__init__(json)
         self.seq = seq
+        self.committed_at = committed_at

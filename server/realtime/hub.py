@@ -140,7 +140,7 @@ class Hub(Generic[C]):
 
     def _on_events(self, message: bus.Events) -> None:
         by_user = self._by_user
-        delivered = 0
+        committed_at = message.committed_at
         for group in message.groups:
             template, seq_at = group.template, group.seq_at
             for user_id, seq in group.targets:
@@ -149,12 +149,9 @@ class Hub(Generic[C]):
                     continue
                 frame = None
                 if template is not None:
-                    frame = EventFrame(seq, with_seq(template, seq_at, seq))
+                    frame = EventFrame(seq, with_seq(template, seq_at, seq), committed_at)
                 for conn in conns:
                     conn.on_event(seq, frame)
-                    delivered += 1
-        if delivered:
-            self.metrics.child(self.metrics.events_delivered, "live").inc(delivered)
 
     def _on_kick(self, kick: bus.Kick) -> None:
         sessions = set(kick.session_ids)

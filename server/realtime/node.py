@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from enum import StrEnum
 from typing import Any
@@ -137,7 +138,7 @@ class Node:
         notice = bus.Events(groups=[
             bus.EventGroup(a.template if inline else None, a.seq_at, a.targets)
             for a in appended
-        ])
+        ], committed_at=time.time())
         try:
             await self.broker.publish(bus.encode(notice))
         except BrokerUnavailable as exc:

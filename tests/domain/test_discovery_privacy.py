@@ -38,7 +38,8 @@ async def candidates(user: User, pet_id: str) -> list[Candidate]:
 async def test_an_observer_moving_around_learns_nothing_inside_the_public_cell(
     app_client: AppClient,
 ) -> None:
-    client = await app_client(ws_rate_per_s=10_000.0, ws_rate_burst=10_000)
+    client = await app_client(ws_rate_per_s=10_000.0, ws_rate_burst=10_000,
+                              ws_frames_per_s=10_000.0, ws_frames_burst=10_000)
     stalker, alice, bob = [await new_user(client) for _ in range(3)]
     # Two pets at different exact places inside the same 0.01° cell (52.52, 13.40).
     a = await alice.pet("A", lat=52.52112, lng=13.40123)

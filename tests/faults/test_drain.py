@@ -37,7 +37,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_open_sockets_are_served_until_each_is_closed_1001(app_client: AppClient) -> None:
-    client = await app_client(shutdown_spread_s=0.6, ws_rate_per_s=10_000, ws_rate_burst=10_000)
+    client = await app_client(shutdown_spread_s=0.6, ws_rate_per_s=10_000, ws_rate_burst=10_000,
+                              ws_frames_per_s=10_000, ws_frames_burst=10_000)
     user = await register(client)
     socks = [await open_session(client, user.access_token) for _ in range(3)]
     gateway = client.app[RUNTIME].gateway
@@ -100,7 +101,8 @@ async def test_sigterm_keeps_serving_sockets_until_their_1001(
            "SECRET_KEY": TEST_SECRET, "PASSWORD_HASH_TIME_COST": "1",
            "PASSWORD_HASH_MEMORY_KIB": "8", "LOG_LEVEL": "info",
            "AUTH_REGISTER_PER_HOUR": "100000", "SHUTDOWN_SPREAD_S": "2.0",
-           "WS_RATE_PER_S": "1000000", "WS_RATE_BURST": "1000000"}
+           "WS_RATE_PER_S": "1000000", "WS_RATE_BURST": "1000000",
+           "WS_FRAMES_PER_S": "1000000", "WS_FRAMES_BURST": "1000000"}
     log_path = tmp_path / "server.log"
     log = log_path.open("wb")
     proc = await asyncio.create_subprocess_exec(

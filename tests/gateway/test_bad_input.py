@@ -92,7 +92,8 @@ async def reply_code(sock: ProtocolSocket, frame: dict[str, Any]) -> str:
 @pytest.fixture
 async def sock(app_client: AppClient) -> ProtocolSocket:
     """An admin's socket: admin commands get past their guard, so their ids are parsed too."""
-    client = await app_client(ws_rate_per_s=100_000.0, ws_rate_burst=100_000)
+    client = await app_client(ws_rate_per_s=100_000.0, ws_rate_burst=100_000,
+                              ws_frames_per_s=100_000.0, ws_frames_burst=100_000)
     user = await new_admin(client)
     return user.sock
 
@@ -180,7 +181,8 @@ def put_nul(frame: dict[str, Any], path: str) -> dict[str, Any] | None:
 async def test_a_nul_in_any_text_of_any_command_is_bad_request_naming_the_field(
     app_client: AppClient, codec: str
 ) -> None:
-    client = await app_client(ws_rate_per_s=100_000.0, ws_rate_burst=100_000)
+    client = await app_client(ws_rate_per_s=100_000.0, ws_rate_burst=100_000,
+                              ws_frames_per_s=100_000.0, ws_frames_burst=100_000)
     user = await register(client)
     sock = await open_session(client, user.access_token, codec=codec)
     checked = 0

@@ -63,7 +63,8 @@ async def probe(sock: ProtocolSocket, frame: bytes | str, sentinel: str) -> None
 
 
 async def fuzz(app_client: AppClient, codec: str, frames: list[bytes | str]) -> None:
-    client = await app_client(ws_rate_per_s=100_000.0, ws_rate_burst=100_000)
+    client = await app_client(ws_rate_per_s=100_000.0, ws_rate_burst=100_000,
+                              ws_frames_per_s=100_000.0, ws_frames_burst=100_000)
     user = await register(client)
     sock = await open_session(client, user.access_token, codec=codec)
     for i, frame in enumerate(frames):
