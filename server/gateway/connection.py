@@ -49,6 +49,7 @@ from server.observability.metrics import Metrics
 from server.principal import Principal
 from server.realtime.cursor import StreamCursor
 from server.realtime.frames import EventFrame, Frame
+from server.realtime.memo import Memo
 from server.realtime.stream import EventStream
 
 log = logging.getLogger("server.gateway")
@@ -58,7 +59,7 @@ class Connection:
     # Slots: thousands of idle sockets per node, each instance without a __dict__.
     __slots__ = (
         "_abort_handle", "_closer", "_commands", "_ended", "_enqueued", "_held", "_holding",
-        "_last_write", "_limit", "_linger", "_opcode", "_queue", "_queued", "_room",
+        "_last_write", "_limit", "_linger", "_memo", "_opcode", "_queue", "_queued", "_room",
         "_seqs", "_waiter", "_work_waiter", "_writer", "_written", "aborted", "acked_seq",
         "bucket", "busy", "client", "close_code", "close_reason", "close_timeout_s", "codec",
         "cursor", "draining", "id", "last_heard", "last_ping", "last_work", "metrics",
@@ -138,6 +139,7 @@ class Connection:
         self.draining = False
         """Shutting down: no new commands; closed 1001 once the running one has replied."""
         self.last_work = 0.0
+        self._memo: Memo | None = None
 
     # --- identity -----------------------------------------------------------------------
     @property
@@ -154,7 +156,17 @@ class Connection:
         """The highest durable seq queued to this socket (the hub's position check)."""
         return self.cursor.delivered
 
+    @property
+    def memo(self) -> Memo:
+        """Values this connection's commands keep between commands (created on first use:
+        an idle socket has none). Durable events of the user drop what they change."""
+        if self._memo is None:
+            self._memo = Memo()
+        return self._memo
+
     def on_event(self, seq: int, frame: EventFrame | None) -> None:
+        if self._memo is not None:
+            self._memo.on_event(frame.json if frame is not None else None)
         self.cursor.on_live(seq, frame)
 
     def catch_up(self, last_seq: int) -> None:
@@ -255,6 +267,8 @@ class Connection:
     async def put_event(self, frame: EventFrame) -> bool:
         """Queue a durable event read back for catch-up, first waiting until the outbox
         has room (below half its limit, or empty); False once the socket is closing."""
+        if self._memo is not None:  # catch-up finds events whose notice was dropped
+            self._memo.on_event(frame.json)
         data = frame.msgpack if self.codec.binary else frame.json
         high = self._limit // 2
         while self._queued and self._queued + len(data) > high:

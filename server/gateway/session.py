@@ -372,7 +372,7 @@ class Sessions:
                     return Error(id=command.id, code=ErrorCode.BAD_REQUEST,
                                  message=f"type: '{tag}' is not supported by this server yet",
                                  field="type")
-                caller = Caller(principal=conn.principal, connection_id=conn.id)
+                caller = Caller(principal=conn.principal, connection_id=conn.id, memo=conn.memo)
                 result = await handler(caller, command)
             return Ok(id=command.id, result=result)
         except Exception as exc:
