@@ -213,14 +213,8 @@ class Sessions:
 
     async def _welcome(self, conn: Connection, hello: Hello) -> bool:
         """Send the welcome and start delivery; True when the resume was honoured."""
-        stream = self.node.stream
-        last_seq = await stream.last_seq(conn.user_id)
-        resumed = False
-        start = last_seq
-        if hello.resume_from is not None:
-            resumed = await stream.can_resume(conn.user_id, hello.resume_from, last_seq)
-            if resumed:
-                start = hello.resume_from
+        last_seq, resumed = await self.node.stream.resume_point(conn.user_id, hello.resume_from)
+        start = hello.resume_from if resumed and hello.resume_from is not None else last_seq
         conn.send(Welcome(
             session_id=conn.id, user_id=conn.user_id, last_seq=last_seq,
             heartbeat_s=self.settings.heartbeat_s, resumed=resumed,
