@@ -135,9 +135,12 @@ def run_raw_asyncpg(port: int) -> None:
     async def ready(request: web.Request) -> web.Response:
         return web.Response(text="ok")
 
+    async def no_reset(conn: asyncpg.Connection) -> None:
+        return None  # as the server's pool: no reset query after each release
+
     async def open_pool(app: web.Application) -> None:
         state["pool"] = await asyncpg.create_pool(os.environ["RAW_DATABASE_URL"], min_size=1,
-                                                  max_size=RAW_POOL_MAX)
+                                                  max_size=RAW_POOL_MAX, reset=no_reset)
 
     app = web.Application()
     app.on_startup.append(open_pool)

@@ -27,6 +27,15 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's reset on release: nothing beyond asyncpg's own (an open transaction is
+    rolled back, listeners dropped). The server leaves no session state on a pooled
+    connection — no session-level SET, LISTEN, cursor or advisory lock (migrations take
+    theirs and release it in ``finally``) — so the default reset query (``RESET ALL;
+    UNLISTEN *; CLOSE ALL; pg_advisory_unlock_all()``) would be a second round trip to
+    PostgreSQL after every pooled query for nothing."""
+
+
 class BoundedPool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg ships no types
     """An asyncpg pool whose ``acquire`` (and so ``pool.fetch`` & co.) waits at most
     ``acquire_timeout`` for a connection: with PostgreSQL stalled or the pool exhausted,
@@ -60,6 +69,7 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20,
         connection_class=asyncpg.Connection,
         record_class=asyncpg.Record,
         init=_init_connection,
+        reset=_keep_session,
         command_timeout=command_timeout_s,
         **connect,
     )
