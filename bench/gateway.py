@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import statistics
 import sys
 import time
@@ -40,6 +41,7 @@ if __package__ in (None, ""):
 from bench._harness import (
     ServerProcess,
     bench_postgres,
+    bench_redis,
     bounded_gather,
     machine,
     petspark_server,
@@ -48,6 +50,7 @@ from bench._harness import (
     temp_dir,
     throwaway_database,
 )
+from server.resources.dev_services import delete_prefix
 
 CONNECTIONS = 100
 WARMUP_S = 1.0
@@ -252,6 +255,8 @@ async def round_trips(server: ServerProcess, opener: Opener,
                     if data.startswith('{"type":"ping"'):
                         await send(PONG)
                         continue
+                    if '"id":"c1"' not in data:
+                        continue  # an event (a matched user's presence), not the reply
                     break
                 if not first:
                     first.append(data)
@@ -308,21 +313,22 @@ async def idle_memory(server: ServerProcess, opener: Opener) -> float:
     return per_1000
 
 
-async def bench(admin_dsn: str) -> None:
+async def bench(admin_dsn: str, redis_url: str) -> None:
     print(f"gateway bench — {machine()}")
     print(f"  round trips: {CONNECTIONS} connections, {TRIALS} alternating trials of "
           f"{WARMUP_S:.0f}s warm-up + {MEASURE_S:.0f}s per server (median reported); "
           f"idle memory: {IDLE_CONNECTIONS} sockets")
-    print("  petspark server: python -m server (uvloop), PostgreSQL, single node (in-process "
-          "broker),\n  LOG_LEVEL=warning, rate limits raised, argon2 lowered for registration "
-          "(PASSWORD_HASH_TIME_COST=1, PASSWORD_HASH_MEMORY_KIB=8)")
+    print("  petspark server: python -m server (uvloop), PostgreSQL, Redis (broker and "
+          "presence, as in production),\n  LOG_LEVEL=warning, rate limits raised, argon2 "
+          "lowered for registration\n  (PASSWORD_HASH_TIME_COST=1, PASSWORD_HASH_MEMORY_KIB=8)")
     print(f"  background load at start (1-min loadavg): {os.getloadavg()[0]:.2f}")
 
     async with throwaway_database(admin_dsn) as dsn:
         with temp_dir() as data_dir:
             raw = script_server(SCRIPT, "raw-echo", "raw aiohttp")
             raw_db = raw_asyncpg_server(dsn)
-            ours = petspark_server(dsn, data_dir)
+            prefix = f"petspark-bench-{secrets.token_hex(4)}:"
+            ours = petspark_server(dsn, data_dir, REDIS_URL=redis_url, REDIS_PREFIX=prefix)
             try:
                 await raw.start()
                 await ours.start()
@@ -367,6 +373,7 @@ async def bench(admin_dsn: str) -> None:
                 raw.stop()
                 raw_db.stop()
                 ours.stop()
+                await asyncio.to_thread(delete_prefix, redis_url, prefix)
 
     med = {name: statistics.median(values) for name, values in runs.items()}
     cpu_us = {name: statistics.median(values) for name, values in cost.items()}
@@ -412,8 +419,8 @@ def main() -> None:
     import uvloop
 
     uvloop.install()
-    with bench_postgres() as admin_dsn:
-        asyncio.run(asyncio.wait_for(bench(admin_dsn), timeout=420))
+    with bench_postgres() as admin_dsn, bench_redis() as redis_url:
+        asyncio.run(asyncio.wait_for(bench(admin_dsn, redis_url), timeout=420))
 
 
 if __name__ == "__main__":
