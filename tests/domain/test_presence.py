@@ -128,3 +128,28 @@ async def test_the_actor_forgets_at_once_and_a_new_match_is_seen(app_client: App
     for event in ("conversation.closed", "conversation.closed"):
         await alice.sock.expect(event)
     assert await _online(alice, bob, dave) == [False, False]
+
+
+async def test_concurrent_queries_each_get_their_own_answer(app_client: AppClient) -> None:
+    """Lookups made at the same time share one Redis pipeline; each must still get the
+    answer for the users it asked about, as its own matches allow."""
+    client = await app_client()
+    pairs = []
+    for i in range(4):
+        a, b = await new_user(client), await new_user(client)
+        await make_match(a, await a.pet(f"A{i}"), b, await b.pet(f"B{i}"))
+        pairs.append((a, b))
+    for _, b in pairs[::2]:  # every other partner goes offline
+        await b.sock.close()
+        await wait_online(client, b.id, False)
+    for a, _ in pairs[::2]:
+        await a.sock.expect("presence")
+    strangers = [b.id for _, b in pairs]
+    answers = await asyncio.gather(*(
+        a.cmd(PresenceQuery(id=cid(), user_ids=[b.id, a.id, *strangers]))
+        for a, b in pairs))
+    for i, result in enumerate(answers):
+        a, b = pairs[i]
+        expected = [(b.id, i % 2 == 1), (a.id, True)] + [
+            (s, s == b.id and i % 2 == 1) for s in strangers]
+        assert [(p.user_id, p.online) for p in result.presence] == expected
