@@ -291,9 +291,10 @@ async def round_trips(server: ServerProcess, opener: Opener,
 async def idle_memory(server: ServerProcess, opener: Opener) -> float:
     """Server RSS growth per 1,000 idle sockets, holding IDLE_CONNECTIONS."""
     async with new_session() as session:
-        # Warm up: first-connection allocations (imports, caches) are not per socket.
-        warm = await bounded_gather(20, [lambda i=i: opener(session, i)  # type: ignore[misc]
-                                         for i in range(50)])
+        # Warm up: first-connection allocations (imports, caches) and the Redis client's
+        # pool growing to OPEN_CONCURRENCY connections are per node, not per socket.
+        warm = await bounded_gather(OPEN_CONCURRENCY, [
+            lambda i=i: opener(session, i) for i in range(2 * OPEN_CONCURRENCY)])  # type: ignore[misc]
         for ws in warm:
             await ws.close()
         await asyncio.sleep(1.0)
