@@ -137,9 +137,9 @@ class Sessions:
                 self._presence_changed(user_id, True)
             cap = settings.ws_max_connections_per_user
             if len(live_ids) > cap:
-                oldest = tuple(live_ids[: len(live_ids) - cap])
-                await node.kick(connection_ids=oldest, code=CloseCode.REPLACED,
-                                reason="replaced by a newer connection")
+                await node.kick(connection_ids=tuple(live_ids[: len(live_ids) - cap]),
+                                code=CloseCode.REPLACED, reason="replaced by a newer connection")
+            del live_ids  # every socket of the user: not to be kept for this one's life
             try:
                 resumed: bool | None = await self._welcome(conn, hello)
             except Exception as exc:
