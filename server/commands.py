@@ -19,21 +19,24 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from protocol.base import Command, Result
 from server.principal import Principal
+from server.realtime.memo import Memo
 
 S = TypeVar("S")
 
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who sent a command, and on which connection."""
+    """Who sent a command, and on which connection (with that connection's memo: values
+    kept until a durable event changes them, see ``server.realtime.memo``)."""
 
     principal: Principal
     connection_id: str
+    memo: Memo = field(default_factory=Memo)
 
     @property
     def user_id(self) -> str:

@@ -14,8 +14,8 @@ Limits of the outbox (``WS_OUTBOX_BYTES``):
   take it past the limit closes the socket 4008 at once (nothing queued is sent; the
   client resumes and loses nothing). A frame always fits an *empty* outbox, so one
   event larger than the limit is not a slow consumer;
-- catch-up (``put_event``: durable events read from PostgreSQL) never overflows it: it
-  waits until the writer has drained the outbox below half the limit, so a client
+- catch-up (``put_caught_up``: durable events read from PostgreSQL) never overflows it:
+  past half the limit it waits (``room``) until the writer has drained it, so a client
   that reads at any steady speed catches up, and live traffic keeps the other half.
 
 While a command runs (``hold``), durable events are held back and queued right after
@@ -44,11 +44,13 @@ from aiohttp import WSMsgType, web
 from protocol.base import Command, Message
 from protocol.codec import Codec
 from protocol.codes import CloseCode
+from server.gateway.batch import BATCH_BYTES, take_batch
 from server.gateway.limits import InboundLimits
 from server.observability.metrics import Metrics
 from server.principal import Principal
 from server.realtime.cursor import StreamCursor
 from server.realtime.frames import EventFrame, Frame
+from server.realtime.memo import Memo
 from server.realtime.stream import EventStream
 
 log = logging.getLogger("server.gateway")
@@ -58,7 +60,7 @@ class Connection:
     # Slots: thousands of idle sockets per node, each instance without a __dict__.
     __slots__ = (
         "_abort_handle", "_closer", "_commands", "_ended", "_enqueued", "_held", "_holding",
-        "_last_write", "_limit", "_linger", "_opcode", "_queue", "_queued", "_room",
+        "_last_write", "_limit", "_linger", "_memo", "_opcode", "_queue", "_queued", "_room",
         "_seqs", "_waiter", "_work_waiter", "_writer", "_written", "aborted", "acked_seq",
         "busy", "client", "close_code", "close_reason", "close_timeout_s", "codec",
         "cursor", "draining", "id", "last_heard", "last_ping", "last_work", "limits", "metrics",
@@ -138,6 +140,7 @@ class Connection:
         self.draining = False
         """Shutting down: no new commands; closed 1001 once the running one has replied."""
         self.last_work = 0.0
+        self._memo: Memo | None = None
 
     # --- identity -----------------------------------------------------------------------
     @property
@@ -154,7 +157,17 @@ class Connection:
         """The highest durable seq queued to this socket (the hub's position check)."""
         return self.cursor.delivered
 
+    @property
+    def memo(self) -> Memo:
+        """Values this connection's commands keep between commands (created on first use:
+        an idle socket has none). Durable events of the user drop what they change."""
+        if self._memo is None:
+            self._memo = Memo()
+        return self._memo
+
     def on_event(self, seq: int, frame: EventFrame | None) -> None:
+        if self._memo is not None:
+            self._memo.on_event(frame.json if frame is not None else None)
         self.cursor.on_live(seq, frame)
 
     def catch_up(self, last_seq: int) -> None:
@@ -262,22 +275,32 @@ class Connection:
         metrics.child(metrics.events_delivered, "live").inc()
         return True
 
-    async def put_event(self, frame: EventFrame) -> bool:
-        """Queue a durable event read back for catch-up, first waiting until the outbox
-        has room (below half its limit, or empty); False once the socket is closing."""
-        data = frame.msgpack if self.codec.binary else frame.json
-        high = self._limit // 2
-        while self._queued and self._queued + len(data) > high:
-            if self.close_code is not None:
-                return False
+    def put_caught_up(self, seq: int, payload: bytes) -> bool | None:
+        """Queue a durable event read back for catch-up if the outbox has room (below half
+        its limit, or empty): True once queued, None when there is no room yet (await
+        ``room``, then offer it again), False once the socket is closing. Synchronous: a
+        catch-up of many events costs no await per event."""
+        data = EventFrame(seq, payload).msgpack if self.codec.binary else payload
+        queued = self._queued
+        if queued and queued + len(data) > self._limit // 2:
+            return None if self.close_code is None else False
+        if self._memo is not None:  # catch-up finds events whose notice was dropped
+            self._memo.on_event(payload)
+        return self._enqueue(data, seq)
+
+    async def room(self) -> bool:
+        """After ``put_caught_up`` found no room: wait until the writer has drained the
+        outbox to a quarter of its limit (or empty); False once the socket is closing."""
+        if self._queued and self.close_code is None:
             room = self._room = asyncio.get_running_loop().create_future()
             await room
+        return self.close_code is None
+
+    def caught_up(self, count: int) -> None:
+        """``count`` events were queued by catch-up (counted once per batch)."""
         metrics = self.metrics
-        metrics.child(metrics.ws_frames_out, "event").inc()
-        if not self._enqueue(data, frame.seq):
-            return False
-        metrics.child(metrics.events_delivered, "replayed").inc()
-        return True
+        metrics.child(metrics.ws_frames_out, "event").inc(count)
+        metrics.child(metrics.events_delivered, "replayed").inc(count)
 
     def send_raw(self, data: bytes) -> bool:
         """Queue bytes already encoded for this connection's codec."""
@@ -358,10 +381,20 @@ class Connection:
         try:
             while True:
                 while (queue := self._queue):
-                    data = queue.popleft()
-                    self._queued -= len(data)
-                    await ws.send_frame(data, opcode)
-                    self._written += 1
+                    transport = self.transport
+                    if (len(queue) > 1 and transport is not None and not ws.closed
+                            and not transport.is_closing()
+                            and transport.get_write_buffer_size() < BATCH_BYTES):
+                        # A run of frames (catch-up, a burst): one write (see ``batch``).
+                        blob, count, size = take_batch(queue, opcode)
+                        self._queued -= size
+                        transport.write(blob)
+                        self._written += count
+                    else:
+                        data = queue.popleft()
+                        self._queued -= len(data)
+                        await ws.send_frame(data, opcode)
+                        self._written += 1
                     seqs = self._seqs
                     while seqs and seqs[0][0] <= self._written:
                         _, self.written_seq, committed_at = seqs.popleft()

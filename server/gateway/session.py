@@ -157,9 +157,9 @@ class Sessions:
                 self._presence_changed(user_id, True)
             cap = settings.ws_max_connections_per_user
             if len(live_ids) > cap:
-                oldest = tuple(live_ids[: len(live_ids) - cap])
-                await node.kick(connection_ids=oldest, code=CloseCode.REPLACED,
-                                reason="replaced by a newer connection")
+                await node.kick(connection_ids=tuple(live_ids[: len(live_ids) - cap]),
+                                code=CloseCode.REPLACED, reason="replaced by a newer connection")
+            del live_ids  # every socket of the user: not to be kept for this one's life
             try:
                 resumed: bool | None = await self._welcome(conn, hello)
             except Exception as exc:
@@ -233,14 +233,9 @@ class Sessions:
 
     async def _welcome(self, conn: Connection, hello: Hello) -> bool:
         """Send the welcome and start delivery; True when the resume was honoured."""
-        stream = self.node.stream
-        last_seq = await stream.last_seq(conn.user_id)
-        resumed = False
-        start = last_seq
+        last_seq, resumed = await self.node.stream.resume_point(conn.user_id, hello.resume_from)
+        start = hello.resume_from if resumed and hello.resume_from is not None else last_seq
         if hello.resume_from is not None:
-            resumed = await stream.can_resume(conn.user_id, hello.resume_from, last_seq)
-            if resumed:
-                start = hello.resume_from
             self.metrics.child(self.metrics.ws_resumes,
                                "resumed" if resumed else "not_resumed").inc()
         conn.send(Welcome(
@@ -501,7 +496,7 @@ class Sessions:
                     return Error(id=command.id, code=ErrorCode.BAD_REQUEST,
                                  message=f"type: '{tag}' is not supported by this server yet",
                                  field="type")
-                caller = Caller(principal=conn.principal, connection_id=conn.id)
+                caller = Caller(principal=conn.principal, connection_id=conn.id, memo=conn.memo)
                 result = await handler(caller, command)
             return Ok(id=command.id, result=result)
         except Exception as exc:

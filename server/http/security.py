@@ -89,6 +89,11 @@ def hide_versions() -> None:
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
     headers = response.headers
     headers["Server"] = SERVER_NAME
+    if response.status == 101:
+        # A WebSocket upgrade has no content for CSP/nosniff/Referrer-Policy to govern and
+        # browsers apply no CORS to sockets; its headers live as long as the socket does
+        # (less memory per idle socket).
+        return
     headers.setdefault("Content-Security-Policy", CSP)
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "no-referrer")

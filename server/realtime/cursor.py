@@ -7,9 +7,12 @@ cursor's target and one catch-up task reads the missing seqs from PostgreSQL.
 Because a user's seqs commit in order (see ``stream``), reading ``seq >
 delivered`` never skips an event that commits later.
 
-Catch-up is paced by the socket: each event read back waits for room in the outbox
-(``EventSink.put_event``), so however many events a device missed, it gets them as fast
-as it reads them and a slow reader is never taken for a stuck one.
+Catch-up is paced by the socket: events read back are queued while the outbox has room
+(``EventSink.put_caught_up``, no await per event) and wait for it otherwise
+(``EventSink.room``), so however many events a device missed, it gets them as fast as it
+reads them and a slow reader is never taken for a stuck one. One query reads up to
+``READ_BATCH`` (1,000) events as stored, already encoded: the payload bytes go to the
+socket as they are.
 """
 
 from __future__ import annotations
@@ -28,8 +31,15 @@ class EventSink(Protocol):
     def offer_event(self, frame: EventFrame) -> bool:
         """Queue a live frame for the socket now; False once the socket is closing."""
 
-    async def put_event(self, frame: EventFrame) -> bool:
-        """Queue a caught-up frame once the socket has room for it; False once closing."""
+    def put_caught_up(self, seq: int, payload: bytes) -> bool | None:
+        """Queue a caught-up event if the socket has room: True if queued, None if there is
+        no room yet (await ``room`` and offer it again), False once closing."""
+
+    async def room(self) -> bool:
+        """Wait for room after ``put_caught_up`` found none; False once closing."""
+
+    def caught_up(self, count: int) -> None:
+        """``count`` caught-up events were queued (metrics)."""
 
 
 class StreamCursor:
@@ -97,10 +107,19 @@ class StreamCursor:
                         extra={"user_id": self.user_id, "from": self.delivered,
                                "to": rows[0][0] - 1},
                     )
-                for seq, payload in rows:
-                    if not await self.sink.put_event(EventFrame(seq, payload)):
-                        return
-                    self.delivered = seq
+                sink = self.sink
+                queued = 0
+                try:
+                    for seq, payload in rows:
+                        while (put := sink.put_caught_up(seq, payload)) is None:
+                            if not await sink.room():
+                                return
+                        if not put:
+                            return
+                        self.delivered = seq
+                        queued += 1
+                finally:
+                    sink.caught_up(queued)
                 if self.delivered > self.target:
                     self.target = self.delivered
         except asyncio.CancelledError:

@@ -102,6 +102,8 @@ class RedisPresence(Presence):
         self._client = client
         self._prefix = prefix
         self._ttl_ms = int(ttl_s * 1000)
+        self._lookups: list[tuple[Sequence[str], asyncio.Future[dict[str, bool]]]] = []
+        self._lookup_task: asyncio.Task[None] | None = None
 
     def _key(self, user_id: str) -> str:
         return f"{self._prefix}presence:{user_id}"
@@ -140,12 +142,45 @@ class RedisPresence(Presence):
                 await pipe.execute()
 
     async def online(self, user_ids: Sequence[str]) -> dict[str, bool]:
+        """Lookups made while one is in flight share the next pipeline: under load many
+        ``presence.query`` commands cost one Redis round trip, not one each."""
+        future: asyncio.Future[dict[str, bool]] = asyncio.get_running_loop().create_future()
+        self._lookups.append((user_ids, future))
+        if self._lookup_task is None:
+            self._lookup_task = asyncio.create_task(self._look_up(), name="presence-lookups")
+        return await future
+
+    async def _look_up(self) -> None:
+        """Run the waiting lookups, one pipeline per batch, until none is left."""
+        try:
+            while self._lookups:
+                batch, self._lookups = self._lookups, []
+                try:
+                    found = await self._counts({u for ids, _ in batch for u in ids})
+                except Exception as exc:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                except asyncio.CancelledError:
+                    for _, future in [*batch, *self._lookups]:
+                        future.cancel()
+                    self._lookups = []
+                    raise
+                for ids, future in batch:
+                    if not future.done():
+                        future.set_result({u: found[u] for u in ids})
+        finally:
+            self._lookup_task = None
+
+    async def _counts(self, user_ids: set[str]) -> dict[str, bool]:
         now = _now_ms()
+        users = list(user_ids)
         async with self._client.pipeline(transaction=False) as pipe:
-            for user_id in user_ids:
+            for user_id in users:
                 pipe.zcount(self._key(user_id), now, "+inf")
             counts = await pipe.execute()
-        return {u: int(c) > 0 for u, c in zip(user_ids, counts, strict=True)}
+        return {u: int(c) > 0 for u, c in zip(users, counts, strict=True)}
 
 
 def _now_ms() -> int:

@@ -36,7 +36,8 @@ from server.resources.outages import Outages
 
 log = logging.getLogger(__name__)
 
-READ_BATCH = 500
+READ_BATCH = 1000
+"""Events one catch-up query reads (a 1,000-event resume is one query)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,16 +182,19 @@ class EventStream:
         )
         return [(r["seq"], r["payload"]) for r in rows]
 
-    async def can_resume(self, user_id: str, resume_from: int, last_seq: int) -> bool:
-        """True if every event after ``resume_from`` is still stored."""
-        if resume_from > last_seq:
-            return False  # the client is ahead of the server (e.g. a restored backup)
-        if resume_from == last_seq:
-            return True
-        found = await self.pool.fetchval(
-            "SELECT 1 FROM events WHERE user_id = $1 AND seq = $2", user_id, resume_from + 1
+    async def resume_point(self, user_id: str, resume_from: int | None) -> tuple[int, bool]:
+        """(``last_seq``, whether a resume from ``resume_from`` can be honoured: every
+        event after it still stored, and the client not ahead) — one query, one snapshot."""
+        if resume_from is None:
+            return await self.last_seq(user_id), False
+        row = await self.pool.fetchrow(
+            "SELECT coalesce((SELECT last_seq FROM user_streams WHERE user_id = $1), 0) "
+            "AS last_seq, EXISTS (SELECT 1 FROM events WHERE user_id = $1 AND seq = $2) "
+            "AS stored",
+            user_id, resume_from + 1,
         )
-        return found is not None
+        last_seq = int(row["last_seq"])
+        return last_seq, resume_from == last_seq or (resume_from < last_seq and row["stored"])
 
     async def prune(self, retention: timedelta, batch: int = 5000) -> int:
         """Delete events older than ``retention``; safe to run on every node at once."""

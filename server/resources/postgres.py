@@ -27,6 +27,15 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's reset on release: nothing beyond asyncpg's own (an open transaction is
+    rolled back, listeners dropped). The server leaves no session state on a pooled
+    connection — no session-level SET, LISTEN, cursor or advisory lock (migrations take
+    theirs and release it in ``finally``) — so the default reset query (``RESET ALL;
+    UNLISTEN *; CLOSE ALL; pg_advisory_unlock_all()``) would be a second round trip to
+    PostgreSQL after every pooled query for nothing."""
+
+
 class BoundedPool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg ships no types
     """An asyncpg pool whose ``acquire`` (and so ``pool.fetch`` & co.) waits at most
     ``acquire_timeout`` for a connection: with PostgreSQL stalled or the pool exhausted,
@@ -37,7 +46,36 @@ class BoundedPool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg ships no types
         self._acquire_timeout = acquire_timeout
 
     def acquire(self, *, timeout: float | None = None) -> Any:
-        return super().acquire(timeout=self._acquire_timeout if timeout is None else timeout)
+        bound = self._acquire_timeout if timeout is None else timeout
+        if bound is None:
+            return super().acquire()
+        return _BoundedAcquire(super().acquire(), bound)
+
+
+class _BoundedAcquire:
+    """``pool.acquire()`` bounded by ``asyncio.timeout``: asyncpg's own ``timeout=`` wraps
+    every acquire in ``wait_for``, a task per pooled query even when a connection is free.
+    Works as ``async with`` and as ``await`` (then ``pool.release`` it), like asyncpg's."""
+
+    __slots__ = ("_context", "_timeout")
+
+    def __init__(self, context: Any, timeout: float) -> None:
+        self._context = context
+        self._timeout = timeout
+
+    async def __aenter__(self) -> Any:
+        async with asyncio.timeout(self._timeout):
+            return await self._context.__aenter__()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._context.__aexit__(*exc)
+
+    def __await__(self) -> Any:
+        return self._acquired().__await__()
+
+    async def _acquired(self) -> Any:
+        async with asyncio.timeout(self._timeout):
+            return await self._context
 
 
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20,
@@ -60,6 +98,7 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20,
         connection_class=asyncpg.Connection,
         record_class=asyncpg.Record,
         init=_init_connection,
+        reset=_keep_session,
         command_timeout=command_timeout_s,
         **connect,
     )

@@ -16,6 +16,7 @@ from protocol.matching import (
     SwipeResult,
 )
 from server.commands import AreaHandlers, Caller
+from server.domain.matching import matched
 from server.domain.matching.service import MatchingService
 
 
@@ -30,7 +31,10 @@ async def candidates(matching: MatchingService, caller: Caller, cmd: DiscoveryCa
 
 
 async def swipe(matching: MatchingService, caller: Caller, cmd: Swipe) -> SwipeResult:
-    return await matching.record_swipe(caller.user_id, cmd)
+    result = await matching.record_swipe(caller.user_id, cmd)
+    if result.match is not None:  # a new match: seen by this socket's next presence.query
+        matched.forget(caller.memo)
+    return result
 
 
 async def matches(matching: MatchingService, caller: Caller, cmd: MatchesList
@@ -39,7 +43,10 @@ async def matches(matching: MatchingService, caller: Caller, cmd: MatchesList
 
 
 async def unmatch(matching: MatchingService, caller: Caller, cmd: MatchesUnmatch) -> Empty:
-    return await matching.unmatch(caller.user_id, cmd.match_id)
+    try:
+        return await matching.unmatch(caller.user_id, cmd.match_id)
+    finally:  # this socket's next presence.query must not see the match
+        matched.forget(caller.memo)
 
 
 HANDLERS: AreaHandlers = {

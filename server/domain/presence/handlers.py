@@ -9,7 +9,7 @@ from server.domain.presence.service import PresenceService
 
 async def query(presence: PresenceService, caller: Caller, cmd: PresenceQuery
                 ) -> PresenceResult:
-    return await presence.query(caller.user_id, cmd.user_ids)
+    return await presence.query(caller.user_id, cmd.user_ids, caller.memo)
 
 
 HANDLERS: AreaHandlers = {PresenceQuery: query}

@@ -12,6 +12,8 @@ from protocol.objects import PresenceState
 from protocol.presence import PresenceEvent, PresenceResult
 from server.deps import Deps
 from server.domain.matching import store as matching_store
+from server.domain.matching.matched import matched_user_ids
+from server.realtime.memo import Memo
 
 
 class PresenceService:
@@ -20,10 +22,11 @@ class PresenceService:
         self.presence = deps.presence
         self.node = deps.node
 
-    async def query(self, user_id: str, user_ids: list[str]) -> PresenceResult:
-        visible = set(await matching_store.select_matched_user_ids(self.db, user_id))
-        visible.add(user_id)
-        asked = [u for u in dict.fromkeys(user_ids) if u in visible]
+    async def query(self, user_id: str, user_ids: list[str], memo: Memo) -> PresenceResult:
+        """One Redis call; the matched set comes from the connection's memo (a query
+        only on the first call, and after an event that changed it)."""
+        matched = await matched_user_ids(self.db, memo, user_id)
+        asked = [u for u in dict.fromkeys(user_ids) if u in matched or u == user_id]
         online = await self.presence.online(asked) if asked else {}
         return PresenceResult(presence=[PresenceState(user_id=u, online=online.get(u, False))
                                         for u in user_ids])

@@ -12,11 +12,15 @@ from protocol.safety import (
     UsersUnblock,
 )
 from server.commands import AreaHandlers, Caller
+from server.domain.matching import matched
 from server.domain.safety.service import SafetyService
 
 
 async def block(safety: SafetyService, caller: Caller, cmd: UsersBlock) -> Empty:
-    return await safety.block(caller.user_id, cmd.user_id)
+    try:
+        return await safety.block(caller.user_id, cmd.user_id)
+    finally:  # matches may have ended: this socket's next presence.query must know
+        matched.forget(caller.memo)
 
 
 async def unblock(safety: SafetyService, caller: Caller, cmd: UsersUnblock) -> Empty:
