@@ -126,6 +126,9 @@ class Sessions:
         self.metrics.ws_open.inc()
         registered = False
         try:
+            # Routed here before the welcome reads last_seq: an event committed meanwhile
+            # is either announced to this node or read back by the catch-up.
+            await node.user_connected(user_id)
             try:
                 live_ids = await node.presence.connected(user_id, conn.id)
                 registered = True
@@ -139,7 +142,7 @@ class Sessions:
             if len(live_ids) > cap:
                 oldest = tuple(live_ids[: len(live_ids) - cap])
                 await node.kick(connection_ids=oldest, code=CloseCode.REPLACED,
-                                reason="replaced by a newer connection")
+                                reason="replaced by a newer connection", of_user=user_id)
             try:
                 resumed: bool | None = await self._welcome(conn, hello)
             except Exception as exc:
@@ -175,6 +178,8 @@ class Sessions:
         user_id = conn.user_id
         self.hub.remove(conn)
         self.metrics.ws_open.dec()
+        with contextlib.suppress(Exception):
+            await self.node.user_disconnected(user_id)
         # The reader is done: queued commands are dropped (nobody reads their replies);
         # a running one finishes (it may be mid-transaction).
         worker = conn.end_commands()
