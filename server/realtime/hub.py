@@ -76,6 +76,9 @@ class Hub(Generic[C]):
         self._marks: deque[tuple[float, int]] = deque()
         self._full_due = True
         self._last_full = 0.0
+        self.position_rounds = 0
+        """Position checks done so far (tests can tell that a round has happened)."""
+        self.lookback_s = POSITION_LOOKBACK_S
         # Room fan-out: room → this node's member sockets, and each socket's rooms.
         self._rooms: dict[str, dict[C, None]] = {}
         self._conn_rooms: dict[C, set[str]] = {}
@@ -207,6 +210,7 @@ class Hub(Generic[C]):
                 await self.check_positions()
             except Exception as exc:  # DB outage: next round
                 self.stream.failed("position check", exc)
+            self.position_rounds += 1
 
     async def check_positions(self) -> None:
         """Start catch-up where a local socket is behind its stream in PostgreSQL.
@@ -228,7 +232,7 @@ class Hub(Generic[C]):
             marks.append((now, mark))
             return
         # The newest mark old enough to cover the lookback; older ones are not needed.
-        while len(marks) > 1 and now - marks[1][0] >= POSITION_LOOKBACK_S:
+        while len(marks) > 1 and now - marks[1][0] >= self.lookback_s:
             marks.popleft()
         since = marks[0][1]
         newest = marks[-1][1]
