@@ -110,8 +110,12 @@ class ShardedRedisBroker(Broker):
                 await self._cluster.initialize()
                 if not first:  # the slot map may have changed: read it again
                     await self._cluster.nodes_manager.initialize()
-                for channel in self._wanted():
-                    await self._subscribe(channel, confirm=False)
+                while True:  # rooms may be joined while these subscriptions are made
+                    missing = [c for c in self._wanted() if c not in self._owner]
+                    if not missing:
+                        break
+                    for channel in missing:
+                        await self._subscribe(channel, confirm=True)
                 self._subscribed.set()
                 if not first:
                     log.info("cluster broker subscriptions restored",
@@ -124,7 +128,7 @@ class ShardedRedisBroker(Broker):
             except asyncio.CancelledError:
                 await self._drop_shards()
                 raise
-            except (RedisError, OSError) as exc:
+            except Exception as exc:  # RedisError, OSError, RedisClusterException (no slots)
                 self._subscribed.clear()
                 await self._drop_shards()
                 attempt += 1
@@ -213,7 +217,7 @@ class ShardedRedisBroker(Broker):
     async def _spublish(self, channel: str, payload: bytes) -> None:
         try:
             await self._cluster.spublish(channel, payload)
-        except (RedisError, OSError) as exc:
+        except Exception as exc:  # RedisError, OSError, RedisClusterException
             raise BrokerUnavailable(repr(exc)) from exc
 
     async def publish(self, payload: bytes) -> None:
@@ -238,7 +242,7 @@ class ShardedRedisBroker(Broker):
             return  # (re)connecting: the run loop subscribes every wanted room
         try:
             await self._subscribe(self.room_channel(room), confirm=True)
-        except (RedisError, OSError, TimeoutError) as exc:
+        except Exception as exc:  # the run loop resubscribes on fresh connections
             log.warning("room subscription not confirmed", extra={
                 "room": room, "error": repr(exc)})
             self._broken.set()  # resubscribe everything on fresh connections

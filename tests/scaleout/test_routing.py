@@ -139,3 +139,22 @@ async def test_a_dropped_notice_is_delivered_by_the_position_check(cluster_nodes
     await events.append(nodes[0].app, [user.user_id], 2)
     assert await seqs(sock, 2, timeout=5) == [2, 3]
     assert received(nodes[1]) == before  # it came from PostgreSQL, not the broker
+
+
+async def test_rooms_work_on_shard_channels(cluster_nodes: AppClient) -> None:
+    nodes = await four(cluster_nodes)
+    room = f"room-{uuid.uuid4().hex[:8]}"
+    members = []
+    for i in (1, 2):
+        user = await register(nodes[0])
+        sock = await open_session(nodes[i], user.access_token)
+        assert sock.welcome is not None
+        joined = await node_of(nodes[i]).join_room(room, user.user_id, sock.welcome.session_id)
+        assert joined == "joined"
+        members.append(sock)
+    before = received(nodes[3], "room")
+    typing = ChatTypingEvent(conversation_id=str(uuid.uuid4()), user_id=str(uuid.uuid4()))
+    await node_of(nodes[0]).send_to_room(room, typing)
+    for sock in members:
+        assert await sock.expect("chat.typing") == typing
+    assert received(nodes[3], "room") == before  # no member there: not subscribed
