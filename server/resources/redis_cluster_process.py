@@ -18,6 +18,7 @@ import time
 import warnings
 
 import redis
+from redis.crc import key_slot
 
 SLOTS = 16384
 BUS_OFFSET = 10000
@@ -79,14 +80,43 @@ class RedisClusterProcess:
         """The ``REDIS_CLUSTER_NODES`` value."""
         return ",".join(f"127.0.0.1:{p}" for p in self.ports)
 
+    def _spawn(self, port: int) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [self.binary, "--port", str(port), "--bind", "127.0.0.1",
+             "--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf",
+             "--save", "", "--appendonly", "no", "--dir", self.dir],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+
+    def stop_shard(self, index: int) -> None:
+        """Stop one master (its slots go uncovered: the cluster state turns fail)."""
+        proc = self.procs[index]
+        proc.terminate()
+        proc.wait(5)
+
+    def restart_shard(self, index: int, timeout_s: float = 30.0) -> None:
+        """Start a stopped master again (same node id and slots, from its cluster config
+        file); returns once every node says ``cluster_state:ok``."""
+        self.procs[index] = self._spawn(self.ports[index])
+        deadline = time.monotonic() + timeout_s
+        clients = [redis.Redis(host="127.0.0.1", port=p, socket_timeout=2) for p in self.ports]
+        try:
+            for client in clients:
+                self._wait(lambda c=client: c.cluster("info")["cluster_state"] == "ok",
+                           deadline, "cluster_state:ok after a restart")
+        finally:
+            for client in clients:
+                client.close()
+
+    def shard_of(self, channel: str) -> int:
+        """The index of the master owning ``channel``'s slot."""
+        slot = key_slot(channel.encode())
+        per = SLOTS // len(self.ports)
+        return min(slot // per, len(self.ports) - 1)
+
     def start(self, timeout_s: float = 20.0) -> None:
         for port in self.ports:
-            self.procs.append(subprocess.Popen(
-                [self.binary, "--port", str(port), "--bind", "127.0.0.1",
-                 "--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf",
-                 "--save", "", "--appendonly", "no", "--dir", self.dir],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            ))
+            self.procs.append(self._spawn(port))
         deadline = time.monotonic() + timeout_s
         clients = [redis.Redis(host="127.0.0.1", port=p, socket_timeout=2) for p in self.ports]
         try:

@@ -12,7 +12,9 @@ from aiohttp.test_utils import TestClient
 
 from protocol.chat import ChatTypingEvent
 from protocol.codes import CloseCode
+from server.realtime.broker import node_channel
 from server.realtime.sharded_broker import ShardedRedisBroker
+from server.resources.redis_cluster_process import RedisClusterProcess
 from server.state import RUNTIME, SETTINGS
 from tests.gateway.conftest import AppClient
 from tests.realtime.test_delivery import seqs
@@ -158,3 +160,29 @@ async def test_rooms_work_on_shard_channels(cluster_nodes: AppClient) -> None:
     for sock in members:
         assert await sock.expect("chat.typing") == typing
     assert received(nodes[3], "room") == before  # no member there: not subscribed
+
+
+async def test_a_shard_restart_is_survived(cluster_nodes: AppClient,
+                                           redis_cluster: RedisClusterProcess) -> None:
+    settings = {"event_position_check_s": 0.3}
+    sender, holder = await cluster_nodes(**settings), await cluster_nodes(**settings)
+    user = await register(sender)
+    sock = await open_session(holder, user.access_token)
+    await events.append(sender.app, [user.user_id], 1)
+    assert await seqs(sock, 1) == [1]
+    broker = node_of(holder).broker
+    assert isinstance(broker, ShardedRedisBroker)
+    prefix = holder.app[SETTINGS].redis_prefix
+    shard = redis_cluster.shard_of(node_channel(f"{prefix}bus", broker.node_id))
+    redis_cluster.stop_shard(shard)
+    try:
+        await until(lambda: not broker.subscribed, what="the holder to lose its shard")
+        await events.append(sender.app, [user.user_id], 2)  # notice lost: the check has it
+        assert await seqs(sock, 2, timeout=10) == [2, 3]
+    finally:
+        redis_cluster.restart_shard(shard)
+    await until(lambda: broker.subscribed, timeout=20, what="the subscription to come back")
+    before = received(holder)
+    await events.append(sender.app, [user.user_id], 2)
+    assert await seqs(sock, 2, timeout=10) == [4, 5]
+    assert received(holder) > before  # live again, through the broker
