@@ -84,6 +84,7 @@ def bench_env(port: int, database_url: str, data_dir: str, **extra: str) -> dict
         "WS_RATE_PER_S": "1000000",
         "WS_RATE_BURST": "1000000",
         "WS_MAX_CONNECTIONS_PER_USER": "1000",
+        "WS_HANDSHAKES_PER_ADDRESS": "100000",  # every bench socket comes from 127.0.0.1
         "LOST_REPORTS_PER_DAY": "1000000",
         "PETS_CREATE_PER_DAY": "1000000",
         "ACCESS_TOKEN_TTL_S": "3600",
