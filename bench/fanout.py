@@ -202,11 +202,17 @@ class CountingBroker:
 
     def __init__(self, inner: object) -> None:
         self.inner = inner
+        self.node_id: str = inner.node_id  # type: ignore[attr-defined]
         self.sizes: list[int] = []
 
     async def publish(self, data: bytes) -> None:
         self.sizes.append(len(data))
         await self.inner.publish(data)  # type: ignore[attr-defined]
+
+    async def publish_to(self, messages: list[tuple[str, bytes]]) -> None:
+        """Per-node notices (routed): one size per published notice."""
+        self.sizes.extend(len(data) for _, data in messages)
+        await self.inner.publish_to(messages)  # type: ignore[attr-defined]
 
 
 def notification(seq_hint: int) -> object:
@@ -278,9 +284,10 @@ async def bench(admin_dsn: str, redis_url: str) -> None:
     import asyncpg
 
     from server.observability.metrics import Metrics
-    from server.realtime.broker import RedisBroker
+    from server.realtime.broker import RedisBroker, new_node_id
     from server.realtime.node import INLINE_PAYLOAD_LIMIT, Node
     from server.realtime.presence import MemoryPresence
+    from server.realtime.routing import RedisRoutes
     from server.resources.redis import create_redis
     from server.settings import Settings
 
@@ -319,10 +326,13 @@ async def bench(admin_dsn: str, redis_url: str) -> None:
                 resume_user, users = users[-1], users[:-1]
                 user_ids = [u for u, _ in users]
                 tokens = [t for _, t in users]
-                broker = CountingBroker(RedisBroker(redis, channel=f"{prefix}bus"))
-                # The sender: a node of its own that only appends and publishes.
+                broker = CountingBroker(RedisBroker(redis, channel=f"{prefix}bus",
+                                                    node_id=new_node_id()))
+                # The sender: a node of its own that only appends and publishes (to the
+                # nodes the routes in Redis name for the recipients).
                 sender = Node(db=pool, broker=broker, presence=MemoryPresence(),  # type: ignore[arg-type]
-                              settings=Settings(), metrics=Metrics())
+                              settings=Settings(), metrics=Metrics(),
+                              routes=RedisRoutes(redis, prefix, ttl_s=60.0))
                 stream = sender.stream
 
                 for round_ in range(1, ROUNDS + 1):

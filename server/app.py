@@ -75,15 +75,17 @@ from server.mail.mailer import build_mailer
 from server.mail.messages import AccountMails
 from server.observability.metrics import Metrics
 from server.push.factory import PushProviders, build_push_providers
-from server.realtime.broker import Broker, MemoryBroker, RedisBroker
+from server.realtime.broker import Broker, MemoryBroker, RedisBroker, new_node_id
 from server.realtime.node import Node
 from server.realtime.presence import MemoryPresence, Presence, RedisPresence
 from server.realtime.rooms import MemoryRoomPresence, RedisRoomPresence, RoomPresence
+from server.realtime.routing import MemoryRoutes, RedisRoutes, Routes
+from server.realtime.sharded_broker import ShardedRedisBroker
 from server.resources.outages import DATABASE, REDIS, Outages, Probe
 from server.resources.postgres import open_database
 from server.resources.postgres import ping as ping_db
 from server.resources.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
-from server.resources.redis import create_redis
+from server.resources.redis import create_redis, create_redis_cluster
 from server.resources.storage import open_storage
 from server.settings import Settings, resolve_secret_key
 from server.state import BACKENDS, METRICS, RUNTIME, SESSION_COOKIES, SETTINGS, Runtime
@@ -178,9 +180,11 @@ async def start_runtime(app: web.Application, stack: contextlib.AsyncExitStack,
     backends["rate_limiter"] = limiter.name
 
     # --- the realtime node, and the bundle every service is built from ------------------
-    node = Node(db=db, broker=_broker(settings, redis), presence=_presence(settings, redis),
-                settings=settings, metrics=metrics, rooms=_rooms(settings, redis),
-                outages=outages)
+    node_id = new_node_id()
+    node = Node(db=db, broker=await stack.enter_async_context(_broker(settings, redis, node_id)),
+                presence=_presence(settings, redis), settings=settings, metrics=metrics,
+                rooms=_rooms(settings, redis), outages=outages,
+                routes=_routes(settings, redis, node_id))
     await _started(stack, node.start, node.stop)
     backends["broker"] = node.broker.name
     deps = Deps(settings=settings, db=db, node=node, storage=storage, limiter=limiter,
@@ -283,11 +287,30 @@ async def _redis(settings: Settings) -> AsyncIterator[aioredis.Redis | None]:
         await client.aclose()
 
 
-def _broker(settings: Settings, redis: aioredis.Redis | None) -> Broker:
+@contextlib.asynccontextmanager
+async def _broker(settings: Settings, redis: aioredis.Redis | None, node_id: str
+                  ) -> AsyncIterator[Broker]:
+    """REDIS_CLUSTER_NODES: sharded pub/sub on the cluster; else pub/sub on REDIS_URL."""
     if redis is None:
-        return MemoryBroker()
-    return RedisBroker(redis, channel=f"{settings.redis_prefix}bus",
-                       start_timeout_s=settings.broker_start_timeout_s)
+        yield MemoryBroker(node_id)
+        return
+    channel = f"{settings.redis_prefix}bus"
+    if settings.redis_cluster_nodes is None:
+        yield RedisBroker(redis, channel=channel, node_id=node_id,
+                          start_timeout_s=settings.broker_start_timeout_s)
+        return
+    cluster = create_redis_cluster(settings.redis_cluster_nodes)
+    try:
+        yield ShardedRedisBroker(cluster, channel=channel, node_id=node_id,
+                                 start_timeout_s=settings.broker_start_timeout_s)
+    finally:
+        await cluster.aclose()
+
+
+def _routes(settings: Settings, redis: aioredis.Redis | None, node_id: str) -> Routes:
+    if redis is None:
+        return MemoryRoutes(node_id)
+    return RedisRoutes(redis, settings.redis_prefix, ttl_s=max(2 * settings.heartbeat_s, 1.0))
 
 
 def _presence(settings: Settings, redis: aioredis.Redis | None) -> Presence:

@@ -99,6 +99,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         _doc("Redis URL for cross-node fan-out, presence and rate limits. Unset: in-process "
              "broker (single node only)."),
     ] = None
+    redis_cluster_nodes: Annotated[
+        str | None,
+        _doc("Seed nodes `host:port,host:port` of a Redis Cluster for the broker: sharded "
+             "pub/sub (SPUBLISH/SSUBSCRIBE), each channel on the shard owning its slot. "
+             "Needs REDIS_URL, which still holds presence, routes, rate limits and "
+             "sessions. Unset: the broker uses REDIS_URL."),
+    ] = None
     redis_prefix: Annotated[
         str, _doc("Prefix of every Redis key and channel, so deployments can share a Redis.")
     ] = "petspark:"
@@ -674,6 +681,20 @@ def _single_field_struct(field: msgspec.structs.FieldInfo) -> type[msgspec.Struc
     return cls
 
 
+def parse_cluster_nodes(value: str) -> list[tuple[str, int]]:
+    """``host:port,host:port`` → [(host, port)]; ValueError with the bad item."""
+    nodes = []
+    for item in value.split(","):
+        item = item.strip()
+        host, sep, port = item.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"expected host:port, got {item!r}")
+        nodes.append((host, int(port)))
+    if not nodes:
+        raise ValueError("no cluster node given")
+    return nodes
+
+
 def _check_cross_field(settings: Settings) -> None:
     if settings.db_pool_min > settings.db_pool_max:
         raise SettingsError(
@@ -692,6 +713,15 @@ def _check_cross_field(settings: Settings) -> None:
     s3_keys = (settings.s3_access_key_id, settings.s3_secret_access_key)
     if any(s3_keys) and not all(s3_keys):
         raise SettingsError("S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY: expected both or neither")
+    if settings.redis_cluster_nodes is not None:
+        if not settings.redis_url:
+            raise SettingsError("REDIS_CLUSTER_NODES needs REDIS_URL (presence, routes, rate "
+                                "limits and sessions stay on it)")
+        try:
+            parse_cluster_nodes(settings.redis_cluster_nodes)
+        except ValueError as exc:
+            raise SettingsError(f"REDIS_CLUSTER_NODES={settings.redis_cluster_nodes!r}: "
+                                f"{exc}") from None
     _check_push_and_mail(settings)
     _check_live(settings)
 

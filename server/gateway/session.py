@@ -146,6 +146,9 @@ class Sessions:
         self.metrics.ws_open.inc()
         registered = False
         try:
+            # Routed here before the welcome reads last_seq: an event committed meanwhile
+            # is either announced to this node or read back by the catch-up.
+            await node.user_connected(user_id)
             try:
                 live_ids = await node.presence.connected(user_id, conn.id)
                 registered = True
@@ -157,8 +160,9 @@ class Sessions:
                 self._presence_changed(user_id, True)
             cap = settings.ws_max_connections_per_user
             if len(live_ids) > cap:
-                await node.kick(connection_ids=tuple(live_ids[: len(live_ids) - cap]),
-                                code=CloseCode.REPLACED, reason="replaced by a newer connection")
+                oldest = tuple(live_ids[: len(live_ids) - cap])
+                await node.kick(connection_ids=oldest, code=CloseCode.REPLACED,
+                                reason="replaced by a newer connection", of_user=user_id)
             del live_ids  # every socket of the user: not to be kept for this one's life
             try:
                 resumed: bool | None = await self._welcome(conn, hello)
@@ -195,6 +199,8 @@ class Sessions:
         user_id = conn.user_id
         self.hub.remove(conn)
         self.metrics.ws_open.dec()
+        with contextlib.suppress(Exception):
+            await self.node.user_disconnected(user_id)
         # The reader is done: queued commands are dropped (nobody reads their replies);
         # a running one finishes (it may be mid-transaction).
         worker = conn.end_commands()

@@ -126,6 +126,20 @@ class Metrics:
             "petspark_room_deliveries_total", "Room frames queued to member sockets on this node",
             registry=r,
         )
+        self.position_rows = Counter(
+            "petspark_position_check_rows_total",
+            "user_streams rows this node's position check read", registry=r,
+        )
+        self.broker_received_messages = Counter(
+            "petspark_broker_received_messages_total",
+            "Notices this node received from the broker (bus: its own and all-node channels; room)",
+            ["channel"], registry=r,
+        )
+        self.broker_received_bytes = Counter(
+            "petspark_broker_received_bytes_total",
+            "Bytes of the notices this node received from the broker, by channel",
+            ["channel"], registry=r,
+        )
         self.room_messages = Counter(
             "petspark_room_messages_total", "Room messages this node received from the broker",
             registry=r,

@@ -1,12 +1,15 @@
 """The broker: how server nodes wake each other up.
 
-Contract (both implementations):
+Contract (every implementation):
 - ``publish(payload)`` sends opaque bytes to every node's handler, this node's
-  included. Best effort: a message may be dropped or (across reconnects)
-  reordered. Nothing durable depends on it — durable events are in PostgreSQL
-  and nodes fill gaps from there; the broker only makes delivery fast.
-- Each node holds exactly ONE subscription (``start``), however many sockets
-  it serves; the hub fans out locally.
+  included. ``publish_to([(node_id, payload), ...])`` sends each payload to that one
+  node's handler (its node channel): how durable, ephemeral and kick notices reach only
+  the nodes that hold a recipient's socket (``routing.py``). Best effort: a message
+  may be dropped or (across reconnects) reordered. Nothing durable depends on it —
+  durable events are in PostgreSQL and nodes fill gaps from there;
+  the broker only makes delivery fast.
+- Each node holds exactly ONE subscription (``start``: the all-node channel and its own
+  node channel), however many sockets it serves; the hub fans out locally.
 - ``on_reconnect`` is called after the subscription was lost and is back, so
   the node can re-check what it may have missed meanwhile.
 - ``publish`` raises ``BrokerUnavailable`` when the broker cannot be reached;
@@ -31,8 +34,9 @@ import asyncio
 import contextlib
 import logging
 import random
+import secrets
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
@@ -49,8 +53,20 @@ class BrokerUnavailable(RuntimeError):
     pass
 
 
+def new_node_id() -> str:
+    """A fresh id for this process's node (its routes and node channel)."""
+    return secrets.token_hex(8)
+
+
+def node_channel(channel: str, node_id: str) -> str:
+    """The channel only ``node_id`` subscribes to."""
+    return f"{channel}:node:{node_id}"
+
+
 class Broker(ABC):
     name: str
+    node_id: str
+    """This node's id: the routing table's entries and the name of its node channel."""
 
     @abstractmethod
     async def start(self, on_message: MessageHandler, on_reconnect: ReconnectHandler,
@@ -58,7 +74,12 @@ class Broker(ABC):
         """Subscribe once for this node; handlers run on the event loop, must not block."""
 
     @abstractmethod
-    async def publish(self, payload: bytes) -> None: ...
+    async def publish(self, payload: bytes) -> None:
+        """Send to every node (this one included); ``BrokerUnavailable`` if unreachable."""
+
+    @abstractmethod
+    async def publish_to(self, messages: Sequence[tuple[str, bytes]]) -> None:
+        """Send each payload to its node only; ``BrokerUnavailable`` if unreachable."""
 
     # --- rooms ------------------------------------------------------------------------
     @abstractmethod
@@ -86,7 +107,8 @@ class MemoryBroker(Broker):
 
     name = "memory"
 
-    def __init__(self) -> None:
+    def __init__(self, node_id: str = "local") -> None:
+        self.node_id = node_id
         self._handler: MessageHandler | None = None
         self._room_handler: RoomMessageHandler | None = None
         self._rooms: set[str] = set()
@@ -99,6 +121,11 @@ class MemoryBroker(Broker):
     async def publish(self, payload: bytes) -> None:
         if self._handler is not None:
             asyncio.get_running_loop().call_soon(self._handler, payload)
+
+    async def publish_to(self, messages: Sequence[tuple[str, bytes]]) -> None:
+        for node_id, payload in messages:
+            if node_id == self.node_id:
+                await self.publish(payload)
 
     async def subscribe_room(self, room: str) -> None:
         self._rooms.add(room)
@@ -120,17 +147,20 @@ class MemoryBroker(Broker):
 
 
 class RedisBroker(Broker):
-    """Redis pub/sub on one channel shared by all nodes; one subscriber connection per node.
+    """Redis pub/sub: one channel for all nodes and ``<channel>:node:<node_id>`` for each
+    node, on one subscriber connection per node.
 
     Room channels are ``<channel>:room:<room>`` on the same pub/sub connection: Redis
     delivers a room's messages only to the nodes subscribed to it."""
 
     name = "redis"
 
-    def __init__(self, client: aioredis.Redis, channel: str, start_timeout_s: float = 5.0
-                 ) -> None:
+    def __init__(self, client: aioredis.Redis, channel: str, node_id: str,
+                 start_timeout_s: float = 5.0) -> None:
         self._client = client
         self._channel = channel
+        self.node_id = node_id
+        self._node_channel = node_channel(channel, node_id)
         self._start_timeout_s = start_timeout_s
         self._task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
@@ -157,12 +187,14 @@ class RedisBroker(Broker):
         attempt = 0
         first = True
         bus = self._channel.encode()
+        mine = self._node_channel.encode()
         prefix = self._room_prefix
         while True:
             pubsub = self._client.pubsub()
             try:
                 wanted = set(self._rooms)
-                await pubsub.subscribe(self._channel, *(self.room_channel(r) for r in wanted))
+                await pubsub.subscribe(self._channel, self._node_channel,
+                                       *(self.room_channel(r) for r in wanted))
                 self._pubsub = pubsub
                 # Rooms joined or left while that SUBSCRIBE was in flight.
                 added, dropped = self._rooms - wanted, wanted - self._rooms
@@ -185,7 +217,7 @@ class RedisBroker(Broker):
                     channel: bytes = message.get("channel") or b""
                     if kind == "message":
                         try:
-                            if channel == bus:
+                            if channel == mine or channel == bus:
                                 on_message(message["data"])
                             elif on_room_message is not None and channel.startswith(prefix):
                                 on_room_message(channel[len(prefix):].decode(),
@@ -222,6 +254,17 @@ class RedisBroker(Broker):
     async def publish(self, payload: bytes) -> None:
         try:
             await self._client.publish(self._channel, payload)
+        except (RedisError, OSError) as exc:
+            raise BrokerUnavailable(repr(exc)) from exc
+
+    async def publish_to(self, messages: Sequence[tuple[str, bytes]]) -> None:
+        if not messages:
+            return
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for node_id, payload in messages:
+                    pipe.publish(node_channel(self._channel, node_id), payload)
+                await pipe.execute()
         except (RedisError, OSError) as exc:
             raise BrokerUnavailable(repr(exc)) from exc
 

@@ -3,13 +3,17 @@
 The hub never awaits a socket: it hands frames to each connection's outbox
 (``offer`` never blocks) and lets cursors fetch what the broker did not carry.
 Every ``event_position_check_s`` it compares its users' delivered seqs with
-PostgreSQL, so a dropped pub/sub message is delivered within that interval.
+PostgreSQL, so a dropped pub/sub message is delivered within that interval; a round
+reads only the streams that moved lately (``user_streams.change_id``), not every
+connected user's row.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Generic, Protocol, TypeVar
 
@@ -18,11 +22,15 @@ import msgspec
 from server.observability.metrics import Metrics
 from server.realtime import bus
 from server.realtime.frames import EventFrame, Frame
-from server.realtime.stream import EventStream, with_seq
+from server.realtime.stream import CHANGES_BATCH, EventStream, with_seq
 
 log = logging.getLogger(__name__)
 
 POSITION_CHECK_CHUNK = 1000
+POSITION_LOOKBACK_S = 10.0
+"""Each round re-reads the streams stamped this long ago (commits that came late)."""
+FULL_CHECK_S = 60.0
+"""A full check of every local user at least this often (very long transactions)."""
 
 BroadcastHandler = Callable[[bytes], None]
 """Gets a ``Broadcast``'s payload on the event loop; must not block (start a task)."""
@@ -64,6 +72,13 @@ class Hub(Generic[C]):
         self._topics: dict[str, BroadcastHandler] = {}
         self._check_now = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # Position check: (monotonic time, highest change_id read) of recent rounds.
+        self._marks: deque[tuple[float, int]] = deque()
+        self._full_due = True
+        self._last_full = 0.0
+        self.position_rounds = 0
+        """Position checks done so far (tests can tell that a round has happened)."""
+        self.lookback_s = POSITION_LOOKBACK_S
         # Room fan-out: room → this node's member sockets, and each socket's rooms.
         self._rooms: dict[str, dict[C, None]] = {}
         self._conn_rooms: dict[C, set[str]] = {}
@@ -92,6 +107,10 @@ class Hub(Generic[C]):
     def __len__(self) -> int:
         return sum(len(c) for c in self._by_user.values())
 
+    def has_user(self, user_id: str) -> bool:
+        """Whether ``user_id`` has a socket on this node."""
+        return user_id in self._by_user
+
     def user_ids(self) -> list[str]:
         """Users with at least one socket on this node."""
         return list(self._by_user)
@@ -117,6 +136,8 @@ class Hub(Generic[C]):
 
     # --- broker input -----------------------------------------------------------------
     def on_bus(self, data: bytes) -> None:
+        self.metrics.child(self.metrics.broker_received_messages, "bus").inc()
+        self.metrics.child(self.metrics.broker_received_bytes, "bus").inc(len(data))
         try:
             message = bus.decode(data)
         except msgspec.DecodeError:
@@ -135,7 +156,8 @@ class Hub(Generic[C]):
             self._on_broadcast(message)
 
     def on_broker_reconnect(self) -> None:
-        # Notices may have been lost while the subscription was down.
+        # Notices may have been lost while the subscription was down: check every user.
+        self._full_due = True
         self._check_now.set()
 
     def _on_events(self, message: bus.Events) -> None:
@@ -185,13 +207,51 @@ class Hub(Generic[C]):
                 await self.check_positions()
             except Exception as exc:  # DB outage: next round
                 self.stream.failed("position check", exc)
+            self.position_rounds += 1
 
     async def check_positions(self) -> None:
-        """Fetch every local user's latest seq; start catch-up where a socket is behind."""
+        """Start catch-up where a local socket is behind its stream in PostgreSQL.
+
+        Reads only the streams stamped after the mark of a round at least
+        ``POSITION_LOOKBACK_S`` ago (a transaction may take its ``change_id`` and commit
+        after a larger one is visible), so a round costs O(streams that moved lately),
+        not O(connected users). A full check of every local user runs on the first
+        round, after a broker reconnect (``on_broker_reconnect``) and every
+        ``FULL_CHECK_S``, for transactions that stayed open longer than the lookback."""
+        now = time.monotonic()
+        marks = self._marks
+        if not marks or self._full_due or now - self._last_full >= FULL_CHECK_S:
+            mark = await self.stream.change_mark()  # before the read: later ones next round
+            await self._check_all()
+            self._full_due = False
+            self._last_full = now
+            marks.clear()
+            marks.append((now, mark))
+            return
+        # The newest mark old enough to cover the lookback; older ones are not needed.
+        while len(marks) > 1 and now - marks[1][0] >= self.lookback_s:
+            marks.popleft()
+        since = marks[0][1]
+        newest = marks[-1][1]
+        by_user = self._by_user
+        while True:
+            rows = await self.stream.changed_since(since)
+            for user_id, last_seq, change_id in rows:
+                since = change_id
+                for conn in by_user.get(user_id, ()):
+                    if conn.delivered_seq < last_seq:
+                        conn.catch_up(last_seq)
+            self.metrics.position_rows.inc(len(rows))
+            if len(rows) < CHANGES_BATCH:
+                break
+        marks.append((now, max(since, newest)))
+
+    async def _check_all(self) -> None:
         users = list(self._by_user)
         for i in range(0, len(users), POSITION_CHECK_CHUNK):
             chunk = users[i : i + POSITION_CHECK_CHUNK]
             positions = await self.stream.positions(chunk)
+            self.metrics.position_rows.inc(len(positions))
             for user_id, last_seq in positions.items():
                 for conn in self._by_user.get(user_id, ()):
                     if conn.delivered_seq < last_seq:
@@ -270,6 +330,8 @@ class Hub(Generic[C]):
                                                                  "bytes": len(data)})
             return
         self.metrics.room_messages.inc()
+        self.metrics.child(self.metrics.broker_received_messages, "room").inc()
+        self.metrics.child(self.metrics.broker_received_bytes, "room").inc(len(data))
         members = self._rooms.get(room)
         if not members:
             return  # in flight while the last member left

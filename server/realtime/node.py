@@ -6,6 +6,8 @@ It owns the realtime pieces and starts and stops them as one:
 - the **hub** (this node's sockets by user, fed by that subscription),
 - the durable **event stream** (append in the change's transaction, read for resume),
 - **presence** (who is online on any node),
+- **routes** (which nodes hold a socket of a user: ``routing.py``), so durable,
+  ephemeral and kick notices go only to those nodes' channels,
 - the **acks** sockets report, written for every node to read (``acks.py``),
 - the hourly pruning of old events,
 - **outages** (``server.resources.outages``): which backend is down right now, so
@@ -55,6 +57,7 @@ from server.realtime.frames import Frame
 from server.realtime.hub import BroadcastHandler, Hub
 from server.realtime.presence import Presence
 from server.realtime.rooms import MemoryRoomPresence, RoomPresence
+from server.realtime.routing import MemoryRoutes, Routes
 from server.realtime.stream import Appended, EventStream, prune_periodically
 from server.resources.outages import REDIS, Outages
 from server.settings import Settings
@@ -77,8 +80,12 @@ class RoomJoin(StrEnum):
 class Node:
     def __init__(self, *, db: asyncpg.Pool, broker: Broker, presence: Presence,
                  settings: Settings, metrics: Metrics, rooms: RoomPresence | None = None,
-                 outages: Outages | None = None) -> None:
+                 outages: Outages | None = None, routes: Routes | None = None) -> None:
         self.broker = broker
+        self.node_id = broker.node_id
+        self.routes: Routes = routes or MemoryRoutes(self.node_id)
+        self._route_locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+        self._route_refresher: asyncio.Task[None] | None = None
         self.presence = presence
         self.rooms: RoomPresence = rooms or MemoryRoomPresence()
         self._room_locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
@@ -105,11 +112,19 @@ class Node:
         self._pruner = asyncio.create_task(
             prune_periodically(self.stream, self.settings.event_retention_days),
             name="event-pruner")
+        if self.routes.ttl_s != float("inf"):
+            self._route_refresher = asyncio.create_task(self._refresh_routes(),
+                                                        name="route-refresh")
         if self.rooms.ttl_s != float("inf"):
             self._room_refresher = asyncio.create_task(self._refresh_rooms(),
                                                        name="room-presence-refresh")
 
     async def stop(self) -> None:
+        if self._route_refresher is not None:
+            self._route_refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._route_refresher
+            self._route_refresher = None
         if self._room_refresher is not None:
             self._room_refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -132,15 +147,26 @@ class Node:
 
     # --- what the server sends through the node --------------------------------------------
     async def publish_events(self, appended: Sequence[Appended]) -> None:
-        """Announce committed durable events to every node (this one included)."""
+        """Announce committed durable events to the nodes holding a recipient's socket
+        (this one included): each node's notice carries only its users' targets."""
         total = sum(len(a.template) for a in appended)
         inline = total <= INLINE_PAYLOAD_LIMIT
-        notice = bus.Events(groups=[
-            bus.EventGroup(a.template if inline else None, a.seq_at, a.targets)
-            for a in appended
-        ], committed_at=time.time())
+        users = list(dict.fromkeys(u for a in appended for u, _ in a.targets))
+        committed_at = time.time()
         try:
-            await self.broker.publish(bus.encode(notice))
+            by_node = await self._route(users)
+            messages = []
+            for node_id, node_users in by_node.items():
+                here = set(node_users)
+                groups = []
+                for a in appended:
+                    targets = [t for t in a.targets if t[0] in here]
+                    if targets:
+                        groups.append(bus.EventGroup(a.template if inline else None,
+                                                     a.seq_at, targets))
+                messages.append((node_id, bus.encode(bus.Events(groups=groups,
+                                                                 committed_at=committed_at))))
+            await self.broker.publish_to(messages)
         except BrokerUnavailable as exc:
             # Committed already; nodes pick the events up at their next position check.
             # Logged once per Redis outage, not per commit.
@@ -152,8 +178,15 @@ class Node:
         targets = list(dict.fromkeys(user_ids))
         if not targets:
             return
-        message = bus.Ephemeral(user_ids=targets, payload=JSON.encode(event))
-        await self._publish(bus.encode(message), "ephemeral")
+        payload = JSON.encode(event)
+        try:
+            by_node = await self._route(targets)
+            await self.broker.publish_to([
+                (node_id, bus.encode(bus.Ephemeral(user_ids=users, payload=payload)))
+                for node_id, users in by_node.items()])
+        except BrokerUnavailable as exc:  # best effort: counted, logged once per outage
+            self.metrics.broker_publish_failures.inc()
+            self.outages.failed(REDIS, exc)
 
     async def kick(
         self,
@@ -163,11 +196,86 @@ class Node:
         session_ids: tuple[str, ...] = (),
         user_ids: tuple[str, ...] = (),
         connection_ids: tuple[str, ...] = (),
+        of_user: str | None = None,
     ) -> None:
-        """Close, on every node, the sockets of these sessions/users/connections."""
-        message = bus.Kick(code=int(code), reason=reason, session_ids=session_ids,
-                           user_ids=user_ids, connection_ids=connection_ids)
-        await self._publish(bus.encode(message), "kick")
+        """Close, on every node, the sockets of these sessions/users/connections.
+
+        Routed to the nodes of ``user_ids`` when only users are named, or when the
+        sessions/connections all belong to ``of_user``; otherwise (a session id alone)
+        it goes to every node — kicks are rare."""
+        message = bus.encode(bus.Kick(code=int(code), reason=reason,
+                                      session_ids=session_ids, user_ids=user_ids,
+                                      connection_ids=connection_ids))
+        owners: list[str] | None = None
+        if of_user is not None:
+            owners = list(dict.fromkeys((*user_ids, of_user)))
+        elif user_ids and not session_ids and not connection_ids:
+            owners = list(dict.fromkeys(user_ids))
+        if owners is None:
+            await self._publish(message, "kick")
+            return
+        try:
+            by_node = await self._route(owners)
+            await self.broker.publish_to([(node_id, message) for node_id in by_node])
+        except BrokerUnavailable as exc:
+            self.metrics.broker_publish_failures.inc()
+            log.error("kick not published: broker unavailable", extra={"error": str(exc)})
+
+    async def _route(self, user_ids: Sequence[str]) -> dict[str, list[str]]:
+        """node id → its users among ``user_ids``; ``BrokerUnavailable`` if unreadable."""
+        try:
+            return await self.routes.nodes(user_ids)
+        except Exception as exc:
+            raise BrokerUnavailable(f"routes unreadable: {exc!r}") from exc
+
+    # --- routes: which nodes hold a user's sockets -----------------------------------------
+    async def user_connected(self, user_id: str) -> None:
+        """A socket of ``user_id`` was added to the hub: route the user's notices here.
+
+        Call it before the socket's welcome reads ``last_seq`` (register, then catch up).
+        Never raises: when Redis is down the route is written by the next refresh and
+        the position check delivers meanwhile."""
+        async with self._route_lock(user_id):
+            if self.hub.has_user(user_id):
+                try:
+                    await self.routes.add(self.node_id, user_id)
+                except Exception as exc:
+                    self.outages.failed(REDIS, exc)
+
+    async def user_disconnected(self, user_id: str) -> None:
+        """A socket of ``user_id`` left the hub: drop the route if it was the last one."""
+        async with self._route_lock(user_id):
+            if not self.hub.has_user(user_id):
+                try:
+                    await self.routes.remove(self.node_id, user_id)
+                except Exception as exc:  # the entry expires with its TTL
+                    self.outages.failed(REDIS, exc)
+
+    @contextlib.asynccontextmanager
+    async def _route_lock(self, user_id: str) -> AsyncIterator[None]:
+        """One user's route add/remove on this node in hub order (an add never lands
+        before the remove of a socket that closed earlier)."""
+        entry = self._route_locks.get(user_id)
+        if entry is None:
+            entry = self._route_locks[user_id] = (asyncio.Lock(), [0])
+        lock, users = entry
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if users[0] == 0:
+                del self._route_locks[user_id]
+
+    async def _refresh_routes(self) -> None:
+        interval = max(self.routes.ttl_s / 3, 0.05)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.routes.refresh(self.node_id, self.hub.user_ids())
+            except Exception as exc:
+                self.outages.failed(REDIS, exc)
 
     # --- node-wide broadcasts --------------------------------------------------------------
     def on_broadcast(self, topic: str, handler: BroadcastHandler) -> None:

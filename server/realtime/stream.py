@@ -11,7 +11,8 @@ Guarantees:
   same users cannot deadlock each other.
 - After commit, every appended event is handed to ``publish`` (the node's, which
   announces them over the broker in one message). The broker may drop it; nodes then
-  find the events by their periodic position check.
+  find the events by their periodic position check, which reads only the streams
+  stamped with a ``change_id`` (one global sequence, taken on every append) lately.
 - ``Transaction.signal(name)`` asks for this node's listeners of ``name``
   (``EventStream.listen``) to be called once after commit — e.g. to wake a worker for
   rows the transaction wrote. Never called if it rolls back.
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 
 READ_BATCH = 1000
 """Events one catch-up query reads (a 1,000-event resume is one query)."""
+CHANGES_BATCH = 5000
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,9 +98,11 @@ class Transaction:
         if not users:
             return {}
         rows = await self.conn.fetch(
-            """INSERT INTO user_streams AS s (user_id, last_seq)
-               SELECT u, 1 FROM unnest($1::uuid[]) AS u ORDER BY u
-               ON CONFLICT (user_id) DO UPDATE SET last_seq = s.last_seq + 1
+            """INSERT INTO user_streams AS s (user_id, last_seq, change_id)
+               SELECT u, 1, nextval('user_streams_change_seq')
+               FROM unnest($1::uuid[]) AS u ORDER BY u
+               ON CONFLICT (user_id) DO UPDATE
+                   SET last_seq = s.last_seq + 1, change_id = EXCLUDED.change_id
                RETURNING user_id::text AS user_id, last_seq""",
             users,
         )
@@ -170,6 +174,22 @@ class EventStream:
             list(user_ids),
         )
         return {r["user_id"]: r["last_seq"] for r in rows}
+
+    async def changed_since(self, change_id: int, limit: int = CHANGES_BATCH
+                            ) -> list[tuple[str, int, int]]:
+        """(user_id, last_seq, change_id) of the streams stamped after ``change_id``, in
+        change order (at most ``limit``): what the position check reads."""
+        rows = await self.pool.fetch(
+            "SELECT user_id::text AS user_id, last_seq, change_id FROM user_streams "
+            "WHERE change_id > $1 ORDER BY change_id LIMIT $2",
+            change_id, limit,
+        )
+        return [(r["user_id"], r["last_seq"], r["change_id"]) for r in rows]
+
+    async def change_mark(self) -> int:
+        """The highest ``change_id`` stamped so far (0: none)."""
+        return int(await self.pool.fetchval(
+            "SELECT coalesce(max(change_id), 0) FROM user_streams") or 0)
 
     async def read_after(
         self, user_id: str, after: int, limit: int = READ_BATCH

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+from server.settings import parse_cluster_nodes
 
 # Connections per node. redis-py's default pool refuses outright
 # ("Too many connections") once 100 commands are in flight, which a burst of
@@ -25,3 +28,10 @@ def create_redis(url: str) -> aioredis.Redis:
     )
     client: aioredis.Redis = aioredis.Redis.from_pool(pool)  # the client owns (closes) the pool
     return client
+
+
+def create_redis_cluster(value: str) -> RedisCluster:
+    """A Redis Cluster client from seed nodes (``REDIS_CLUSTER_NODES``)."""
+    seeds = [ClusterNode(host, port) for host, port in parse_cluster_nodes(value)]
+    return RedisCluster(startup_nodes=seeds, socket_connect_timeout=2, socket_timeout=5,
+                        health_check_interval=10)
