@@ -94,6 +94,37 @@ class Transaction:
         users = sorted(set(user_ids))
         if not users:
             return {}
+        seqs = await self._next_seqs(users)
+        tag = event.wire_type()
+        template = JSON.encode(msgspec.structs.replace(event, seq=0))
+        at = seq_offset(template, tag)
+        ordered = [seqs[u] for u in users]
+        await self._insert_events(users, ordered, [tag] * len(users),
+                                  [with_seq(template, at, seq) for seq in ordered])
+        self.appended.append(Appended(template, at, list(zip(users, ordered, strict=True))))
+        return seqs
+
+    async def append_each(self, events: dict[str, DurableEvent]) -> dict[str, int]:
+        """Append a different event to each user's stream (user_id → event), in two
+        statements however many users; return user_id → seq."""
+        users = sorted(events)
+        if not users:
+            return {}
+        seqs = await self._next_seqs(users)
+        tags, payloads = [], []
+        for user in users:
+            event = events[user]
+            tag = event.wire_type()
+            template = JSON.encode(msgspec.structs.replace(event, seq=0))
+            at = seq_offset(template, tag)
+            tags.append(tag)
+            payloads.append(with_seq(template, at, seqs[user]))
+            self.appended.append(Appended(template, at, [(user, seqs[user])]))
+        await self._insert_events(users, [seqs[u] for u in users], tags, payloads)
+        return seqs
+
+    async def _next_seqs(self, users: list[str]) -> dict[str, int]:
+        """Take the next seq of each (sorted) user's stream, locking the rows in that order."""
         rows = await self.conn.fetch(
             """INSERT INTO user_streams AS s (user_id, last_seq)
                SELECT u, 1 FROM unnest($1::uuid[]) AS u ORDER BY u
@@ -101,19 +132,15 @@ class Transaction:
                RETURNING user_id::text AS user_id, last_seq""",
             users,
         )
-        seqs = {r["user_id"]: r["last_seq"] for r in rows}
-        tag = event.wire_type()
-        template = JSON.encode(msgspec.structs.replace(event, seq=0))
-        at = seq_offset(template, tag)
-        ordered = [seqs[u] for u in users]
+        return {r["user_id"]: r["last_seq"] for r in rows}
+
+    async def _insert_events(self, users: list[str], seqs: list[int], tags: list[str],
+                             payloads: list[bytes]) -> None:
         await self.conn.execute(
             """INSERT INTO events (user_id, seq, type, payload)
                SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::bytea[])""",
-            users, ordered, [tag] * len(users),
-            [with_seq(template, at, seq) for seq in ordered],
+            users, seqs, tags, payloads,
         )
-        self.appended.append(Appended(template, at, list(zip(users, ordered, strict=True))))
-        return seqs
 
 
 class EventStream:
@@ -149,12 +176,19 @@ class EventStream:
         async with self.pool.acquire() as conn, conn.transaction():
             tx = Transaction(conn)
             yield tx
-        for name in tx.signals:
+        await self.committed(tx.appended, tx.signals)
+
+    async def committed(self, appended: Sequence[Appended], signals: Iterable[str] = ()
+                        ) -> None:
+        """After a commit: call the signalled listeners and publish the appended events.
+        ``transaction`` does it; a change committed in one statement of its own (chat
+        send) calls it directly."""
+        for name in signals:
             for callback in self._listeners.get(name, ()):
                 callback()
-        if tx.appended:
-            self.metrics.events_appended.inc(sum(len(a.targets) for a in tx.appended))
-            await self._publish(tx.appended)
+        if appended:
+            self.metrics.events_appended.inc(sum(len(a.targets) for a in appended))
+            await self._publish(appended)
 
     async def last_seq(self, user_id: str) -> int:
         value = await self.pool.fetchval(

@@ -53,15 +53,14 @@ async def notify(
     if online is None:
         online = await presence.online_or_unknown(targets)
     collapse = collapse_key(kind, data)
-    out: dict[str, Notification] = {}
-    for user_id in targets:
-        row = await store.insert_notification(tx.conn, user_id, kind, title, body, data)
-        note = notification_from_row(row)
-        seqs = await tx.append([user_id], NotificationEvent(seq=0, notification=note))
-        await store.insert_push_outbox(
-            tx.conn, note.id, user_id, event_seq=seqs[user_id],
-            awaits_ack=online.get(user_id, False), collapse_key=collapse)
-        out[user_id] = note
+    # Three statements however many users: the inbox rows, their events, the pushes.
+    rows = await store.insert_notifications(tx.conn, targets, kind, title, body, data)
+    out = {str(r["user_id"]): notification_from_row(r) for r in rows}
+    seqs = await tx.append_each({u: NotificationEvent(seq=0, notification=note)
+                                 for u, note in out.items()})
+    await store.insert_push_outbox_rows(
+        tx.conn, [out[u].id for u in targets], targets, [seqs[u] for u in targets],
+        [online.get(u, False) for u in targets], collapse_key=collapse)
     tx.signal(PUSH_SIGNAL)
     return out
 
