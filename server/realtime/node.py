@@ -60,8 +60,9 @@ from server.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# Above this many template bytes in one commit a notice carries only (user, seq):
-# nodes read the rows from PostgreSQL instead of pushing a huge pub/sub message.
+# At most this many template bytes in one commit's notice: templates go in by audience
+# (most recipients first) while they fit; the others' groups carry only (user, seq) and
+# nodes read those rows from PostgreSQL instead of pushing a huge pub/sub message.
 INLINE_PAYLOAD_LIMIT = 256 * 1024
 
 
@@ -132,11 +133,17 @@ class Node:
     # --- what the server sends through the node --------------------------------------------
     async def publish_events(self, appended: Sequence[Appended]) -> None:
         """Announce committed durable events to every node (this one included)."""
-        total = sum(len(a.template) for a in appended)
-        inline = total <= INLINE_PAYLOAD_LIMIT
+        inline: set[int] = set()
+        budget = INLINE_PAYLOAD_LIMIT
+        # e.g. a lost alert (one template, 1,000 watchers) before its 1,000 notifications
+        for i in sorted(range(len(appended)), key=lambda i: -len(appended[i].targets)):
+            size = len(appended[i].template)
+            if size <= budget:
+                inline.add(i)
+                budget -= size
         notice = bus.Events(groups=[
-            bus.EventGroup(a.template if inline else None, a.seq_at, a.targets)
-            for a in appended
+            bus.EventGroup(a.template if i in inline else None, a.seq_at, a.targets)
+            for i, a in enumerate(appended)
         ])
         try:
             await self.broker.publish(bus.encode(notice))

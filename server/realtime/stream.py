@@ -104,33 +104,51 @@ class Transaction:
         self.appended.append(Appended(template, at, list(zip(users, ordered, strict=True))))
         return seqs
 
-    async def append_each(self, events: dict[str, DurableEvent]) -> dict[str, int]:
-        """Append a different event to each user's stream (user_id → event), in two
-        statements however many users; return user_id → seq."""
-        users = sorted(events)
+    async def append_each(self, events: dict[str, Sequence[DurableEvent]]
+                          ) -> dict[str, list[int]]:
+        """Append each user's own events (user_id → events, in that order) to their
+        stream, in two statements however many users; return user_id → their seqs.
+
+        An event object given to several users (the same instance) is encoded once and
+        published as one group."""
+        users = sorted(u for u, evs in events.items() if evs)
         if not users:
             return {}
-        seqs = await self._next_seqs(users)
-        tags, payloads = [], []
+        last = await self._next_seqs(users, [len(events[u]) for u in users])
+        encoded: dict[int, tuple[str, bytes, int, list[tuple[str, int]]]] = {}
+        ids, seqs, tags, payloads = [], [], [], []
+        out: dict[str, list[int]] = {}
         for user in users:
-            event = events[user]
-            tag = event.wire_type()
-            template = JSON.encode(msgspec.structs.replace(event, seq=0))
-            at = seq_offset(template, tag)
-            tags.append(tag)
-            payloads.append(with_seq(template, at, seqs[user]))
-            self.appended.append(Appended(template, at, [(user, seqs[user])]))
-        await self._insert_events(users, [seqs[u] for u in users], tags, payloads)
-        return seqs
+            mine = events[user]
+            first = last[user] - len(mine) + 1
+            out[user] = list(range(first, last[user] + 1))
+            for seq, event in zip(out[user], mine, strict=True):
+                entry = encoded.get(id(event))
+                if entry is None:
+                    tag = event.wire_type()
+                    template = JSON.encode(msgspec.structs.replace(event, seq=0))
+                    entry = encoded[id(event)] = (tag, template, seq_offset(template, tag), [])
+                tag, template, at, targets = entry
+                targets.append((user, seq))
+                ids.append(user)
+                seqs.append(seq)
+                tags.append(tag)
+                payloads.append(with_seq(template, at, seq))
+        await self._insert_events(ids, seqs, tags, payloads)
+        self.appended.extend(Appended(template, at, targets)
+                             for _, template, at, targets in encoded.values())
+        return out
 
-    async def _next_seqs(self, users: list[str]) -> dict[str, int]:
-        """Take the next seq of each (sorted) user's stream, locking the rows in that order."""
+    async def _next_seqs(self, users: list[str], counts: list[int] | None = None
+                         ) -> dict[str, int]:
+        """Take the next seq (or the next ``counts[i]``) of each (sorted) user's stream,
+        locking the rows in that order; return each user's new last seq."""
         rows = await self.conn.fetch(
             """INSERT INTO user_streams AS s (user_id, last_seq)
-               SELECT u, 1 FROM unnest($1::uuid[]) AS u ORDER BY u
-               ON CONFLICT (user_id) DO UPDATE SET last_seq = s.last_seq + 1
+               SELECT u, n FROM unnest($1::uuid[], $2::bigint[]) AS t (u, n) ORDER BY u
+               ON CONFLICT (user_id) DO UPDATE SET last_seq = s.last_seq + excluded.last_seq
                RETURNING user_id::text AS user_id, last_seq""",
-            users,
+            users, counts or [1] * len(users),
         )
         return {r["user_id"]: r["last_seq"] for r in rows}
 

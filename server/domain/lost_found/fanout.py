@@ -57,9 +57,9 @@ async def send_alert(tx: Transaction, presence: Presence, alert: asyncpg.Record,
     users = await store.insert_recipients(tx.conn, alert["id"], watchers)
     if users:
         public = alert_for(alert, None)
-        await tx.append(users, LostAlert(seq=0, alert=public))
         await notify(tx, presence, users, kind="lost.alert", title="A pet is lost near you",
-                     body=public.description[:140], data={"alert_id": alert["id"]})
+                     body=public.description[:140], data={"alert_id": alert["id"]},
+                     after=LostAlert(seq=0, alert=public))
     return users
 
 
