@@ -27,6 +27,17 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
+async def _reset_after_use(conn: asyncpg.Connection) -> None:
+    """Run when a connection goes back to the pool, instead of asyncpg's reset query
+    (``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL``): that is a round
+    trip on every release — as long as a whole ``chat.send`` — to undo session state this
+    server never leaves behind (no ``SET``, ``LISTEN``, cursor or advisory lock outlives
+    its transaction; the migration lock is released by ``migrate`` itself). A connection
+    still inside a transaction (a command cancelled mid-way) gets the full reset."""
+    if conn.is_in_transaction():
+        await conn.reset()
+
+
 class BoundedPool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg ships no types
     """An asyncpg pool whose ``acquire`` (and so ``pool.fetch`` & co.) waits at most
     ``acquire_timeout`` for a connection: with PostgreSQL stalled or the pool exhausted,
@@ -60,6 +71,7 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20,
         connection_class=asyncpg.Connection,
         record_class=asyncpg.Record,
         init=_init_connection,
+        reset=_reset_after_use,
         command_timeout=command_timeout_s,
         **connect,
     )
