@@ -7,7 +7,7 @@
   a reporter socket sends ``lost.report`` there BURSTS times, one after another, each
   once every watcher has the previous alert. Time from writing the report on the
   reporter's socket to each watcher's ``lost.alert`` frame (one clock: this process).
-  With the watchers ≤ ``LOST_INLINE_FANOUT_MAX`` (5,000) the alert is sent in the
+  With the watchers ≤ ``LOST_INLINE_FANOUT_MAX`` (2,000) the alert is sent in the
   report's own transaction (plus each watcher's notification), then published.
 - Raw baseline: bench/fanout.py's raw aiohttp server (``send_str`` loop, no database,
   no broker) with the same 1,000 receivers and the same lean client; the trigger socket

@@ -329,8 +329,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     lost_inline_fanout_max: Annotated[
         int, _doc("Watchers up to which a lost alert (or its resolution) is sent inside the "
                   "report's own transaction; beyond it, a durable fan-out job sends it in "
-                  "batches (0: always a job).", ge=0, le=100_000)
-    ] = 5000
+                  "batches (0: always a job). It bounds how long one report holds its "
+                  "recipients' stream rows locked.", ge=0, le=100_000)
+    ] = 2000
     lost_reports_per_day: Annotated[
         int, _doc("lost.report alerts one user may raise per 24 hours (all sockets and "
                   "nodes; a resend with the same idempotency_key is not counted).", ge=1)
