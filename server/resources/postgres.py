@@ -32,10 +32,8 @@ async def _reset_after_use(conn: asyncpg.Connection) -> None:
     (``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL``): that is a round
     trip on every release — as long as a whole ``chat.send`` — to undo session state this
     server never leaves behind (no ``SET``, ``LISTEN``, cursor or advisory lock outlives
-    its transaction; the migration lock is released by ``migrate`` itself). A connection
-    still inside a transaction (a command cancelled mid-way) gets the full reset."""
-    if conn.is_in_transaction():
-        await conn.reset()
+    its transaction; the migration lock is released by ``migrate`` itself). A transaction
+    left open (a command cancelled mid-way) is rolled back by asyncpg before this runs."""
 
 
 class BoundedPool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg ships no types
