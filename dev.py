@@ -6,7 +6,8 @@
     python3 dev.py create-admin EMAIL make that registered account an admin
     python3 dev.py test [ARGS]        the test suite; ARGS go to pytest (tests/domain -q, -k chat)
     python3 dev.py bench NAME [ARGS]  a benchmark in bench/: gateway, fanout, resume, chat,
-                                      lost_found, uploads, community, push_crypto, push, admin, live
+                                      lost_found, lost_alert, uploads, community, push_crypto,
+                                      push, admin, live, flood, scaleout
                                       (ARGS go to it, e.g. bench chat --duration 10)
     python3 dev.py example [URL]      examples/match_and_chat.py against a running server
                                       (default http://127.0.0.1:8080)

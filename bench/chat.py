@@ -11,6 +11,18 @@ clock, one process), and the server's CPU (user+system seconds / wall
 seconds, from /proc). Steps stop early once p99 exceeds ``--p99-limit-ms``:
 the previous step is the maximum sustainable rate.
 
+``--max-rate`` (issue #19): the highest *lossless* total rate with p99 < 100 ms over
+100 pairs, stepping the offered rate up (bounded steps), for petspark and then, in the
+same run, for a python-socketio relay (this script in ``socketio-relay`` mode: a tiny
+non-durable aiohttp app that emits each message to the sender's partner), with the same
+lean aiohttp client (Engine.IO v4 frames written by hand); prints both and the ratio.
+A step is lossless when every message sent in it reached the partner (2 s grace) and
+no error came back; stepping stops at the first lossy step or one with p99 over 5 times the
+limit (a lossless step just over the limit, e.g. one stall on a shared box, does not end
+the search, but does not count).
+
+    python3 dev.py bench chat --max-rate [--pairs 100] [--step-s 4]
+
 Set-up writes users, sessions, pets, matches and conversations straight into a
 fresh database (1,000 registrations through the HTTP route would measure
 password hashing, and the register throttle would refuse them) and mints access
@@ -41,6 +53,7 @@ from server.resources.migrations import migrate
 
 SECRET = "bench-secret-key-" + "x" * 32
 ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = os.path.abspath(__file__)
 
 
 class _Msg(msgspec.Struct):
@@ -175,36 +188,50 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
+async def start_server(dsn: str, redis_url: str | None, **extra: str
+                       ) -> tuple[subprocess.Popen[bytes], str]:
+    """``python -m server serve`` on a free loopback port, ready; (process, base URL)."""
+    port = services.free_port()
+    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "DATABASE_URL": dsn,
+           "SECRET_KEY": SECRET, "DATA_DIR": tempfile.mkdtemp(prefix="bench-chat-"),
+           "LOG_LEVEL": "WARNING", "WS_MAX_CONNECTIONS_PER_USER": "5",
+           "WS_HANDSHAKES_PER_ADDRESS": "100000", **extra}
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+    else:
+        env.pop("REDIS_URL", None)
+    log_path = Path(env["DATA_DIR"]) / "server.log"
+    # Blocking calls are fine here: start-up, before any load is measured.
+    with open(log_path, "wb") as log_file:  # noqa: ASYNC230
+        server = subprocess.Popen(  # noqa: ASYNC220
+            [sys.executable, "-m", "server", "serve"], cwd=ROOT,
+            env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    print(f"server log: {log_path}", flush=True)
+    base = f"http://127.0.0.1:{port}"
+    await wait_ready(base + "/healthz")
+    return server, base
+
+
+async def wait_ready(url: str, tries: int = 200) -> None:
+    async with aiohttp.ClientSession() as http:
+        for _ in range(tries):
+            try:
+                async with http.get(url) as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"{url} not ready")
+
+
 async def run(args: argparse.Namespace, admin_dsn: str, redis_url: str) -> None:
     dsn = await services.create_database(admin_dsn, prefix="petspark_bench")
     server: subprocess.Popen[bytes] | None = None
     try:
         print(f"seeding {args.conversations} conversations …", flush=True)
         rows = await seed(dsn, args.conversations)
-        port = services.free_port()
-        env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "DATABASE_URL": dsn,
-               "REDIS_URL": redis_url if args.redis else "", "SECRET_KEY": SECRET,
-               "DATA_DIR": tempfile.mkdtemp(prefix="bench-chat-"), "LOG_LEVEL": "WARNING",
-               "WS_MAX_CONNECTIONS_PER_USER": "5"}
-        if not args.redis:
-            env.pop("REDIS_URL")
-        log_path = Path(env["DATA_DIR"]) / "server.log"
-        # Blocking calls are fine here: start-up, before any load is measured.
-        with open(log_path, "wb") as log_file:  # noqa: ASYNC230
-            server = subprocess.Popen(  # noqa: ASYNC220
-                [sys.executable, "-m", "server", "serve"], cwd=ROOT,
-                env=env, stdout=log_file, stderr=subprocess.STDOUT)
-        print(f"server log: {log_path}", flush=True)
-        base = f"http://127.0.0.1:{port}"
-        async with aiohttp.ClientSession() as http:
-            for _ in range(200):
-                try:
-                    async with http.get(base + "/healthz") as resp:
-                        if resp.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
+        server, base = await start_server(dsn, redis_url if args.redis else None)
         tokens = AccessTokens(SECRET, None, 3600)
         stats = Stats()
         ready, stop = asyncio.Event(), asyncio.Event()
@@ -281,6 +308,238 @@ async def run(args: argparse.Namespace, admin_dsn: str, redis_url: str) -> None:
         await services.drop_database(admin_dsn, dsn)
 
 
+# --- --max-rate: highest lossless rate, petspark vs a python-socketio relay ---------------
+STEPS = [250, 500, 1000, 1500, 2000, 3000, 4000, 5000, 6000, 8000, 10000, 12000, 15000]
+GRACE_S = 2.0
+
+
+def run_socketio_relay(port: int) -> None:
+    """The baseline: a python-socketio aiohttp app relaying each ``msg`` to the partner
+    (not stored, no idempotency, no order guarantee beyond the socket's)."""
+    import socketio  # type: ignore[import-untyped]
+    import uvloop
+    from aiohttp import web
+
+    sio = socketio.AsyncServer(async_mode="aiohttp", cors_allowed_origins=[])
+    app = web.Application()
+    sio.attach(app)
+
+    @sio.event  # type: ignore[untyped-decorator]
+    async def connect(sid: str, environ: dict[str, object], auth: dict[str, str]) -> None:
+        await sio.enter_room(sid, auth["user"])
+
+    @sio.event  # type: ignore[untyped-decorator]
+    async def msg(sid: str, data: dict[str, str]) -> None:
+        await sio.emit("msg", data, to=data["to"])
+
+    async def ready(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app.router.add_get("/readyz", ready)
+    uvloop.install()
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+class Step:
+    def __init__(self) -> None:
+        self.sent_at: dict[str, float] = {}
+        self.latencies: list[float] = []
+        self.sent = 0
+        self.errors = 0
+        self.open = False  # counting this step's sends
+
+
+class Client:
+    """One user's lean socket: ``send(key)`` writes a message to the partner; arrivals of
+    the partner's messages are timed against ``step.sent_at``."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse, user: str, partner: str,
+                 conversation: str, socketio: bool) -> None:
+        self.ws, self.user, self.partner = ws, user, partner
+        self.conversation, self.socketio = conversation, socketio
+        self.step = Step()
+
+    def frame(self, key: str) -> str:
+        if self.socketio:
+            return ('42["msg",{"to":"' + self.partner + '","id":"' + key
+                    + '","body":"hello"}]')
+        return ('{"type":"chat.send","id":"' + key + '","conversation_id":"'
+                + self.conversation + '","client_msg_id":"' + key + '","body":"hello"}')
+
+    def arrived(self, key: str) -> None:
+        t0 = self.step.sent_at.pop(key, None)
+        if t0 is not None:
+            self.step.latencies.append(time.perf_counter() - t0)
+
+    async def read(self, peers: dict[str, Client]) -> None:
+        async for msg in self.ws:
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                break
+            data: str = msg.data
+            if self.socketio:
+                if data == "2":
+                    await self.ws.send_str("3")
+                elif data.startswith('42["msg"'):
+                    i = data.index('"id":"') + 6
+                    peers[self.partner].arrived(data[i:data.index('"', i)])
+                continue
+            if data.startswith('{"type":"chat.message"'):
+                m = _decode(data).message
+                if m is not None and m.sender_id != self.user:
+                    peers[self.partner].arrived(m.client_msg_id)
+            elif data.startswith('{"type":"ping"'):
+                await self.ws.send_str('{"type":"pong"}')
+            elif data.startswith('{"type":"error"'):
+                self.step.errors += 1
+
+
+async def open_clients(session: aiohttp.ClientSession, rows: list[tuple[str, str, str, str]],
+                       url: str, socketio: bool) -> list[Client]:
+    tokens = AccessTokens(SECRET, None, 3600)
+    sem = asyncio.Semaphore(20)
+
+    async def one(user: str, partner: str, conv: str, sid: str) -> Client:
+        async with sem:
+            if socketio:
+                ws = await session.ws_connect(url + "/socket.io/?EIO=4&transport=websocket")
+                opened = await ws.receive(timeout=10)
+                assert opened.data.startswith("0"), opened
+                await ws.send_str('40{"user":"' + user + '"}')
+                joined = await ws.receive(timeout=10)
+                assert joined.data.startswith("40"), joined
+            else:
+                token, _ = tokens.issue(user_id=user, role="user", session_id=sid)
+                ws = await session.ws_connect(url + "/ws", protocols=("petspark.v1.json",),
+                                              headers={"Authorization": f"Bearer {token}"})
+                await ws.send_str('{"type":"hello"}')
+                welcome = await ws.receive(timeout=10)
+                assert '"welcome"' in welcome.data, welcome
+            return Client(ws, user, partner, conv, socketio)
+
+    jobs = []
+    for a, b, conv, sids in rows:
+        sa, sb = sids.split()
+        jobs += [one(a, b, conv, sa), one(b, a, conv, sb)]
+    return list(await asyncio.gather(*jobs))
+
+
+async def pace(client: Client, rate: float, until: float, offset: float) -> None:
+    """Send at ``rate``/s until ``until`` (perf_counter); never bursts to catch up."""
+    n = 0
+    prefix = uuid.uuid4().hex[:12]  # a fresh client_msg_id space for every call
+    await asyncio.sleep(offset)
+    next_at = time.perf_counter()
+    while (now := time.perf_counter()) < until:
+        n += 1
+        key = f"{prefix}-{n}"
+        step = client.step
+        if step.open:
+            step.sent_at[key] = now
+            step.sent += 1
+        await client.ws.send_str(client.frame(key))
+        next_at += 1.0 / rate
+        delay = next_at - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        else:
+            next_at = time.perf_counter()
+
+
+async def max_rate(name: str, clients: list[Client], step_s: float, p99_ms: float,
+                   max_total: int) -> float:
+    """Step the total offered rate up; the highest lossless step with p99 < p99_ms."""
+    peers = {c.user: c for c in clients}
+    readers = [asyncio.create_task(c.read(peers)) for c in clients]
+    best = 0.0
+    print(f"\n[{name}: {len(clients) // 2} pairs, {step_s:g} s per step]")
+    print("  offered/s  sent/s  delivered  lost  errors  p50_ms  p99_ms  max_ms")
+    try:
+        # Warm up, unmeasured: every pool connection prepares its statements, caches fill.
+        until = time.perf_counter() + 3.0
+        await asyncio.gather(*(pace(c, STEPS[0] / len(clients), until, 0.0) for c in clients))
+        await asyncio.sleep(GRACE_S)
+        for total in (t for t in STEPS if t <= max_total):
+            per_user = total / len(clients)
+            for c in clients:
+                c.step = Step()
+            warm_until = time.perf_counter() + 1.0
+            end = warm_until + step_s
+            tasks = [asyncio.create_task(pace(c, per_user, end, (i % 97) / 97 / per_user))
+                     for i, c in enumerate(clients)]
+            await asyncio.sleep(max(0.0, warm_until - time.perf_counter()))
+            for c in clients:
+                c.step.open = True
+            await asyncio.gather(*tasks)
+            for c in clients:
+                c.step.open = False
+            deadline = time.perf_counter() + GRACE_S
+            while (any(c.step.sent_at for c in clients)
+                   and time.perf_counter() < deadline):
+                await asyncio.sleep(0.05)
+            sent = sum(c.step.sent for c in clients)
+            lat = [x for c in clients for x in c.step.latencies]
+            lost = sum(len(c.step.sent_at) for c in clients)
+            errors = sum(c.step.errors for c in clients)
+            p50, p99 = pct(lat, 0.5) * 1000, pct(lat, 0.99) * 1000
+            print(f"  {total:9d}  {sent / step_s:6.0f}  {len(lat):9d}  {lost:4d}  {errors:6d}"
+                  f"  {p50:6.1f}  {p99:6.1f}  {max(lat, default=0) * 1000:6.0f}", flush=True)
+            if lost or errors or p99 > 5 * p99_ms:
+                break  # saturated: higher steps only queue up
+            if p99 < p99_ms:
+                best = sent / step_s
+            await asyncio.sleep(0.5)
+    finally:
+        for task in readers:
+            task.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+    print(f"  {name}: highest lossless rate with p99 < {p99_ms:.0f} ms: {best:,.0f} msg/s")
+    return best
+
+
+async def run_max_rate(args: argparse.Namespace, admin_dsn: str, redis_url: str) -> None:
+    print(f"chat max-rate bench — {os.cpu_count()} cores, loadavg at start "
+          f"{os.getloadavg()[0]:.2f}; servers, PostgreSQL, Redis and this load generator "
+          "share the machine", flush=True)
+    dsn = await services.create_database(admin_dsn, prefix="petspark_bench")
+    server: subprocess.Popen[bytes] | None = None
+    relay: subprocess.Popen[bytes] | None = None
+    try:
+        rows = await seed(dsn, args.pairs)
+        server, base = await start_server(
+            dsn, redis_url if args.redis else None, WS_RATE_PER_S="100000",
+            WS_RATE_BURST="100000")
+        port = services.free_port()
+        relay = subprocess.Popen(  # noqa: ASYNC220
+            [sys.executable, SCRIPT, "socketio-relay", str(port)],
+            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        relay_base = f"http://127.0.0.1:{port}"
+        await wait_ready(relay_base + "/readyz")
+        results = {}
+        for name, url, sio in (("petspark chat.send (durable)", base, False),
+                               ("python-socketio relay (not durable)", relay_base, True)):
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+                clients = await open_clients(http, rows, url.replace("http", "ws"), sio)
+                results[sio] = await max_rate(name, clients, args.step_s, args.p99_limit_ms,
+                                              args.max_total)
+                await asyncio.gather(*(c.ws.close() for c in clients))
+        ours, theirs = results[False], results[True]
+        ratio = ours / theirs if theirs else 0.0
+        print(f"\n[results] petspark {ours:,.0f} msg/s vs python-socketio relay "
+              f"{theirs:,.0f} msg/s = {ratio:.2f} (target >= 0.3: "
+              f"{'met' if ratio >= 0.3 else 'MISSED'}); loadavg at end "
+              f"{os.getloadavg()[0]:.2f}", flush=True)
+    finally:
+        for proc in (server, relay):
+            if proc is not None:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        await services.drop_database(admin_dsn, dsn)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--conversations", type=int, default=500)
@@ -290,11 +549,25 @@ def main() -> None:
     parser.add_argument("--p99-limit-ms", type=float, default=100.0)
     parser.add_argument("--redis", action=argparse.BooleanOptionalAction, default=True,
                         help="run the server with Redis (default) or the in-process broker")
+    parser.add_argument("--max-rate", action="store_true",
+                        help="highest lossless rate vs a python-socketio relay (issue #19)")
+    parser.add_argument("--pairs", type=int, default=100, help="--max-rate: conversations")
+    parser.add_argument("--step-s", type=float, default=4.0, help="--max-rate: s per step")
+    parser.add_argument("--max-total", type=int, default=15000,
+                        help="--max-rate: highest offered msg/s tried")
+    if len(sys.argv) == 3 and sys.argv[1] == "socketio-relay":
+        run_socketio_relay(int(sys.argv[2]))
+        return
     args = parser.parse_args()
     if args.conversations > 2000 or args.duration > 120:
         parser.error("bounded: at most 2000 conversations and 120 s per step")
+    if not (1 <= args.pairs <= 1000 and 0 < args.step_s <= 30):
+        parser.error("bounded: 1..1000 pairs, at most 30 s per step")
     with bench_postgres() as admin_dsn, bench_redis() as redis_url:
-        asyncio.run(run(args, admin_dsn, redis_url))
+        if args.max_rate:
+            asyncio.run(asyncio.wait_for(run_max_rate(args, admin_dsn, redis_url), 900))
+        else:
+            asyncio.run(run(args, admin_dsn, redis_url))
 
 
 if __name__ == "__main__":

@@ -346,10 +346,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     # --- lost & found ------------------------------------------------------------------
     lost_fanout_poll_s: Annotated[
-        float, _doc("Seconds between each node's look for lost-alert fan-out jobs created on "
-                    "other nodes or left by a crash (its own jobs start at once).",
+        float, _doc("Seconds between each node's safety-net look for lost-alert fan-out jobs "
+                    "(a new job wakes every node's runner at once; this finds jobs left by "
+                    "a crash or whose wake-up was lost).",
                     gt=0, le=300)
     ] = 5.0
+    lost_inline_fanout_max: Annotated[
+        int, _doc("Watchers up to which a lost alert (or its resolution) is sent inside the "
+                  "report's own transaction; beyond it, a durable fan-out job sends it in "
+                  "batches (0: always a job). It bounds how long one report holds its "
+                  "recipients' stream rows locked.", ge=0, le=100_000)
+    ] = 2000
     lost_reports_per_day: Annotated[
         int, _doc("lost.report alerts one user may raise per 24 hours (all sockets and "
                   "nodes; a resend with the same idempotency_key is not counted).", ge=1)

@@ -64,8 +64,9 @@ from server.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# Above this many template bytes in one commit a notice carries only (user, seq):
-# nodes read the rows from PostgreSQL instead of pushing a huge pub/sub message.
+# At most this many template bytes in one commit's notice: templates go in by audience
+# (most recipients first) while they fit; the others' groups carry only (user, seq) and
+# nodes read those rows from PostgreSQL instead of pushing a huge pub/sub message.
 INLINE_PAYLOAD_LIMIT = 256 * 1024
 
 
@@ -149,8 +150,14 @@ class Node:
     async def publish_events(self, appended: Sequence[Appended]) -> None:
         """Announce committed durable events to the nodes holding a recipient's socket
         (this one included): each node's notice carries only its users' targets."""
-        total = sum(len(a.template) for a in appended)
-        inline = total <= INLINE_PAYLOAD_LIMIT
+        inline: set[int] = set()
+        budget = INLINE_PAYLOAD_LIMIT
+        # e.g. a lost alert (one template, 1,000 watchers) before its 1,000 notifications
+        for i in sorted(range(len(appended)), key=lambda i: -len(appended[i].targets)):
+            size = len(appended[i].template)
+            if size <= budget:
+                inline.add(i)
+                budget -= size
         users = list(dict.fromkeys(u for a in appended for u, _ in a.targets))
         committed_at = time.time()
         try:
@@ -159,10 +166,10 @@ class Node:
             for node_id, node_users in by_node.items():
                 here = set(node_users)
                 groups = []
-                for a in appended:
+                for i, a in enumerate(appended):
                     targets = [t for t in a.targets if t[0] in here]
                     if targets:
-                        groups.append(bus.EventGroup(a.template if inline else None,
+                        groups.append(bus.EventGroup(a.template if i in inline else None,
                                                      a.seq_at, targets))
                 messages.append((node_id, bus.encode(bus.Events(groups=groups,
                                                                  committed_at=committed_at))))

@@ -97,28 +97,74 @@ class Transaction:
         users = sorted(set(user_ids))
         if not users:
             return {}
-        rows = await self.conn.fetch(
-            """INSERT INTO user_streams AS s (user_id, last_seq, change_id)
-               SELECT u, 1, nextval('user_streams_change_seq')
-               FROM unnest($1::uuid[]) AS u ORDER BY u
-               ON CONFLICT (user_id) DO UPDATE
-                   SET last_seq = s.last_seq + 1, change_id = EXCLUDED.change_id
-               RETURNING user_id::text AS user_id, last_seq""",
-            users,
-        )
-        seqs = {r["user_id"]: r["last_seq"] for r in rows}
+        seqs = await self._next_seqs(users)
         tag = event.wire_type()
         template = JSON.encode(msgspec.structs.replace(event, seq=0))
         at = seq_offset(template, tag)
         ordered = [seqs[u] for u in users]
+        await self._insert_events(users, ordered, [tag] * len(users),
+                                  [with_seq(template, at, seq) for seq in ordered])
+        self.appended.append(Appended(template, at, list(zip(users, ordered, strict=True))))
+        return seqs
+
+    async def append_each(self, events: dict[str, Sequence[DurableEvent]]
+                          ) -> dict[str, list[int]]:
+        """Append each user's own events (user_id → events, in that order) to their
+        stream, in two statements however many users; return user_id → their seqs.
+
+        An event object given to several users (the same instance) is encoded once and
+        published as one group."""
+        users = sorted(u for u, evs in events.items() if evs)
+        if not users:
+            return {}
+        last = await self._next_seqs(users, [len(events[u]) for u in users])
+        encoded: dict[int, tuple[str, bytes, int, list[tuple[str, int]]]] = {}
+        ids, seqs, tags, payloads = [], [], [], []
+        out: dict[str, list[int]] = {}
+        for user in users:
+            mine = events[user]
+            first = last[user] - len(mine) + 1
+            out[user] = list(range(first, last[user] + 1))
+            for seq, event in zip(out[user], mine, strict=True):
+                entry = encoded.get(id(event))
+                if entry is None:
+                    tag = event.wire_type()
+                    template = JSON.encode(msgspec.structs.replace(event, seq=0))
+                    entry = encoded[id(event)] = (tag, template, seq_offset(template, tag), [])
+                tag, template, at, targets = entry
+                targets.append((user, seq))
+                ids.append(user)
+                seqs.append(seq)
+                tags.append(tag)
+                payloads.append(with_seq(template, at, seq))
+        await self._insert_events(ids, seqs, tags, payloads)
+        self.appended.extend(Appended(template, at, targets)
+                             for _, template, at, targets in encoded.values())
+        return out
+
+    async def _next_seqs(self, users: list[str], counts: list[int] | None = None
+                         ) -> dict[str, int]:
+        """Take the next seq (or the next ``counts[i]``) of each (sorted) user's stream,
+        locking the rows in that order, and stamp each row's ``change_id`` (the position
+        check reads only rows that moved); return each user's new last seq."""
+        rows = await self.conn.fetch(
+            """INSERT INTO user_streams AS s (user_id, last_seq, change_id)
+               SELECT u, n, nextval('user_streams_change_seq')
+               FROM unnest($1::uuid[], $2::bigint[]) AS t (u, n) ORDER BY u
+               ON CONFLICT (user_id) DO UPDATE
+                   SET last_seq = s.last_seq + excluded.last_seq, change_id = excluded.change_id
+               RETURNING user_id::text AS user_id, last_seq""",
+            users, counts or [1] * len(users),
+        )
+        return {r["user_id"]: r["last_seq"] for r in rows}
+
+    async def _insert_events(self, users: list[str], seqs: list[int], tags: list[str],
+                             payloads: list[bytes]) -> None:
         await self.conn.execute(
             """INSERT INTO events (user_id, seq, type, payload)
                SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::bytea[])""",
-            users, ordered, [tag] * len(users),
-            [with_seq(template, at, seq) for seq in ordered],
+            users, seqs, tags, payloads,
         )
-        self.appended.append(Appended(template, at, list(zip(users, ordered, strict=True))))
-        return seqs
 
 
 class EventStream:
@@ -154,12 +200,19 @@ class EventStream:
         async with self.pool.acquire() as conn, conn.transaction():
             tx = Transaction(conn)
             yield tx
-        for name in tx.signals:
+        await self.committed(tx.appended, tx.signals)
+
+    async def committed(self, appended: Sequence[Appended], signals: Iterable[str] = ()
+                        ) -> None:
+        """After a commit: call the signalled listeners and publish the appended events.
+        ``transaction`` does it; a change committed in one statement of its own (chat
+        send) calls it directly."""
+        for name in signals:
             for callback in self._listeners.get(name, ()):
                 callback()
-        if tx.appended:
-            self.metrics.events_appended.inc(sum(len(a.targets) for a in tx.appended))
-            await self._publish(tx.appended)
+        if appended:
+            self.metrics.events_appended.inc(sum(len(a.targets) for a in appended))
+            await self._publish(appended)
 
     async def last_seq(self, user_id: str) -> int:
         value = await self.pool.fetchval(

@@ -19,6 +19,7 @@ from protocol.matching import MatchesUnmatch
 from protocol.objects import Match
 from protocol.session import Error
 from tests.domain.conftest import AppClient, User, cid, make_match, new_user
+from tests.support.ws import ProtocolSocket
 
 UNKNOWN = "00000000-0000-0000-0000-000000000000"
 
@@ -242,3 +243,73 @@ async def test_conversations_newest_activity_first_with_cursor(app_client: AppCl
     assert closed[matches[1].conversation_id] is True
     # history stays readable after the unmatch
     await alice.cmd(ChatHistory(id=cid(), conversation_id=matches[1].conversation_id))
+
+
+async def test_a_recorded_send_is_answered_with_the_first_result_after_the_close(
+    app_client: AppClient,
+) -> None:
+    alice, bob, match = await pair(app_client)
+    first = await alice.cmd(send(match.conversation_id, "before", "k-close"))
+    await alice.cmd(MatchesUnmatch(id=cid(), match_id=match.id))
+    again = await alice.cmd(send(match.conversation_id, "before", "k-close"))
+    assert again.message == first.message
+    refused = await alice.error(send(match.conversation_id, "after", "k-new"))
+    assert refused.code == "conflict"
+    history = await bob.cmd(ChatHistory(id=cid(), conversation_id=match.conversation_id))
+    assert [m.id for m in history.messages] == [first.message.id]
+
+
+async def test_concurrent_sends_keep_every_stream_in_order_without_gaps(
+    app_client: AppClient,
+) -> None:
+    import asyncio
+
+    alice, bob, match = await pair(app_client)
+    watcher_a, watcher_b = await alice.connect(), await bob.connect()
+    start_a = watcher_a.welcome.last_seq if watcher_a.welcome else 0
+    start_b = watcher_b.welcome.last_seq if watcher_b.welcome else 0
+    count = 15
+    # Both users, from two sockets each, sending at once (and one resend each).
+    socks = [alice.sock, await alice.connect(), bob.sock, await bob.connect()]
+
+    async def burst(n: int, sock: ProtocolSocket) -> list[str]:
+        return [(await sock.command(send(match.conversation_id, f"m{i}",
+                                         f"k{n}-{i % (count - 1)}"))).message.id
+                for i in range(count)]
+
+    sent = await asyncio.gather(*(burst(n, sock) for n, sock in enumerate(socks)))
+    ids = {i for one in sent for i in one}
+    assert len(ids) == 4 * (count - 1)  # each socket's last send repeated its first key
+    for sock, start in ((watcher_a, start_a), (watcher_b, start_b)):
+        seqs = []
+        got: set[str] = set()
+        for _ in range(len(ids)):
+            event = await sock.expect("chat.message", timeout=10)
+            seqs.append(event.seq)
+            got.add(event.message.id)
+        assert seqs == list(range(start + 1, start + 1 + len(ids)))
+        assert got == ids
+        await sock.expect_nothing(0.05)
+
+
+async def test_a_send_marks_every_members_stream_as_moved(app_client: AppClient,
+                                                          database_url: str) -> None:
+    """The position check reads only streams whose ``change_id`` moved (migration 0014),
+    so the one-statement send must stamp it like ``Transaction.append`` does: else a
+    message whose broker notice was dropped would never be found."""
+    alice, bob, match = await pair(app_client)
+    conn = await asyncpg.connect(database_url)
+    try:
+        async def marks() -> dict[str, int]:
+            rows = await conn.fetch(
+                "SELECT user_id::text, coalesce(change_id, 0) AS c FROM user_streams "
+                "WHERE user_id = ANY($1::uuid[])", [alice.id, bob.id])
+            return {r["user_id"]: r["c"] for r in rows}
+
+        before = await marks()
+        await alice.cmd(send(match.conversation_id, "stamped"))
+        after = await marks()
+    finally:
+        await conn.close()
+    for user in (alice.id, bob.id):
+        assert after[user] > before.get(user, 0)

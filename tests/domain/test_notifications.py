@@ -125,3 +125,28 @@ async def test_list_read_and_unread_count(app_client: AppClient) -> None:
     assert (await alice.cmd(NotificationsRead(id=cid(), all=True))).unread_count == 0
     error = await alice.error(NotificationsList(id=cid(), cursor="nope"))
     assert error.code == "bad_request"
+
+
+async def test_an_offline_notification_carries_any_display_name_as_valid_json(
+    app_client: AppClient, database_url: str,
+) -> None:
+    # The send statement puts the sender's name into the stored event itself.
+    client = await app_client()
+    name = 'Zoë "Z" \\ 🐶 <b>'
+    alice, bob = await new_user(client, name), await new_user(client, "Bob")
+    match = await make_match(alice, await alice.pet(), bob, await bob.pet())
+    seen = await go_offline(bob)
+    await alice.cmd(ChatSend(id=cid(), conversation_id=match.conversation_id,
+                             client_msg_id="n1", body='say "hi" \\ 👋'))
+    sock = await bob.connect(resume_from=seen)
+    await sock.expect("chat.message")
+    note = await sock.expect("notification")
+    assert note.notification.title == f"New message from {name}"
+    assert note.notification.body == 'say "hi" \\ 👋'
+    conn = await asyncpg.connect(database_url)
+    try:
+        title = await conn.fetchval("SELECT title FROM notifications WHERE id = $1",
+                                    note.notification.id)
+    finally:
+        await conn.close()
+    assert title == f"New message from {name}"

@@ -168,6 +168,6 @@ async def test_large_fanout_notice_without_payload_is_read_from_db(
     client = await app_client()
     user = await register(client)
     sock = await open_session(client, user.access_token)
-    # > INLINE_PAYLOAD_LIMIT in one commit: the notice carries no payloads.
+    # > INLINE_PAYLOAD_LIMIT in one commit: the groups beyond it carry no payloads.
     await events.append_batch(client.app, [user.user_id], 300, body="y" * 1000)
     assert await seqs(sock, 300) == list(range(1, 301))

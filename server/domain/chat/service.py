@@ -6,12 +6,13 @@ does not exist (``not_found``, the same answer as for an id never issued).
 
 from __future__ import annotations
 
-import asyncio
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import msgspec
 
-from protocol.base import Empty
+from protocol.base import DurableEvent, Empty
 from protocol.chat import (
     ChatMessageEvent,
     ChatReadEvent,
@@ -21,21 +22,59 @@ from protocol.chat import (
     HistoryResult,
     MessageResult,
 )
-from protocol.objects import ChatMessage, Conversation
+from protocol.codec import JSON, encode_result
+from protocol.notifications import NotificationEvent
+from protocol.objects import ChatMessage, Conversation, Notification
 from server.deps import Deps
 from server.domain.chat import store
 from server.domain.cursors import decode_cursor, encode_cursor
-from server.domain.idempotency import run_idempotent
-from server.domain.notifications.service import notify
+from server.domain.notifications.service import PUSH_SIGNAL, collapse_key
 from server.domain.safety import store as safety_store
 from server.domain.uploads.attachments import check_owned_uploads
 from server.errors import BadRequest, Conflict, Forbidden, NotFound
 from server.ids import require_id
-from server.realtime.stream import Transaction
+from server.realtime.stream import Appended, Transaction, seq_offset
 
 EDIT_WINDOW = timedelta(minutes=15)
 TYPING_EVERY_S = 3.0
 PREVIEW_CHARS = 140
+
+
+MEMBER_CACHE_SIZE = 100_000  # conversations whose members a node remembers
+_TITLE_MARK = "title-" + uuid.uuid4().hex
+"""Stands in for a notification's title when it is encoded; the send statement puts the
+sender's display name there."""
+
+
+class _Template:
+    """A durable event encoded with ``"seq":0``, split around that 0."""
+
+    def __init__(self, event: DurableEvent) -> None:
+        self.template = JSON.encode(event)
+        self.seq_at = seq_offset(self.template, event.wire_type())
+        self.head = self.template[:self.seq_at]
+        self.tail = self.template[self.seq_at + 1:]
+
+
+class _NoteTemplate:
+    """A ``notification`` event split around its seq and its title: HEAD, seq, middle,
+    title (a JSON string), tail."""
+
+    HEAD = b'{"type":"notification","seq":'
+
+    def __init__(self, note: Notification) -> None:
+        self.id = note.id
+        whole = _Template(NotificationEvent(seq=0, notification=note))
+        if whole.head != self.HEAD:
+            raise ValueError(f"unexpected notification layout: {whole.template[:60]!r}")
+        mark = msgspec.json.encode(_TITLE_MARK)
+        i = whole.tail.index(mark)
+        self.middle = whole.tail[:i]
+        self.tail = whole.tail[i + len(mark):]
+
+    def with_title(self, title_json: bytes) -> tuple[bytes, int]:
+        """The whole event with ``"seq":0`` and the title, and the offset of that 0."""
+        return self.HEAD + b"0" + self.middle + title_json + self.tail, len(self.HEAD)
 
 
 def message_from_row(row: asyncpg.Record, prefix: str = "") -> ChatMessage:
@@ -72,51 +111,87 @@ class ChatService:
         self.presence = deps.presence
         self.node = deps.node
         self.limiter = deps.limiter
+        self._member_cache: dict[str, list[str]] = {}
 
     async def send_message(self, user_id: str, cmd: ChatSend) -> MessageResult:
+        """One statement, committed on its own (``store.SEND_STATEMENT``): one round trip
+        to PostgreSQL for a send without attachments (their check is one more, before)."""
         body = _body(cmd.body)
+        conversation_id = require_id(cmd.conversation_id, "conversation_id",
+                                     "no such conversation")
+        # Attachments first: their answer does not depend on the conversation, so it
+        # says nothing about whether a conversation the sender cannot see exists.
+        files = (await check_owned_uploads(self.db, user_id, cmd.attachment_ids,
+                                           field="attachment_ids")
+                 if cmd.attachment_ids else [])
+        # Who gets a notification is decided before the statement, from presence (Redis,
+        # bounded, never raising: unknown = offline), so nothing waits inside it.
+        others = [m for m in await self._members(conversation_id) if m != user_id]
+        online = await self.presence.online_or_unknown(others)
+        offline = [m for m in others if not online.get(m, False)]
 
-        async def work(tx: Transaction) -> MessageResult:
-            conversation_id = require_id(cmd.conversation_id, "conversation_id",
-                                         "no such conversation")
-            # Attachments first: their answer does not depend on the conversation, so it
-            # says nothing about whether a conversation the sender cannot see exists.
-            files = await check_owned_uploads(tx.conn, user_id, cmd.attachment_ids,
-                                              field="attachment_ids")
-            row = await store.insert_message_as_member(
-                tx.conn, conversation_id=conversation_id, sender_id=user_id,
-                client_msg_id=cmd.client_msg_id, body=body, attachment_ids=files)
-            if row is None:
-                raise NotFound("conversation_id: no such conversation")
-            if row["blocked"]:
-                raise Forbidden("conversation_id: you cannot send to this conversation")
-            if row["closed_at"] is not None:
-                raise Conflict("conversation_id: the conversation is closed")
-            message = message_from_row(row)
-            members: list[str] = list(row["member_ids"])
-            others = [m for m in members if m != user_id]
-            # The presence lookup (Redis) overlaps the event append (PostgreSQL). It runs
-            # as its own task and never raises (unknown = offline); the transaction's
-            # connection only ever has the one operation of this task in flight.
-            lookup = asyncio.ensure_future(self.presence.online_or_unknown(others))
-            try:
-                await tx.append(members, ChatMessageEvent(seq=0, message=message))
-            except BaseException:
-                lookup.cancel()
-                raise
-            online = await lookup
-            offline = [m for m in others if not online.get(m, False)]
-            if offline:
-                sender = await store.select_display_name(tx.conn, user_id)
-                await notify(tx, self.presence, offline, kind="chat.message",
-                             title=f"New message from {sender}", body=body[:PREVIEW_CHARS],
-                             data={"conversation_id": message.conversation_id,
-                                   "message_id": message.id, "sender_id": user_id},
-                             online=online)
-            return MessageResult(message=message)
+        now = datetime.now(UTC)
+        message = ChatMessage(
+            id=str(uuid.uuid4()), conversation_id=conversation_id, sender_id=user_id,
+            client_msg_id=cmd.client_msg_id, body=body, attachment_ids=files, created_at=now)
+        chat = _Template(ChatMessageEvent(seq=0, message=message))
+        note_data = {"conversation_id": conversation_id, "message_id": message.id,
+                     "sender_id": user_id}
+        note_body = body[:PREVIEW_CHARS]
+        notes = [_NoteTemplate(Notification(
+            id=str(uuid.uuid4()), kind="chat.message", title=_TITLE_MARK, body=note_body,
+            data=note_data, created_at=now)) for _ in offline]
+        async with self.db.acquire() as conn:
+            row = await conn.fetchrow(
+                store.SEND_STATEMENT, conversation_id, user_id, cmd.client_msg_id, body,
+                message.id, files, encode_result(MessageResult(message=message)), now,
+                chat.head, chat.tail, offline, [n.id for n in notes], [n.middle for n in notes],
+                _NoteTemplate.HEAD, notes[0].tail if notes else b"", note_body, note_data,
+                collapse_key("chat.message", note_data))
+            if not row["sent"]:
+                return await self._not_sent(conn, user_id, cmd.client_msg_id, row)
+        users: list[str] = row["user_ids"]
+        appended = [Appended(chat.template, chat.seq_at,
+                             [(u, seq - n) for u, seq, n in
+                              zip(users, row["last_seqs"], row["notes"], strict=True)])]
+        by_user = dict(zip(offline, notes, strict=True))
+        for u, seq, n in zip(users, row["last_seqs"], row["notes"], strict=True):
+            if n:
+                template, seq_at = by_user[u].with_title(row["title_json"])
+                appended.append(Appended(template, seq_at, [(u, seq)]))
+        await self.stream.committed(appended, [PUSH_SIGNAL] if len(appended) > 1 else [])
+        return MessageResult(message=message)
 
-        return await run_idempotent(self.stream, user_id=user_id, scope="chat.send",
-                                    key=cmd.client_msg_id, result_type=MessageResult, work=work)
+    async def _not_sent(self, conn: asyncpg.Connection, user_id: str, key: str,
+                        row: asyncpg.Record) -> MessageResult:
+        """Nothing was written: a resend of a recorded key gets the first result (even if
+        the conversation has closed since); otherwise the check that failed says why."""
+        stored = await conn.fetchrow(
+            "SELECT result FROM idempotency_keys "
+            "WHERE user_id = $1 AND scope = 'chat.send' AND key = $2", user_id, key)
+        if stored is not None:
+            if stored["result"] is None:
+                raise Conflict("idempotency_key: in use by a request that did not finish")
+            return JSON.decode_result(stored["result"], MessageResult)
+        if not row["member"]:
+            raise NotFound("conversation_id: no such conversation")
+        if row["blocked"]:
+            raise Forbidden("conversation_id: you cannot send to this conversation")
+        if row["closed_at"] is not None:
+            raise Conflict("conversation_id: the conversation is closed")
+        raise Conflict("client_msg_id: in use by a send that did not finish")
+
+    async def _members(self, conversation_id: str) -> list[str]:
+        """A conversation's members (fixed once it is opened), cached per node. Only the
+        presence lookup uses it; the send statement checks membership itself."""
+        members = self._member_cache.get(conversation_id)
+        if members is None:
+            members = await store.select_member_ids(self.db, conversation_id)
+            if members:
+                if len(self._member_cache) >= MEMBER_CACHE_SIZE:
+                    self._member_cache.pop(next(iter(self._member_cache)))
+                self._member_cache[conversation_id] = members
+        return members
 
     async def conversations(self, user_id: str, cursor: str | None, limit: int
                             ) -> ConversationsResult:

@@ -56,43 +56,6 @@ async def select_membership(conn: asyncpg.Connection, conversation_id: str, user
     return row
 
 
-async def insert_message_as_member(
-    conn: asyncpg.Connection, *, conversation_id: str, sender_id: str, client_msg_id: str,
-    body: str, attachment_ids: list[str],
-) -> asyncpg.Record | None:
-    """One round trip for a send: insert the message only if the sender is a member of
-    the conversation and it is open, and bump the conversation's activity.
-
-    None: not a member (or no such conversation). Otherwise a row with ``member_ids``,
-    ``closed_at`` and ``blocked`` (a block separates the sender from another member),
-    plus the message columns (null when closed or blocked: nothing was inserted)."""
-    row: asyncpg.Record | None = await conn.fetchrow(
-        f"""WITH conv AS (
-                SELECT c.id, c.closed_at,
-                       (SELECT array_agg(cm.user_id::text ORDER BY cm.user_id)
-                        FROM conversation_members cm WHERE cm.conversation_id = c.id)
-                           AS member_ids,
-                       EXISTS (SELECT 1 FROM conversation_members o
-                               WHERE o.conversation_id = c.id AND o.user_id <> $2
-                                 AND NOT {not_blocked("o.user_id", "$2")}) AS blocked
-                FROM conversation_members me JOIN conversations c ON c.id = me.conversation_id
-                WHERE me.conversation_id = $1 AND me.user_id = $2),
-            m AS (
-                INSERT INTO messages (conversation_id, sender_id, client_msg_id, body,
-                                      attachment_ids)
-                SELECT conv.id, $2, $3, $4, $5::uuid[] FROM conv
-                WHERE conv.closed_at IS NULL AND NOT conv.blocked
-                RETURNING *),
-            bump AS (
-                UPDATE conversations SET last_message_id = m.id, last_activity_at = m.created_at
-                FROM m WHERE conversations.id = m.conversation_id)
-            SELECT conv.member_ids, conv.closed_at, conv.blocked, {MESSAGE_COLUMNS}
-            FROM conv LEFT JOIN m ON true""",
-        conversation_id, sender_id, client_msg_id, body, attachment_ids,
-    )
-    return row
-
-
 async def select_message_for_member(
     conn: asyncpg.Connection, message_id: str, user_id: str, for_update: bool = False
 ) -> asyncpg.Record | None:
@@ -195,7 +158,84 @@ async def select_conversations(
     return rows
 
 
-async def select_display_name(conn: asyncpg.Connection, user_id: str) -> str:
-    name: str | None = await conn.fetchval("SELECT display_name FROM users WHERE id = $1",
-                                           user_id)
-    return name or "Someone"
+async def select_member_ids(conn: asyncpg.Connection, conversation_id: str) -> list[str]:
+    """The conversation's members (empty: no such conversation)."""
+    ids: list[str] | None = await conn.fetchval(
+        "SELECT array_agg(user_id::text ORDER BY user_id) FROM conversation_members "
+        "WHERE conversation_id = $1", conversation_id)
+    return list(ids or [])
+
+
+SEND_STATEMENT = f"""
+WITH conv AS (
+    SELECT c.id, c.closed_at,
+           (SELECT array_agg(cm.user_id ORDER BY cm.user_id)
+            FROM conversation_members cm WHERE cm.conversation_id = c.id) AS member_ids,
+           EXISTS (SELECT 1 FROM conversation_members o
+                   WHERE o.conversation_id = c.id AND o.user_id <> $2
+                     AND NOT {not_blocked("o.user_id", "$2")}) AS blocked
+    FROM conversation_members me JOIN conversations c ON c.id = me.conversation_id
+    WHERE me.conversation_id = $1 AND me.user_id = $2),
+claim AS (
+    INSERT INTO idempotency_keys (user_id, scope, key, result)
+    SELECT $2, 'chat.send', $3, $7 FROM conv WHERE conv.closed_at IS NULL AND NOT conv.blocked
+    ON CONFLICT DO NOTHING RETURNING 1),
+m AS (
+    INSERT INTO messages (id, conversation_id, sender_id, client_msg_id, body,
+                          attachment_ids, created_at)
+    SELECT $5, conv.id, $2, $3, $4, $6::uuid[], $8 FROM conv WHERE EXISTS (SELECT FROM claim)
+    RETURNING id, conversation_id, created_at),
+bump AS (
+    UPDATE conversations SET last_message_id = m.id, last_activity_at = m.created_at
+    FROM m WHERE conversations.id = m.conversation_id),
+offline AS (
+    SELECT o.user_id, o.note_id, o.part
+    FROM unnest($11::uuid[], $12::uuid[], $13::bytea[]) AS o (user_id, note_id, part)),
+targets AS (
+    SELECT u AS user_id,
+           (u <> $2 AND EXISTS (SELECT FROM offline o WHERE o.user_id = u))::int AS notes
+    FROM conv, unnest(conv.member_ids) AS u WHERE EXISTS (SELECT FROM m)),
+seqs AS (
+    INSERT INTO user_streams AS s (user_id, last_seq, change_id)
+    SELECT user_id, 1 + notes, nextval('user_streams_change_seq') FROM targets ORDER BY user_id
+    ON CONFLICT (user_id) DO UPDATE
+        SET last_seq = s.last_seq + excluded.last_seq, change_id = excluded.change_id
+    RETURNING s.user_id, s.last_seq),
+title AS (
+    SELECT 'New message from ' || coalesce(nullif(
+               (SELECT display_name FROM users WHERE id = $2), ''), 'Someone') AS text),
+notes AS (
+    INSERT INTO notifications (id, user_id, kind, title, body, data, created_at)
+    SELECT o.note_id, o.user_id, 'chat.message', (SELECT text FROM title), $16, $17::jsonb, $8
+    FROM offline o JOIN targets t ON t.user_id = o.user_id WHERE t.notes = 1),
+ev AS (
+    INSERT INTO events (user_id, seq, type, payload)
+    SELECT s.user_id, s.last_seq - t.notes, 'chat.message',
+           $9::bytea || convert_to((s.last_seq - t.notes)::text, 'UTF8') || $10::bytea
+    FROM seqs s JOIN targets t ON t.user_id = s.user_id
+    UNION ALL
+    SELECT s.user_id, s.last_seq, 'notification',
+           $14::bytea || convert_to(s.last_seq::text, 'UTF8') || o.part
+           || convert_to(to_json((SELECT text FROM title))::text, 'UTF8') || $15::bytea
+    FROM seqs s JOIN targets t ON t.user_id = s.user_id
+    JOIN offline o ON o.user_id = s.user_id WHERE t.notes = 1),
+push AS (
+    INSERT INTO push_outbox (notification_id, user_id, event_seq, awaits_ack, collapse_key)
+    SELECT o.note_id, s.user_id, s.last_seq, false, $18
+    FROM seqs s JOIN targets t ON t.user_id = s.user_id
+    JOIN offline o ON o.user_id = s.user_id WHERE t.notes = 1)
+SELECT conv.id IS NOT NULL AS member, conv.closed_at, conv.blocked,
+       EXISTS (SELECT FROM m) AS sent,
+       (SELECT array_agg(s.user_id::text ORDER BY s.user_id) FROM seqs s) AS user_ids,
+       (SELECT array_agg(s.last_seq ORDER BY s.user_id) FROM seqs s) AS last_seqs,
+       (SELECT array_agg(t.notes ORDER BY t.user_id) FROM targets t) AS notes,
+       convert_to(to_json((SELECT text FROM title))::text, 'UTF8') AS title_json
+FROM (SELECT 1) AS one LEFT JOIN conv ON true"""
+"""A whole ``chat.send`` in one statement (so one round trip, committed on its own): the
+membership, block and closed checks; the idempotency claim with its result; the message
+and the conversation's activity; each member's next seq (their ``user_streams`` rows
+locked in user-id order) and ``chat.message`` event; and, for the members given as
+offline, the notification, its event (the seq after) and its push. The event payloads
+arrive encoded with their seq (and the notification's title, the sender's current
+display name) cut out; the statement splices them in. Nothing is written unless the
+message is (a replayed key, a non-member, a block or a closed conversation)."""

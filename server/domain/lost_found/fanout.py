@@ -1,8 +1,12 @@
 """The durable fan-out of ``lost.alert`` to watchers (and of resolutions to recipients).
 
 Guarantees:
-- A job row is committed with the alert (or its resolution); ``lost.report``
-  answers without waiting for any watcher.
+- Small fan-outs never reach the runner: up to ``LOST_INLINE_FANOUT_MAX`` watchers
+  (or recipients of a resolution) are sent the alert inside the report's (resolve's)
+  own transaction (``send_alert``), so it commits with the alert or not at all.
+- Beyond that, a job row is committed with the alert (or its resolution);
+  ``lost.report`` answers without waiting for any watcher, and every node's runner is
+  woken at once (``WAKE_TOPIC`` broadcast; the poll is only a safety net).
 - Each batch is ONE transaction: claim the job (``FOR UPDATE SKIP LOCKED``, so
   any node may run it and two nodes never run the same job at once), read the
   alert ``FOR SHARE`` (a resolve waits for an in-flight batch, and a batch after
@@ -15,8 +19,9 @@ Guarantees:
   sends the resolved alert (``lost.alert`` with ``status: resolved``) to every
   user recorded as having been sent it; since the resolve waited for in-flight
   batches, that list is complete when the job runs.
-- Runners wake on ``wake()`` (called after each report/resolve on this node) and
-  poll every ``poll_s`` for jobs created on other nodes or left by a crash.
+- Runners wake on ``wake()`` (called after each queued job on this node and on every
+  node's ``WAKE_TOPIC`` broadcast) and poll every ``poll_s`` for jobs whose wake-up was
+  lost (broker down) or left by a crash.
 """
 
 from __future__ import annotations
@@ -33,12 +38,29 @@ from server.domain.lost_found import store
 from server.domain.lost_found.objects import alert_for
 from server.domain.notifications.service import notify
 from server.realtime.presence import Presence
-from server.realtime.stream import EventStream
+from server.realtime.stream import EventStream, Transaction
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 500  # recipients per transaction: bounds the user_streams row locks
 DEFAULT_POLL_S = 5.0
+
+
+WAKE_TOPIC = "lost.fanout"
+"""``Node.broadcast`` topic: a fan-out job was committed; every node's runner looks now."""
+
+
+async def send_alert(tx: Transaction, presence: Presence, alert: asyncpg.Record,
+                     watchers: list[str]) -> list[str]:
+    """In ``tx``: record ``watchers`` (user-id order) as sent the alert, and append
+    ``lost.alert`` plus a notification to those not recorded before (returned)."""
+    users = await store.insert_recipients(tx.conn, alert["id"], watchers)
+    if users:
+        public = alert_for(alert, None)
+        await notify(tx, presence, users, kind="lost.alert", title="A pet is lost near you",
+                     body=public.description[:140], data={"alert_id": alert["id"]},
+                     after=LostAlert(seq=0, alert=public))
+    return users
 
 
 class FanoutRunner:
@@ -76,16 +98,8 @@ class FanoutRunner:
                         radius_m=alert["radius_m"], exclude_user_id=alert["owner_id"],
                         after_user_id=job["cursor_user_id"], limit=self.batch_size,
                     )
-                    users = await store.insert_recipients(tx.conn, alert["id"], picked)
+                    users = await send_alert(tx, self.presence, alert, picked)
                     done = len(picked) < self.batch_size
-                    if users:
-                        public = alert_for(alert, None)
-                        await tx.append(users, LostAlert(seq=0, alert=public))
-                        await notify(
-                            tx, self.presence, users, kind="lost.alert",
-                            title="A pet is lost near you", body=public.description[:140],
-                            data={"alert_id": alert["id"]},
-                        )
             else:  # resolved
                 picked = await store.select_recipients_after(
                     tx.conn, alert["id"], job["cursor_user_id"], self.batch_size)

@@ -11,6 +11,7 @@ from msgspec import UNSET
 from protocol.lost import (
     AlertResult,
     AlertsResult,
+    LostAlert,
     LostNearby,
     LostReport,
     LostSightingCommand,
@@ -27,7 +28,7 @@ from server.deps import Deps
 from server.domain.cursors import decode_cursor, encode_cursor
 from server.domain.idempotency import run_idempotent
 from server.domain.lost_found import store
-from server.domain.lost_found.fanout import FanoutRunner
+from server.domain.lost_found.fanout import WAKE_TOPIC, FanoutRunner, send_alert
 from server.domain.lost_found.objects import alert_for, sighting_from, watch_from
 from server.domain.notifications.service import notify
 from server.domain.uploads.attachments import check_owned_uploads, mark_public
@@ -77,19 +78,42 @@ class LostFoundService:
         self.stream = deps.stream
         self.limiter = deps.limiter
         self.presence = deps.presence
+        self.node = deps.node
+        self.inline_max = deps.settings.lost_inline_fanout_max
         self.runner = FanoutRunner(deps.stream, deps.presence,
                                    poll_s=deps.settings.lost_fanout_poll_s)
 
     async def start(self) -> None:
+        self.node.on_broadcast(WAKE_TOPIC, lambda _payload: self.runner.wake())
         self.runner.start()
+
+    async def _queued(self) -> None:
+        """A fan-out job was committed: wake this node's runner and every other node's."""
+        self.runner.wake()
+        await self.node.broadcast(WAKE_TOPIC)
+
+    async def _fan_out_alert(self, tx: Transaction, alert: asyncpg.Record) -> bool:
+        """Send a new alert to its watchers in ``tx`` if they are few enough; else commit a
+        job for the runners. True if a job was queued."""
+        watchers = await store.select_watchers_after(
+            tx.conn, lat=alert["lat"], lng=alert["lng"], radius_m=alert["radius_m"],
+            exclude_user_id=alert["owner_id"], after_user_id=None, limit=self.inline_max + 1)
+        if len(watchers) > self.inline_max:
+            await store.insert_fanout_job(tx.conn, alert["id"], "alert")
+            return True
+        await send_alert(tx, self.presence, alert, watchers)
+        return False
 
     async def stop(self) -> None:
         await self.runner.stop()
 
     async def report_lost(self, user_id: str, cmd: LostReport) -> AlertResult:
-        """Commit the alert and its fan-out job; the runner tells watchers afterwards."""
+        """Commit the alert with its events to up to ``LOST_INLINE_FANOUT_MAX`` watchers,
+        or with a fan-out job that the runners work through afterwards."""
+        queued = False
 
         async def work(tx: Transaction) -> AlertResult:
+            nonlocal queued
             # Inside the idempotent work: a resend of a recorded report is never refused.
             limit = self.settings.lost_reports_per_day
             await self.limiter.take(f"lost.report:{user_id}", limit, DAY_S,
@@ -102,12 +126,13 @@ class LostFoundService:
                 lat=cmd.location.lat, lng=cmd.location.lng, radius_m=cmd.radius_m,
                 photo_ids=photos,
             )
-            await store.insert_fanout_job(tx.conn, row["id"], "alert")
+            queued = await self._fan_out_alert(tx, row)
             return AlertResult(alert=alert_for(row, user_id))
 
         result = await run_idempotent(self.stream, user_id=user_id, scope="lost.report",
                                       key=cmd.idempotency_key, result_type=AlertResult, work=work)
-        self.runner.wake()
+        if queued:
+            await self._queued()
         return result
 
     async def update_alert(self, user_id: str, cmd: LostUpdate) -> AlertResult:
@@ -134,14 +159,20 @@ class LostFoundService:
             row = await _visible_alert(tx.conn, alert_id, lock="FOR UPDATE")
             if row["owner_id"] != user_id:
                 raise Forbidden("alert_id: only the alert's owner may resolve it")
+            queued = False
             if row["status"] == "open":
                 row = await store.update_alert_resolved(tx.conn, row["id"])
-                await store.insert_fanout_job(tx.conn, row["id"], "resolved")
-                changed = True
-            else:
-                changed = False
-        if changed:
-            self.runner.wake()
+                # The alert's lock waited for any in-flight batch, and no batch sends an
+                # alert that is not open: the recipients read now are all there will be.
+                recipients = await store.select_recipients_after(
+                    tx.conn, row["id"], None, self.inline_max + 1)
+                if len(recipients) > self.inline_max:
+                    await store.insert_fanout_job(tx.conn, row["id"], "resolved")
+                    queued = True
+                elif recipients:
+                    await tx.append(recipients, LostAlert(seq=0, alert=alert_for(row, None)))
+        if queued:
+            await self._queued()
         return AlertResult(alert=alert_for(row, user_id))
 
     async def nearby_alerts(self, user_id: str, cmd: LostNearby) -> AlertsResult:

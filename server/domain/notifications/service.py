@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 
+from protocol.base import DurableEvent
 from protocol.notifications import (
     NotificationEvent,
     NotificationsResult,
@@ -39,6 +40,7 @@ def notification_from_row(row: asyncpg.Record) -> Notification:
 async def notify(
     tx: Transaction, presence: Presence, user_ids: Sequence[str], *, kind: str, title: str,
     body: str, data: dict[str, Any], online: dict[str, bool] | None = None,
+    after: DurableEvent | None = None,
 ) -> dict[str, Notification]:
     """Write one notification per user in ``tx``, append its ``notification`` event and
     queue its push (due at once for users with no live connection anywhere; for the
@@ -46,22 +48,23 @@ async def notify(
 
     ``online`` may carry presence already looked up by the caller. Presence that cannot
     be read (Redis down) counts as offline: the push is queued rather than the change
-    failed."""
+    failed. ``after``: an event each user gets just before their notification (the
+    change itself, e.g. ``lost.alert``), appended in the same two statements."""
     targets = list(dict.fromkeys(user_ids))
     if not targets:
         return {}
     if online is None:
         online = await presence.online_or_unknown(targets)
     collapse = collapse_key(kind, data)
-    out: dict[str, Notification] = {}
-    for user_id in targets:
-        row = await store.insert_notification(tx.conn, user_id, kind, title, body, data)
-        note = notification_from_row(row)
-        seqs = await tx.append([user_id], NotificationEvent(seq=0, notification=note))
-        await store.insert_push_outbox(
-            tx.conn, note.id, user_id, event_seq=seqs[user_id],
-            awaits_ack=online.get(user_id, False), collapse_key=collapse)
-        out[user_id] = note
+    # Three statements however many users: the inbox rows, their events, the pushes.
+    rows = await store.insert_notifications(tx.conn, targets, kind, title, body, data)
+    out = {str(r["user_id"]): notification_from_row(r) for r in rows}
+    first = [] if after is None else [after]
+    seqs = await tx.append_each({u: [*first, NotificationEvent(seq=0, notification=note)]
+                                 for u, note in out.items()})
+    await store.insert_push_outbox_rows(
+        tx.conn, [out[u].id for u in targets], targets, [seqs[u][-1] for u in targets],
+        [online.get(u, False) for u in targets], collapse_key=collapse)
     tx.signal(PUSH_SIGNAL)
     return out
 

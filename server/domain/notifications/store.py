@@ -10,27 +10,31 @@ import asyncpg
 _COLUMNS = "id::text AS id, kind, title, body, data, created_at, read_at"
 
 
-async def insert_notification(
-    conn: asyncpg.Connection, user_id: str, kind: str, title: str, body: str,
+async def insert_notifications(
+    conn: asyncpg.Connection, user_ids: list[str], kind: str, title: str, body: str,
     data: dict[str, Any],
-) -> asyncpg.Record:
-    row: asyncpg.Record = await conn.fetchrow(
+) -> list[asyncpg.Record]:
+    """The same notification for each user, one row each (with ``user_id``)."""
+    rows: list[asyncpg.Record] = await conn.fetch(
         f"""INSERT INTO notifications (user_id, kind, title, body, data)
-            VALUES ($1, $2, $3, $4, $5::jsonb) RETURNING {_COLUMNS}""",
-        user_id, kind, title, body, data,
+            SELECT u, $2, $3, $4, $5::jsonb FROM unnest($1::uuid[]) AS u
+            RETURNING user_id, {_COLUMNS}""",
+        user_ids, kind, title, body, data,
     )
-    return row
+    return rows
 
 
-async def insert_push_outbox(
-    conn: asyncpg.Connection, notification_id: str, user_id: str, *, event_seq: int,
-    awaits_ack: bool, collapse_key: str | None,
+async def insert_push_outbox_rows(
+    conn: asyncpg.Connection, notification_ids: list[str], user_ids: list[str],
+    event_seqs: list[int], awaits_ack: list[bool], *, collapse_key: str | None,
 ) -> None:
+    """One push outbox row per (notification, user, event seq, awaits ack)."""
     await conn.execute(
         """INSERT INTO push_outbox (notification_id, user_id, event_seq, awaits_ack,
                                     collapse_key)
-           VALUES ($1, $2, $3, $4, $5)""",
-        notification_id, user_id, event_seq, awaits_ack, collapse_key,
+           SELECT n, u, s, a, $5
+           FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::bool[]) AS t (n, u, s, a)""",
+        notification_ids, user_ids, event_seqs, awaits_ack, collapse_key,
     )
 
 

@@ -113,19 +113,23 @@ async def test_resolved_alert_is_announced_to_recipients_only(app_client: AppCli
 
 
 async def test_alert_resolved_before_its_fanout_reaches_nobody(app_client: AppClient) -> None:
-    client = await app_client()
+    client = await app_client(lost_inline_fanout_max=0)  # the job path
     await deps(client).runner.stop()
     reporter, watcher = await new_user(client), await new_user(client)
     await watcher.watch(1.0, 1.0)
     alert = await reporter.report(1.0, 1.0)
     await reporter.sock.command(LostResolve(id=reporter.sock.next_id(), alert_id=alert.id))
-    assert await FanoutRunner(deps(client).stream, deps(client).presence).drain() == 2
+    # One batch: the alert job, which stops at once; nobody was sent it, so the
+    # resolution has no one to tell and queues no job.
+    assert await FanoutRunner(deps(client).stream, deps(client).presence).drain() == 1
     await watcher.sock.expect_nothing()
     assert await alert_events_by_user(client, alert.id) == {}
 
 
-async def test_report_is_acknowledged_before_any_watcher_is_told(app_client: AppClient) -> None:
-    client = await app_client()
+async def test_a_job_report_is_acknowledged_before_any_watcher_is_told(
+    app_client: AppClient,
+) -> None:
+    client = await app_client(lost_inline_fanout_max=0)  # the job path
     await deps(client).runner.stop()  # no runner: the reply must not depend on one
     reporter, watcher = await new_user(client), await new_user(client)
     await watcher.watch(1.0, 1.0)
@@ -175,7 +179,7 @@ async def test_offline_watcher_resumes_and_gets_the_alert(app_client: AppClient)
 async def test_crash_mid_job_resumes_and_every_watcher_gets_it_once(
     app_client: AppClient, batch_size: int
 ) -> None:
-    client = await app_client()
+    client = await app_client(lost_inline_fanout_max=0)
     await deps(client).runner.stop()  # this test plays the runners itself
     stream = deps(client).stream
     reporter = await new_user(client)
@@ -216,8 +220,11 @@ async def test_crash_mid_job_resumes_and_every_watcher_gets_it_once(
     assert set(positions.values()) == {2}
 
 
-async def test_idempotent_resend_creates_one_alert_and_one_fanout(app_client: AppClient) -> None:
-    client = await app_client()
+@pytest.mark.parametrize("inline_max", [0, 100])
+async def test_idempotent_resend_creates_one_alert_and_one_fanout(
+    app_client: AppClient, inline_max: int
+) -> None:
+    client = await app_client(lost_inline_fanout_max=inline_max)
     reporter, watcher = await new_user(client), await new_user(client)
     await watcher.watch(1.0, 2.0)
     cmd = dict(description="Grey cat", location=Location(lat=1.0, lng=2.0), radius_m=500,
@@ -228,5 +235,72 @@ async def test_idempotent_resend_creates_one_alert_and_one_fanout(app_client: Ap
     await wait_jobs_done(client)
     pool = app_of(client)[RUNTIME].deps.db
     assert await pool.fetchval("SELECT count(*) FROM lost_alerts") == 1
-    assert await pool.fetchval("SELECT count(*) FROM lost_fanout_jobs") == 1
+    assert await pool.fetchval("SELECT count(*) FROM lost_fanout_jobs") == (inline_max == 0)
     assert await alert_events_by_user(client, first.alert.id) == {watcher.id: 1}
+    await watcher.sock.expect("lost.alert")
+    await watcher.sock.expect("notification")
+    await watcher.sock.expect_nothing()
+
+
+async def test_few_watchers_are_sent_the_alert_in_the_reports_own_transaction(
+    app_client: AppClient,
+) -> None:
+    client = await app_client(lost_inline_fanout_max=3)
+    await deps(client).runner.stop()  # no runner: inline must not need one
+    reporter = await new_user(client)
+    watchers = [await new_user(client) for _ in range(3)]
+    for w in watchers:
+        await w.watch(12.0, 12.0)
+    alert = await reporter.report(12.0, 12.0)
+    # Already committed when the reply arrives: no job, every watcher's events stored.
+    pool = app_of(client)[RUNTIME].deps.db
+    assert await pool.fetchval("SELECT count(*) FROM lost_fanout_jobs") == 0
+    assert await alert_events_by_user(client, alert.id) == {w.id: 1 for w in watchers}
+    for w in watchers:
+        event = await w.sock.expect("lost.alert")
+        assert event.alert.id == alert.id and event.seq == 1
+        note = await w.sock.expect("notification")
+        assert note.seq == 2 and note.notification.data == {"alert_id": alert.id}
+    # Its resolution goes to the same recipients inline too.
+    await reporter.sock.command(LostResolve(id=reporter.sock.next_id(), alert_id=alert.id))
+    assert await pool.fetchval("SELECT count(*) FROM lost_fanout_jobs") == 0
+    for w in watchers:
+        event = await w.sock.expect("lost.alert")
+        assert event.alert.status == AlertStatus.RESOLVED and event.seq == 3
+        await w.sock.expect_nothing(0.05)
+
+
+async def test_more_watchers_than_the_inline_maximum_go_to_a_job(app_client: AppClient) -> None:
+    client = await app_client(lost_inline_fanout_max=2)
+    await deps(client).runner.stop()
+    reporter = await new_user(client)
+    watchers = [await new_user(client) for _ in range(3)]
+    for w in watchers:
+        await w.watch(13.0, 13.0)
+    alert = await reporter.report(13.0, 13.0)
+    pool = app_of(client)[RUNTIME].deps.db
+    assert await pool.fetchval(
+        "SELECT count(*) FROM lost_fanout_jobs WHERE done_at IS NULL") == 1
+    assert await alert_events_by_user(client, alert.id) == {}
+    await FanoutRunner(deps(client).stream, deps(client).presence).drain()
+    assert await alert_events_by_user(client, alert.id) == {w.id: 1 for w in watchers}
+    # Three recipients: the resolution is a job too.
+    await reporter.sock.command(LostResolve(id=reporter.sock.next_id(), alert_id=alert.id))
+    assert await pool.fetchval(
+        "SELECT count(*) FROM lost_fanout_jobs WHERE kind = 'resolved' AND done_at IS NULL") == 1
+
+
+async def test_a_job_queued_on_one_node_wakes_the_runner_of_another(
+    app_client: AppClient,
+) -> None:
+    # Polling every 5 minutes: only the wake-up can make the job run within the wait.
+    a = await app_client(lost_inline_fanout_max=0, lost_fanout_poll_s=300)
+    b = await app_client(lost_inline_fanout_max=0, lost_fanout_poll_s=300)
+    await deps(a).runner.stop()  # node A queues the job but cannot run it
+    reporter = await new_user(a)
+    watcher = await new_user(b)
+    await watcher.watch(14.0, 14.0)
+    alert = await reporter.report(14.0, 14.0)
+    event = await watcher.sock.expect("lost.alert", timeout=10)
+    assert event.alert.id == alert.id
+    await wait_jobs_done(a)
