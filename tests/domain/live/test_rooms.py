@@ -214,8 +214,10 @@ async def test_a_crashed_nodes_viewers_drop_out_of_the_count(
         app_client: AppClient, database_url: str, redis_url: str, redis_prefix: str,
         tmp_path: Path) -> None:
     """Node B is a real server process, SIGKILLed: its viewers never leave, their room
-    presence entries expire (TTL twice HEARTBEAT_S) and the count drops."""
-    heartbeat = 0.5
+    presence entries expire (TTL twice HEARTBEAT_S) and the count drops. The heartbeat is
+    short, but not so short that a loaded machine (the whole suite on two cores) lets a
+    live node's entries lapse between its refreshes (every TTL / 3)."""
+    heartbeat = 2.0
     a = await app_client(heartbeat_s=heartbeat)
     host = await new_user(a)
     stream = (await go_live(host)).stream
@@ -268,10 +270,10 @@ async def test_a_crashed_nodes_viewers_drop_out_of_the_count(
             proc.send_signal(signal.SIGKILL)
             await proc.wait()
             # No goodbye from node B: the entries expire.
-            await until(lambda: _count(a, stream.id, host.id, 1), timeout=10,
+            await until(lambda: _count(a, stream.id, host.id, 1), timeout=20,
                         what="node B's viewers to drop out")
             event = await next_of(host.sock, "live.viewers", where=lambda e: e.count == 1,
-                                  timeout=10)
+                                  timeout=20)
             assert event.stream_id == stream.id
             for task in pongers:
                 task.cancel()
