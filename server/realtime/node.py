@@ -78,6 +78,27 @@ class RoomJoin(StrEnum):
     """The connection is not (or no longer) on this node."""
 
 
+KeyedLocks = dict[str, tuple[asyncio.Lock, list[int]]]
+"""Locks by key, each with the count of its holders and waiters (dropped at zero)."""
+
+
+@contextlib.asynccontextmanager
+async def _keyed_lock(locks: KeyedLocks, key: str) -> AsyncIterator[None]:
+    """Hold ``key``'s lock in ``locks``; the entry exists only while someone uses it."""
+    entry = locks.get(key)
+    if entry is None:
+        entry = locks[key] = (asyncio.Lock(), [0])
+    lock, users = entry
+    users[0] += 1
+    try:
+        async with lock:
+            yield
+    finally:
+        users[0] -= 1
+        if users[0] == 0:
+            del locks[key]
+
+
 class Node:
     def __init__(self, *, db: asyncpg.Pool, broker: Broker, presence: Presence,
                  settings: Settings, metrics: Metrics, rooms: RoomPresence | None = None,
@@ -85,11 +106,11 @@ class Node:
         self.broker = broker
         self.node_id = broker.node_id
         self.routes: Routes = routes or MemoryRoutes(self.node_id)
-        self._route_locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+        self._route_locks: KeyedLocks = {}
         self._route_refresher: asyncio.Task[None] | None = None
         self.presence = presence
         self.rooms: RoomPresence = rooms or MemoryRoomPresence()
-        self._room_locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+        self._room_locks: KeyedLocks = {}
         self._room_tasks: set[asyncio.Task[None]] = set()
         self._room_refresher: asyncio.Task[None] | None = None
         self.metrics = metrics
@@ -258,22 +279,10 @@ class Node:
                 except Exception as exc:  # the entry expires with its TTL
                     self.outages.failed(REDIS, exc)
 
-    @contextlib.asynccontextmanager
-    async def _route_lock(self, user_id: str) -> AsyncIterator[None]:
+    def _route_lock(self, user_id: str) -> contextlib.AbstractAsyncContextManager[None]:
         """One user's route add/remove on this node in hub order (an add never lands
         before the remove of a socket that closed earlier)."""
-        entry = self._route_locks.get(user_id)
-        if entry is None:
-            entry = self._route_locks[user_id] = (asyncio.Lock(), [0])
-        lock, users = entry
-        users[0] += 1
-        try:
-            async with lock:
-                yield
-        finally:
-            users[0] -= 1
-            if users[0] == 0:
-                del self._route_locks[user_id]
+        return _keyed_lock(self._route_locks, user_id)
 
     async def _refresh_routes(self) -> None:
         interval = max(self.routes.ttl_s / 3, 0.05)
@@ -318,22 +327,10 @@ class Node:
                           extra={"error": str(exc)})
 
     # --- rooms ------------------------------------------------------------------------------
-    @contextlib.asynccontextmanager
-    async def _room_lock(self, room: str) -> AsyncIterator[None]:
+    def _room_lock(self, room: str) -> contextlib.AbstractAsyncContextManager[None]:
         """Serialise one room's membership changes on this node (presence and
         subscription must follow the hub's table in order)."""
-        entry = self._room_locks.get(room)
-        if entry is None:
-            entry = self._room_locks[room] = (asyncio.Lock(), [0])
-        lock, users = entry
-        users[0] += 1
-        try:
-            async with lock:
-                yield
-        finally:
-            users[0] -= 1
-            if users[0] == 0:
-                del self._room_locks[room]
+        return _keyed_lock(self._room_locks, room)
 
     async def join_room(self, room: str, user_id: str, connection_id: str, *,
                         capacity: int | None = None, uncounted: str | None = None) -> RoomJoin:
