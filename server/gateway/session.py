@@ -304,26 +304,20 @@ class Sessions:
                 else:
                     over += 1
                     self._over_budget(conn, msg.data, kind is WSMsgType.BINARY, now, wait)
-            elif kind is WSMsgType.PING:
-                # autoping is off (handshake): answered here, within the frame budget only.
-                # WebSocket-level frames do not count as heard (PROTOCOL §5).
-                self.metrics.child(self.metrics.ws_frames_in, "ws.ping").inc()
+            elif kind is WSMsgType.PING or kind is WSMsgType.PONG:
+                # autoping is off (handshake): a ping is answered here, within the frame
+                # budget only. WebSocket-level frames do not count as heard (PROTOCOL §5).
+                ping = kind is WSMsgType.PING
+                self.metrics.child(self.metrics.ws_frames_in,
+                                   "ws.ping" if ping else "ws.pong").inc()
                 if budget.take(now) != 0.0:
                     over += 1
                     self._over_budget(conn, None, False, now, 0.0)
                 else:
                     over = 0
-                    if self._take(conn, now, None, answered=False):
+                    if self._take(conn, now, None, answered=False) and ping:
                         with contextlib.suppress(ConnectionError, RuntimeError):
                             await ws.pong(msg.data)
-            elif kind is WSMsgType.PONG:
-                self.metrics.child(self.metrics.ws_frames_in, "ws.pong").inc()
-                if budget.take(now) != 0.0:
-                    over += 1
-                    self._over_budget(conn, None, False, now, 0.0)
-                else:
-                    over = 0
-                    self._take(conn, now, None, answered=False)
             else:  # CLOSE, CLOSING, CLOSED, ERROR
                 return
             # After a close was asked, keep reading until the close handshake completes.

@@ -78,6 +78,7 @@ class RateLimiter(abc.ABC):
         decision = await self.hit(key, limit, window_s)
         if not decision.allowed:
             raise RateLimited(message, decision.retry_after_s)
+
     @abc.abstractmethod
     async def release(self, key: str, token: str | None) -> None: ...
 
