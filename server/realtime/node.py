@@ -183,18 +183,24 @@ class Node:
         committed_at = time.time()
         try:
             by_node = await self._route(users)
-            messages = []
+            nodes_of: dict[str, list[str]] = {}
             for node_id, node_users in by_node.items():
-                here = set(node_users)
-                groups = []
-                for i, a in enumerate(appended):
-                    targets = [t for t in a.targets if t[0] in here]
-                    if targets:
-                        groups.append(bus.EventGroup(a.template if i in inline else None,
-                                                     a.seq_at, targets))
-                messages.append((node_id, bus.encode(bus.Events(groups=groups,
-                                                                 committed_at=committed_at))))
-            await self.broker.publish_to(messages)
+                for user in node_users:
+                    nodes_of.setdefault(user, []).append(node_id)
+            # One pass over the targets: node id → its groups (in commit order) → targets.
+            per_node: dict[str, dict[int, list[tuple[str, int]]]] = {n: {} for n in by_node}
+            for i, a in enumerate(appended):
+                for target in a.targets:
+                    for node_id in nodes_of.get(target[0], ()):
+                        per_node[node_id].setdefault(i, []).append(target)
+            await self.broker.publish_to([
+                (node_id, bus.encode(bus.Events(groups=[
+                    bus.EventGroup(appended[i].template if i in inline else None,
+                                   appended[i].seq_at, targets)
+                    for i, targets in groups.items()
+                ], committed_at=committed_at)))
+                for node_id, groups in per_node.items()
+            ])
         except BrokerUnavailable as exc:
             # Committed already; nodes pick the events up at their next position check.
             # Logged once per Redis outage, not per commit.
