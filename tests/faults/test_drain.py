@@ -13,7 +13,6 @@ import asyncio
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 import aiohttp
@@ -30,7 +29,7 @@ from tests.faults.helpers import Gate
 from tests.gateway.conftest import AppClient
 from tests.support.auth import register, unique_email
 from tests.support.services import free_port
-from tests.support.waiting import until
+from tests.support.waiting import until, wait_ready
 from tests.support.ws import ProtocolSocket, connect, open_session
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -110,16 +109,7 @@ async def test_sigterm_keeps_serving_sockets_until_their_1001(
     base = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as http:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    async with http.get(f"{base}/readyz") as resp:
-                        if resp.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                assert time.monotonic() < deadline, log_path.read_text()
-                await asyncio.sleep(0.1)
+            await wait_ready(http, base, log_path)
             async with http.post(f"{base}/api/v1/auth/register", json={
                     "email": unique_email(), "password": "correct horse 1",
                     "display_name": "T"}) as resp:

@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pytest
 from server.resources.reachability import pg_address
 from tests.conftest import TEST_SECRET
 from tests.support.services import free_port
+from tests.support.waiting import wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -108,7 +108,7 @@ async def test_installed_wheel_migrates_and_serves_from_any_directory(
     base = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as http:
-            await _wait_ready(http, base, log_path)
+            await wait_ready(http, base, log_path, timeout=60)
             async with http.get(f"{base}/healthz", headers={"X-Request-Id": "probe-42"}) as r:
                 assert r.status == 200
         proc.send_signal(signal.SIGTERM)
@@ -130,20 +130,6 @@ async def test_installed_wheel_migrates_and_serves_from_any_directory(
         "GET", "/healthz", 200)
     assert isinstance(access[0]["ms"], float) and access[0]["level"] == "info"
     assert not [r for r in records if r["level"] == "error"]
-
-
-async def _wait_ready(http: aiohttp.ClientSession, base: str, log_path: Path) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            async with http.get(f"{base}/readyz") as resp:
-                if resp.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(await asyncio.to_thread(log_path.read_text))
-        await asyncio.sleep(0.1)
 
 
 @pytest.mark.parametrize(("command", "verb"), [("serve", "cannot start"),

@@ -6,6 +6,9 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
 
 Condition = Callable[[], bool | Awaitable[bool]]
 
@@ -37,3 +40,20 @@ async def next_millisecond() -> None:
     start = int(time.time() * 1000)
     await until(lambda: int(time.time() * 1000) > start, interval=0.001,
                 what="the next millisecond")
+
+
+async def wait_ready(http: aiohttp.ClientSession, base: str, log_path: Path, *,
+                     timeout: float = 30.0) -> None:
+    """Wait until the server process at ``base`` answers ``/readyz`` 200; after
+    ``timeout`` s fail with its log (``log_path``), which says why it never got there."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            async with http.get(f"{base}/readyz") as resp:
+                if resp.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(await asyncio.to_thread(log_path.read_text))
+        await asyncio.sleep(0.1)

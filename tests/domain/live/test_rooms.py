@@ -8,7 +8,6 @@ import itertools
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from tests.domain.conftest import cid, new_user
 from tests.domain.live.helpers import deps_of, go_live, join, next_of, none_of, say
 from tests.support.auth import register
 from tests.support.services import free_port
-from tests.support.waiting import until
+from tests.support.waiting import until, wait_ready
 from tests.support.ws import open_session
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -236,16 +235,7 @@ async def test_a_crashed_nodes_viewers_drop_out_of_the_count(
     base = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as http:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    async with http.get(f"{base}/readyz") as resp:
-                        if resp.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                assert time.monotonic() < deadline, (tmp_path / "node-b.log").read_text()
-                await asyncio.sleep(0.1)
+            await wait_ready(http, base, tmp_path / "node-b.log")
             viewers_b = [await register(a) for _ in range(2)]
             sockets = []
             for reg in viewers_b:
