@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import os
 import statistics
 import sys
@@ -39,14 +38,13 @@ if __package__ in (None, ""):
 import aiohttp
 import asyncpg
 from aiohttp import web
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from bench._harness import bench_postgres, free_port, machine, temp_dir, throwaway_database
+from bench.push_crypto import subscription
 from server.app import create_app
 from server.domain.notifications.service import notify
 from server.domain.push.service import PushService
-from server.push.provider import PushDevice, PushPayload, WebPushKeys, WebPushSubscription
+from server.push.provider import PushDevice, PushPayload
 from server.push.vapid import generate_key
 from server.push.webpush import WebPushProvider
 from server.settings import Settings
@@ -73,18 +71,6 @@ PAYLOAD = PushPayload(kind="chat.message", title="New message from Biscuit",
                       body="Walk at six? Bring the ball",
                       data={"conversation_id": "4f1c2a9e-1d2b-4c61-9b0e-5d7c1a2b3c4d"},
                       unread_count=3)
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def subscription(endpoint: str) -> WebPushSubscription:
-    key = ec.generate_private_key(ec.SECP256R1())
-    public = key.public_key().public_bytes(serialization.Encoding.X962,
-                                           serialization.PublicFormat.UncompressedPoint)
-    return WebPushSubscription(endpoint=endpoint,
-                               keys=WebPushKeys(p256dh=_b64(public), auth=_b64(os.urandom(16))))
 
 
 async def with_lag_probe(work: Callable[[], Awaitable[int]]) -> tuple[float, float, float]:
