@@ -63,6 +63,30 @@ def node_channel(channel: str, node_id: str) -> str:
     return f"{channel}:node:{node_id}"
 
 
+class Deliver:
+    """Hands one received pub/sub message to the node's handlers by its channel: the
+    all-node or this node's channel → ``on_message``, a room channel → ``on_room_message``.
+    Shared by the plain and the sharded Redis broker; a handler's exception is logged,
+    never ends the subscription."""
+
+    __slots__ = ("_bus", "_mine", "_on_message", "_on_room_message", "_prefix")
+
+    def __init__(self, bus: str, mine: str, room_prefix: str, on_message: MessageHandler,
+                 on_room_message: RoomMessageHandler | None) -> None:
+        self._bus, self._mine = bus.encode(), mine.encode()
+        self._prefix = room_prefix.encode()
+        self._on_message, self._on_room_message = on_message, on_room_message
+
+    def __call__(self, channel: bytes, data: bytes) -> None:
+        try:
+            if channel == self._mine or channel == self._bus:
+                self._on_message(data)
+            elif self._on_room_message is not None and channel.startswith(self._prefix):
+                self._on_room_message(channel[len(self._prefix):].decode(), data)
+        except Exception:
+            log.exception("broker message handler failed")
+
+
 class Broker(ABC):
     name: str
     node_id: str
@@ -168,7 +192,7 @@ class RedisBroker(Broker):
         # connection they are subscribed on while it is up.
         self._rooms: set[str] = set()
         self._pubsub: PubSub | None = None
-        self._room_prefix = f"{channel}:room:".encode()
+        self._room_prefix = f"{channel}:room:"
         self._confirm: dict[bytes, list[asyncio.Future[None]]] = {}
 
     def room_channel(self, room: str) -> str:
@@ -186,9 +210,8 @@ class RedisBroker(Broker):
                    on_room_message: RoomMessageHandler | None) -> None:
         attempt = 0
         first = True
-        bus = self._channel.encode()
-        mine = self._node_channel.encode()
-        prefix = self._room_prefix
+        deliver = Deliver(self._channel, self._node_channel, self._room_prefix,
+                          on_message, on_room_message)
         while True:
             pubsub = self._client.pubsub()
             try:
@@ -216,14 +239,7 @@ class RedisBroker(Broker):
                     kind = message.get("type")
                     channel: bytes = message.get("channel") or b""
                     if kind == "message":
-                        try:
-                            if channel == mine or channel == bus:
-                                on_message(message["data"])
-                            elif on_room_message is not None and channel.startswith(prefix):
-                                on_room_message(channel[len(prefix):].decode(),
-                                                message["data"])
-                        except Exception:
-                            log.exception("broker message handler failed")
+                        deliver(channel, message["data"])
                     elif kind == "subscribe":
                         for waiter in self._confirm.pop(channel, ()):
                             if not waiter.done():

@@ -32,6 +32,7 @@ from redis.exceptions import RedisError
 from server.realtime.broker import (
     Broker,
     BrokerUnavailable,
+    Deliver,
     MessageHandler,
     ReconnectHandler,
     RoomMessageHandler,
@@ -177,9 +178,8 @@ class ShardedRedisBroker(Broker):
 
     async def _read(self, shard: _Shard) -> None:
         assert self._handlers is not None
-        on_message, on_room_message = self._handlers
-        bus, mine = self._channel.encode(), self._node_channel.encode()
-        prefix = self._room_prefix.encode()
+        deliver = Deliver(self._channel, self._node_channel, self._room_prefix,
+                          *self._handlers)
         try:
             while True:
                 message = await shard.pubsub.get_message(timeout=30.0)
@@ -188,13 +188,7 @@ class ShardedRedisBroker(Broker):
                 kind = message.get("type")
                 channel: bytes = message.get("channel") or b""
                 if kind == "smessage":
-                    try:
-                        if channel == mine or channel == bus:
-                            on_message(message["data"])
-                        elif on_room_message is not None and channel.startswith(prefix):
-                            on_room_message(channel[len(prefix):].decode(), message["data"])
-                    except Exception:
-                        log.exception("broker message handler failed")
+                    deliver(channel, message["data"])
                 elif kind == "ssubscribe":
                     for waiter in self._confirm.pop(channel, ()):
                         if not waiter.done():
