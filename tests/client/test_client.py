@@ -123,11 +123,10 @@ async def test_error_reply_raises_typed_command_error(
 
 async def test_unanswered_command_times_out(scripted: MakeServer, make_client: MakeClient) -> None:
     srv = await scripted(serve_forever)
-    async with make_client(srv.url) as c:
-        started = time.monotonic()
+    async with make_client(srv.url, command_timeout_s=600.0) as c:
         with pytest.raises(CommandTimeout):
-            await c.command(PetsMine(id=""), timeout_s=0.2)
-        assert time.monotonic() - started < 1.0
+            async with asyncio.timeout(30):  # hangs only if timeout_s were ignored
+                await c.command(PetsMine(id=""), timeout_s=0.2)
 
 
 # --------------------------------------------------------------------- events, resume, acks
@@ -304,10 +303,8 @@ async def test_1001_reconnects_at_once_without_backoff(
         await conn.close(1001, "deploy")
 
     srv = await scripted(going_away, serve_forever)
-    started = time.monotonic()
     async with make_client(srv.url) as c:
         await srv.connection(1)
-        assert time.monotonic() - started < 1.0
         assert rng.calls == []  # no backoff delay was drawn
         assert c.last_close is not None and c.last_close.code == 1001
 
@@ -377,8 +374,8 @@ async def test_watchdog_reconnects_when_the_server_goes_silent(
     started = time.monotonic()
     async with make_client(srv.url) as c:
         await srv.connection(1)
-        assert 0.15 < time.monotonic() - started < 1.5
-        await asyncio.sleep(0.5)  # pings keep the second connection alive
+        assert time.monotonic() - started > 0.15  # not before 2 x heartbeat_s of silence
+        await until(lambda: srv.conns[1].pongs >= 10, within_s=10)  # 0.5 s of pings: alive
         assert len(srv.conns) == 2 and c.reconnects == 1
     await srv.conns[0].wait_closed()
 
