@@ -69,10 +69,15 @@ class Verifier:
         return Principal(user_id=state.user_id, role=state.role, session_id=state.session_id)
 
     async def check_active(self, principal: Principal) -> None:
-        """Re-check a principal verified earlier (e.g. a long-lived socket)."""
+        """Re-check a principal verified earlier (e.g. a socket about to be welcomed):
+        revoked → ``InvalidCredential``, banned → ``AccountBanned``, and a role that
+        changed since → ``InvalidCredential("role changed")`` (the client reconnects and
+        its new principal carries the new role)."""
         state = await self._live_session(principal.session_id)
         if state.user_id != principal.user_id:
             raise InvalidCredential()
+        if state.role != principal.role:
+            raise InvalidCredential("role changed")
 
     async def _live_session(self, session_id: str) -> SessionState:
         if parse_id(session_id) is None:

@@ -1,10 +1,12 @@
 """One authenticated socket from ``welcome`` to close: session start, the read loop,
 commands, and the in-band ``auth.refresh``.
 
-Start: the connection joins the hub *before* ``last_seq`` is read, so every event
-committed from then on either arrives live or is found by the cursor's catch-up; then
-presence (and the per-user connection cap), the ``welcome``, and the cursor starts
-replaying after ``resume_from`` (or ``last_seq``).
+Start: the connection joins the hub (and the user is routed to this node) *before*
+``last_seq`` is read, so every event committed from then on either arrives live or is
+found by the cursor's catch-up; then presence (and the per-user connection cap), the
+credential read again (a ban, revoke or role change racing the handshake is either seen
+or kicks this node), the ``welcome``, and the cursor starts replaying after
+``resume_from`` (or ``last_seq``).
 
 Per connection there is one reader (this task), one command worker and one writer task
 (``connection``). The reader never waits for a command: it judges every frame against the
@@ -50,9 +52,9 @@ from protocol.session import (
 )
 from server.auth.verifier import Verifier
 from server.commands import Caller, CommandTable
-from server.errors import Forbidden
+from server.errors import AppError, Forbidden
 from server.gateway.connection import Connection
-from server.gateway.errors import error_reply
+from server.gateway.errors import close_for, error_reply
 from server.gateway.handshake import Opened
 from server.gateway.limits import InboundLimits
 from server.observability.logging import request_id
@@ -237,8 +239,19 @@ class Sessions:
             conn.close_soon(CloseCode.GOING_AWAY, "server shutting down")
         # else: the worker closes it after the running command's reply (``_work``).
 
-    async def _welcome(self, conn: Connection, hello: Hello) -> bool:
-        """Send the welcome and start delivery; True when the resume was honoured."""
+    async def _welcome(self, conn: Connection, hello: Hello) -> bool | None:
+        """Send the welcome and start delivery; True when the resume was honoured, None
+        when the credential lapsed since the handshake (the socket is closing).
+
+        The credential is read again now that the user is routed here: a ban, revoke or
+        role change that committed before this read is seen by it, and one that commits
+        after it finds the route, so its kick reaches this node. Checked at the
+        handshake only, a socket opening in between would miss both."""
+        try:
+            await self.verifier.check_active(conn.principal)
+        except AppError as exc:
+            conn.close_soon(*close_for(exc))
+            return None
         last_seq, resumed = await self.node.stream.resume_point(conn.user_id, hello.resume_from)
         start = hello.resume_from if resumed and hello.resume_from is not None else last_seq
         if hello.resume_from is not None:

@@ -21,7 +21,8 @@ from protocol.live import LiveJoin, LiveLeave, LiveList
 from protocol.lost import LostNearby, LostReport, LostSightingCommand
 from protocol.matching import DiscoveryCandidates, Swipe, SwipeDirection
 from protocol.safety import ReportReason, ReportsCreate, ReportTarget, ReportTargetKind
-from protocol.session import Error, Ok
+from protocol.session import Error, Hello, Ok
+from server.state import RUNTIME
 from tests.conftest import TEST_ORIGIN
 from tests.domain.admin.conftest import audit_rows, new_admin, pool_of
 from tests.domain.conftest import AppClient, cid, new_user
@@ -65,6 +66,26 @@ async def test_ban_closes_every_socket_on_every_node_within_2_s(
     [entry] = await audit_rows(node_a, action="admin.ban")
     assert (entry["actor_id"], entry["target_kind"], entry["target_id"], entry["reason"]) == (
         admin.id, "user", victim.id, "spam bot")
+
+
+async def test_a_ban_racing_a_new_socket_still_closes_it(app_client: AppClient) -> None:
+    """The ban commits and its kick reads the routes after node B checked the socket's
+    token but before B routed the user to itself: the socket must not stay open."""
+    node_a, node_b = await app_client(), await app_client()
+    admin = await new_admin(node_a)
+    victim = await new_user(node_a, "Victim")
+    routes = node_b.app[RUNTIME].deps.node.routes
+    route_add = routes.add
+
+    async def ban_first(node_id: str, user_id: str) -> None:
+        if user_id == victim.id:  # the ban and its kick, wholly inside the window
+            await admin.cmd(AdminBan(id=cid(), user_id=victim.id, reason="race"))
+        await route_add(node_id, user_id)
+
+    routes.add = ban_first  # type: ignore[method-assign]
+    late = await connect(node_b, token=victim.reg.access_token)
+    await late.send(Hello())
+    await late.expect_close(4003, timeout=5)
 
 
 async def test_banned_users_pets_are_hidden_until_unbanned(app_client: AppClient) -> None:
