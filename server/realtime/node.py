@@ -108,6 +108,7 @@ class Node:
         self.routes: Routes = routes or MemoryRoutes(self.node_id)
         self._route_locks: KeyedLocks = {}
         self._route_refresher: asyncio.Task[None] | None = None
+        self._refresh_routes_now = asyncio.Event()
         self.presence = presence
         self.rooms: RoomPresence = rooms or MemoryRoomPresence()
         self._room_locks: KeyedLocks = {}
@@ -127,7 +128,7 @@ class Node:
     # --- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
         """Subscribe to the broker, start the position check and event pruning."""
-        await self.broker.start(self.hub.on_bus, self.hub.on_broker_reconnect,
+        await self.broker.start(self.hub.on_bus, self._on_broker_reconnect,
                                 on_room_message=self.hub.on_room)
         self.hub.start()
         self.acks.start()
@@ -290,10 +291,19 @@ class Node:
         before the remove of a socket that closed earlier)."""
         return _keyed_lock(self._route_locks, user_id)
 
+    def _on_broker_reconnect(self) -> None:
+        """The subscription was down: notices may be lost (the hub checks every user) and
+        Redis may have restarted empty, so this node's routes are written again at once
+        rather than at the next refresh."""
+        self.hub.on_broker_reconnect()
+        self._refresh_routes_now.set()
+
     async def _refresh_routes(self) -> None:
         interval = max(self.routes.ttl_s / 3, 0.05)
         while True:
-            await asyncio.sleep(interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._refresh_routes_now.wait(), interval)
+            self._refresh_routes_now.clear()
             try:
                 await self.routes.refresh(self.node_id, self.hub.user_ids())
             except Exception as exc:

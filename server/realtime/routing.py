@@ -8,7 +8,10 @@ routes are the ids of the nodes with at least one of the user's sockets:
   found by the socket's catch-up from PostgreSQL (register, then catch up);
 - it **removes** itself when the user's last socket on it closes;
 - it **refreshes** its routes every ``ttl_s / 3`` (the node's heartbeat), so the routes of
-  a node that crashed expire within ``ttl_s`` and a Redis restart is repaired.
+  a node that crashed expire within ``ttl_s``, and at once when its broker subscription
+  comes back (``Node._on_broker_reconnect``), so a restarted, empty Redis is repaired
+  without waiting for the period. (A ``FLUSHALL`` with no reconnect waits for it; the
+  position check delivers meanwhile.)
 
 ``RedisRoutes`` keeps one sorted set per user (member: node id, score: expiry in ms) on
 REDIS_URL (a plain Redis: the lookup is one script over many keys). ``MemoryRoutes``

@@ -60,3 +60,31 @@ async def test_sockets_still_open_while_redis_is_down(app_client: AppClient,
     await events.append(node.app, [user.user_id], 1)  # notice lost: found by the check
     assert await seqs(sock, 1, timeout=5) == [1]
     private_redis.start()
+
+
+async def test_routes_are_written_again_as_soon_as_redis_is_back(
+        app_client: AppClient, private_redis: RedisProcess) -> None:
+    """A restarted Redis is empty: each node routes its users again on resubscribing,
+    not at its next route refresh (every 40 s here), so notices reach them live again."""
+    node = await app_client(redis_url=private_redis.url, heartbeat_s=60,
+                            event_position_check_s=60)
+    user = await register(node)
+    await open_session(node, user.access_token)
+    realtime = node.app[RUNTIME].deps.node
+    broker = realtime.broker
+    assert isinstance(broker, RedisBroker)
+
+    async def routed() -> bool:
+        try:
+            return user.user_id in (await realtime.routes.nodes([user.user_id])).get(
+                realtime.node_id, [])
+        except Exception:  # Redis still down
+            return False
+
+    assert await routed()
+    private_redis.stop()
+    await until(lambda: not broker.subscribed, what="the node to notice the outage")
+    private_redis.start()
+    assert not await routed()  # the new Redis knows no routes
+    await until(lambda: broker.subscribed, timeout=10, what="the node to resubscribe")
+    await until(routed, timeout=10, what="the route to be written again")
