@@ -83,8 +83,10 @@ INVALID_COMMAND = "invalid"
 decode (an unknown type, a missing or bad field): the label set stays the protocol's."""
 READ_YIELD_EVERY = 64
 """The reader yields to the event loop after this many frames (see ``_read_loop``)."""
-_ID_KEY = {False: b'"id"', True: b"\xa2id"}
-"""How an ``id`` key looks in a JSON (text) and a MessagePack (binary) frame."""
+_ID_MARKS = {False: (b'"id"', b"\\"), True: (b"id",)}
+"""Bytes without which a frame holds no ``id`` key: in JSON (text) the key spelled
+``"id"`` or with escapes (``"\\u0069d"``), in MessagePack (binary) the bytes ``id`` after
+whatever str header encodes them."""
 SHUTDOWN_RETRY_S = 1.0
 """``retry_after_s`` of a command refused because the node is shutting down (reconnect
 and retry: another node answers)."""
@@ -418,7 +420,7 @@ class Sessions:
         if self._abusive(conn, now, True) or data is None:
             return
         codec = conn.codec
-        if binary != codec.binary or _ID_KEY[binary] not in data:
+        if binary != codec.binary or not any(mark in data for mark in _ID_MARKS[binary]):
             return
         try:
             message = codec.decode_client(data)

@@ -175,6 +175,9 @@ async def test_a_command_over_the_frame_budget_is_answered_rate_limited(
     await sock.send_raw('{"type": "no.such", "id": "bad"}')
     bad = await sock.expect("error")
     assert (bad.id, bad.code) == ("bad", "rate_limited")
+    await sock.send_raw('{"type": "pets.mine", "\\u0069d": "escaped"}')  # "id", escaped
+    escaped = await sock.expect("error")
+    assert (escaped.id, escaped.code) == ("escaped", "rate_limited")
     await sock.expect_nothing(within=0.2)
     assert (await scrape(client)).value("petspark_ws_frames_refused_total",
-                                        limit="frames") == 3
+                                        limit="frames") == 4
