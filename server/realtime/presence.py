@@ -29,6 +29,20 @@ from server.resources.outages import REDIS, Outages
 log = logging.getLogger(__name__)
 
 LOOKUP_TIMEOUT_S = 1.0
+LOOKUP_CHUNK = 1000
+"""Users per lookup script call (bounds how long one call holds Redis)."""
+
+# KEYS: the users' presence keys; ARGV[1]: now (ms). One bulk string with one character
+# per key, "1" online or "0" not: one command to pack and one reply to parse per batch,
+# where a pipeline of ZCOUNTs costs redis-py both per user.
+_ONLINE = """
+local out = {}
+for i, key in ipairs(KEYS) do
+    out[i] = redis.call('ZCOUNT', key, ARGV[1], '+inf') > 0 and '1' or '0'
+end
+return table.concat(out)
+"""
+_ONLINE_FLAG = ord("1")
 
 
 class Presence(ABC):
@@ -104,6 +118,7 @@ class RedisPresence(Presence):
         self._ttl_ms = int(ttl_s * 1000)
         self._lookups: list[tuple[Sequence[str], asyncio.Future[dict[str, bool]]]] = []
         self._lookup_task: asyncio.Task[None] | None = None
+        self._online = client.register_script(_ONLINE)
 
     def _key(self, user_id: str) -> str:
         return f"{self._prefix}presence:{user_id}"
@@ -176,11 +191,12 @@ class RedisPresence(Presence):
     async def _counts(self, user_ids: set[str]) -> dict[str, bool]:
         now = _now_ms()
         users = list(user_ids)
-        async with self._client.pipeline(transaction=False) as pipe:
-            for user_id in users:
-                pipe.zcount(self._key(user_id), now, "+inf")
-            counts = await pipe.execute()
-        return {u: int(c) > 0 for u, c in zip(users, counts, strict=True)}
+        found: dict[str, bool] = {}
+        for i in range(0, len(users), LOOKUP_CHUNK):
+            chunk = users[i : i + LOOKUP_CHUNK]
+            flags: bytes = await self._online(keys=[self._key(u) for u in chunk], args=[now])
+            found.update(zip(chunk, (flag == _ONLINE_FLAG for flag in flags), strict=True))
+        return found
 
 
 def _now_ms() -> int:
