@@ -249,12 +249,19 @@ class Sessions:
         role change that committed before this read is seen by it, and one that commits
         after it finds the route, so its kick reaches this node. Checked at the
         handshake only, a socket opening in between would miss both."""
-        try:
-            await self.verifier.check_active(conn.principal)
-        except AppError as exc:
-            conn.close_soon(*close_for(exc))
+        # Both reads at once (two pooled connections): the check costs no round trip.
+        checked, point = await asyncio.gather(
+            self.verifier.check_active(conn.principal),
+            self.node.stream.resume_point(conn.user_id, hello.resume_from),
+            return_exceptions=True)
+        if isinstance(checked, AppError):
+            conn.close_soon(*close_for(checked))
             return None
-        last_seq, resumed = await self.node.stream.resume_point(conn.user_id, hello.resume_from)
+        for outcome in (checked, point):
+            if isinstance(outcome, BaseException):
+                raise outcome
+        assert not isinstance(point, BaseException)
+        last_seq, resumed = point
         start = hello.resume_from if resumed and hello.resume_from is not None else last_seq
         if hello.resume_from is not None:
             self.metrics.child(self.metrics.ws_resumes,
