@@ -11,7 +11,9 @@ from protocol.admin import (
     AdminBan,
     AdminModerationDecide,
     AdminModerationQueue,
+    AdminSetRole,
     AdminUnban,
+    AdminUsers,
     ModerationDecision,
     ModerationKind,
 )
@@ -20,6 +22,7 @@ from protocol.community import FeedScope, PostsComment, PostsComments, PostsFeed
 from protocol.live import LiveJoin, LiveLeave, LiveList
 from protocol.lost import LostNearby, LostReport, LostSightingCommand
 from protocol.matching import DiscoveryCandidates, Swipe, SwipeDirection
+from protocol.objects import Role
 from protocol.safety import ReportReason, ReportsCreate, ReportTarget, ReportTargetKind
 from protocol.session import Error, Hello, Ok
 from server.state import RUNTIME
@@ -86,6 +89,28 @@ async def test_a_ban_racing_a_new_socket_still_closes_it(app_client: AppClient) 
     late = await connect(node_b, token=victim.reg.access_token)
     await late.send(Hello())
     await late.expect_close(4003, timeout=5)
+
+
+async def test_a_role_change_racing_a_new_socket_closes_it_4001(app_client: AppClient) -> None:
+    """The same window for admin.set_role: the socket would keep the old role."""
+    node_a, node_b = await app_client(), await app_client()
+    admin = await new_admin(node_a)
+    promoted = await new_user(node_a, "Promoted")
+    routes = node_b.app[RUNTIME].deps.node.routes
+    route_add = routes.add
+
+    async def promote_first(node_id: str, user_id: str) -> None:
+        if user_id == promoted.id:
+            await admin.cmd(AdminSetRole(id=cid(), user_id=promoted.id, role=Role.ADMIN))
+        await route_add(node_id, user_id)
+
+    routes.add = promote_first  # type: ignore[method-assign]
+    late = await connect(node_b, token=promoted.reg.access_token)
+    await late.send(Hello())
+    await late.expect_close(4001, timeout=5)
+    routes.add = route_add  # type: ignore[method-assign]
+    again = await open_session(node_b, promoted.reg.access_token)  # same token: role read anew
+    assert isinstance(await again.request(AdminUsers(id=cid())), Ok)
 
 
 async def test_banned_users_pets_are_hidden_until_unbanned(app_client: AppClient) -> None:
