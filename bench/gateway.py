@@ -10,7 +10,8 @@ this process (uvloop, pre-encoded frames, replies counted, not decoded).
    our full path (JSON decode to the typed command, rate bucket, dispatch table,
    reply encoded, queued, written by the connection's writer task) vs. raw echo.
 2. A small command, ``presence.query`` (the caller's matched users from the connection's
-   memo, then one Redis call), round trips over the same 100 sockets, against raw echo.
+   memo, then one Redis call for the partner, who has no socket here), round trips over
+   the same 100 sockets, against raw echo.
 3. A one-query command, ``pets.mine`` (one indexed PostgreSQL query), against a raw
    aiohttp + asyncpg server answering the same command with the same SQL (this script in
    ``raw-asyncpg`` mode; same client, same pool size).
@@ -197,7 +198,11 @@ def raw_asyncpg_server(dsn: str) -> ServerProcess:
 
 async def seed_matches(dsn: str, user_ids: list[str]) -> list[str]:
     """One pet per user and a live match between users 2k and 2k+1 (straight into the
-    database); returns each user's presence.query frame: its partner and itself."""
+    database); returns each user's presence.query frame: its partner and itself.
+
+    The bench connects only the even users: a partner has no socket on the server, so
+    each query makes the one Redis lookup (a user with a socket on the answering node
+    is online from its hub, no Redis call)."""
     conn = await asyncpg.connect(dsn)
     try:
         pets = await conn.fetch(
@@ -334,13 +339,15 @@ async def bench(admin_dsn: str, redis_url: str) -> None:
                 await raw.start()
                 await ours.start()
                 await raw_db.start()
-                users = await register_users(ours.base, IDLE_USERS)
+                everyone = await register_users(ours.base, 2 * IDLE_USERS)
+                presence_frames = (await seed_matches(
+                    dsn, [user_id for user_id, _ in everyone]))[::2]
+                users = everyone[::2]  # the ones that connect; their partners never do
                 tokens = [token for _, token in users]
                 user_ids = [user_id for user_id, _ in users]
-                presence_frames = await seed_matches(dsn, user_ids)
-                print(f"  registered {len(users)} users over HTTP (reused: "
-                      f"{IDLE_CONNECTIONS // IDLE_USERS} sockets each), one pet each, "
-                      f"matched in pairs")
+                print(f"  registered {len(everyone)} users over HTTP, one pet each, matched "
+                      f"in pairs; one of each pair connects ({IDLE_CONNECTIONS // IDLE_USERS} "
+                      f"sockets each), so presence.query asks Redis about the other")
 
                 print("\n[idle memory]")
                 print("  raw aiohttp echo:")

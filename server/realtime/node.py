@@ -120,6 +120,7 @@ class Node:
         presence.outages = self.outages
         self.stream = EventStream(db, self.publish_events, metrics, self.outages)
         self.hub: Hub[Any] = Hub(self.stream, metrics, settings.event_position_check_s)
+        presence.here = self.hub.has_user
         self.acks = AckRecorder(db, settings.ack_flush_s)
         self.hub.on_rooms_left = self._on_rooms_left
         self.hub.on_room_closed = self._on_room_closed

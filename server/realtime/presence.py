@@ -7,9 +7,13 @@ heartbeat sweep, so a killed node's users drop offline within ``ttl_s``.
 
 Connection ids sort by connect time, so the oldest connections come first.
 
-``online`` raises when Redis cannot be reached (``presence.query`` then answers
-``unavailable``). Work that only *uses* presence to decide something — whether to queue
-a push, inside a transaction that must not fail for it — calls ``online_or_unknown``:
+A user with a socket on this node (``Presence.here``, the node's hub) is online without a
+Redis lookup; only the others are looked up.
+
+``online`` raises when Redis cannot be reached for users not on this node
+(``presence.query`` then answers ``unavailable``). Work that only *uses* presence to
+decide something — whether to queue a push, inside a transaction that must not fail for
+it — calls ``online_or_unknown``:
 bounded by ``LOOKUP_TIMEOUT_S``, it never raises and leaves users whose presence cannot
 be read out of its answer, so callers treat them as offline (notification and push).
 """
@@ -20,7 +24,7 @@ import asyncio
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import redis.asyncio as aioredis
 
@@ -49,10 +53,14 @@ class Presence(ABC):
     name: str
     outages: Outages | None = None
     """Where a failed degraded lookup is noted (set by the node)."""
+    here: Callable[[str], bool] | None = None
+    """Whether a user has a socket on this node (set by the node: its hub). Such a user is
+    online without asking Redis; only the others are looked up."""
 
     async def online_or_unknown(self, user_ids: Sequence[str]) -> dict[str, bool]:
         """``online``, but never raising: on a Redis error or after ``LOOKUP_TIMEOUT_S``
-        the answer is empty (every user unknown, to be treated as offline)."""
+        the answer names only the users on this node (the others unknown, to be treated
+        as offline)."""
         if not user_ids:
             return {}
         try:
@@ -63,7 +71,8 @@ class Presence(ABC):
             else:
                 log.warning("presence unavailable; treating users as offline",
                             extra={"error": repr(exc)})
-            return {}
+            here = self.here
+            return {} if here is None else {u: True for u in user_ids if here(u)}
 
     @abstractmethod
     async def connected(self, user_id: str, connection_id: str) -> list[str]:
@@ -157,13 +166,20 @@ class RedisPresence(Presence):
                 await pipe.execute()
 
     async def online(self, user_ids: Sequence[str]) -> dict[str, bool]:
-        """Lookups made while one is in flight share the next pipeline: under load many
+        """Users with a socket on this node are online as they are; the others are looked
+        up, and lookups made while one is in flight share the next call: under load many
         ``presence.query`` commands cost one Redis round trip, not one each."""
+        here = self.here
+        found = {} if here is None else {u: True for u in user_ids if here(u)}
+        elsewhere = [u for u in user_ids if u not in found]
+        if not elsewhere:
+            return found
         future: asyncio.Future[dict[str, bool]] = asyncio.get_running_loop().create_future()
-        self._lookups.append((user_ids, future))
+        self._lookups.append((elsewhere, future))
         if self._lookup_task is None:
             self._lookup_task = asyncio.create_task(self._look_up(), name="presence-lookups")
-        return await future
+        found.update(await future)
+        return {u: found[u] for u in user_ids}
 
     async def _look_up(self) -> None:
         """Run the waiting lookups, one pipeline per batch, until none is left."""

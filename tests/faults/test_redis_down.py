@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 
 from protocol.base import Command
 from protocol.chat import (
@@ -37,6 +38,7 @@ from protocol.pets import PetsCreate, PetsMine, PetsUpdate
 from protocol.presence import PresenceQuery
 from protocol.session import Ack, AuthRefresh, Error
 from protocol.types import Location
+from server.realtime.presence import RedisPresence
 from server.state import RUNTIME
 from tests.domain.conftest import AppClient, cid, make_match, new_user, wait_online
 from tests.faults.helpers import records, server_errors
@@ -107,6 +109,10 @@ async def test_commands_that_do_not_need_redis_answer_while_it_is_down(
                                      client_msg_id=cid(), body="one"))
     await alice.sock.expect("chat.message")
     await bob.sock.expect("chat.message")
+    carol = await new_user(client, "Carol")  # matched with Alice, then no socket anywhere
+    await make_match(alice, rex, carol, await carol.pet("Luna"))
+    await carol.sock.close()
+    await wait_online(client, carol.id, False)
 
     private_redis.stop()
     caplog.set_level(logging.INFO, logger="server")
@@ -139,9 +145,12 @@ async def test_commands_that_do_not_need_redis_answer_while_it_is_down(
         id=cid(), conversation_id=match.conversation_id, message_id=first.message.id))
     assert not isinstance(read, Error), read
 
-    # Presence itself needs Redis: unavailable with a retry hint, not internal.
-    reply = await alice.sock.request(PresenceQuery(id=cid(), user_ids=[bob.id]))
+    # Presence of a user on no socket of this node needs Redis: unavailable with a retry
+    # hint, not internal. One with a socket here is answered from the node's hub.
+    reply = await alice.sock.request(PresenceQuery(id=cid(), user_ids=[carol.id]))
     assert isinstance(reply, Error) and reply.code == "unavailable", reply
+    here = await alice.cmd(PresenceQuery(id=cid(), user_ids=[bob.id]))
+    assert [p.online for p in here.presence] == [True]
     assert reply.retry_after_s is not None and reply.retry_after_s > 0
     assert server_errors(caplog) == []
     # One line for the outage, however many calls failed.
@@ -152,11 +161,17 @@ async def test_commands_that_do_not_need_redis_answer_while_it_is_down(
     await until(lambda: not outages.is_down("redis"), timeout=10, what="redis to be back")
     assert len(records(caplog, "redis available again")) == 1
 
-    async def alice_online() -> bool:  # the sweeper re-adds her socket to presence
-        result = await bob.cmd(PresenceQuery(id=cid(), user_ids=[alice.id]))
-        return bool(result.presence[0].online)
+    # The sweeper re-adds her socket to presence in Redis (what other nodes read).
+    redis = aioredis.from_url(private_redis.url)
+    try:
+        elsewhere = RedisPresence(redis, client.app[RUNTIME].deps.settings.redis_prefix, 60)
 
-    await until(alice_online, timeout=10, interval=0.1, what="alice to be online again")
+        async def alice_online() -> bool:
+            return (await elsewhere.online([alice.id]))[alice.id]
+
+        await until(alice_online, timeout=10, interval=0.1, what="alice to be online again")
+    finally:
+        await redis.aclose()
 
 
 async def test_a_user_with_no_socket_gets_the_push_when_presence_is_down(
