@@ -100,7 +100,8 @@ def hide_versions() -> None:
 
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
     headers = response.headers
-    headers["Server"] = SERVER_NAME
+    if headers.get("Server") != SERVER_NAME:  # aiohttp set it already (hide_versions):
+        headers["Server"] = SERVER_NAME  # setting it again grows the headers' table
     if response.status == 101:
         # A WebSocket upgrade has no content for CSP/nosniff/Referrer-Policy to govern and
         # browsers apply no CORS to sockets; its headers live as long as the socket does
