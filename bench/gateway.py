@@ -1,6 +1,7 @@
 """Issue 4 benchmark: the WebSocket gateway against a raw aiohttp echo server.
 
-    python3 dev.py bench gateway       # ~1 min, prints figures and ratios
+    python3 dev.py bench gateway         # ~1 min, prints figures and ratios
+    python3 dev.py bench gateway --idle  # only part 4 (idle memory), ~20 s
 
 Both servers run as subprocesses on uvloop (``python -m server`` installs uvloop
 itself; the raw server is this script in ``raw-echo`` mode); the load generator is
@@ -319,7 +320,7 @@ async def idle_memory(server: ServerProcess, opener: Opener) -> float:
     return per_1000
 
 
-async def bench(admin_dsn: str, redis_url: str) -> None:
+async def bench(admin_dsn: str, redis_url: str, idle_only: bool = False) -> None:
     print(f"gateway bench — {machine()}")
     print(f"  round trips: {CONNECTIONS} connections, {TRIALS} alternating trials of "
           f"{WARMUP_S:.0f}s warm-up + {MEASURE_S:.0f}s per server (median reported); "
@@ -354,6 +355,12 @@ async def bench(admin_dsn: str, redis_url: str) -> None:
                 raw_mem = await idle_memory(raw, raw_opener(raw))
                 print("  petspark gateway (authenticated, after hello/welcome):")
                 our_mem = await idle_memory(ours, petspark_opener(ours, tokens))
+                if idle_only:
+                    print(f"\n[results]\n  idle memory: petspark {our_mem / 2**20:.2f} MiB vs "
+                          f"raw {raw_mem / 2**20:.2f} MiB per 1,000 sockets = "
+                          f"{our_mem / raw_mem:.2f}x (target <= 1.2x: "
+                          f"{'met' if our_mem / raw_mem <= 1.2 else 'MISSED'})")
+                    return
 
                 print("\n[round trips]")
                 runs: dict[str, list[float]] = {}
@@ -424,11 +431,14 @@ def main() -> None:
     if len(sys.argv) == 3 and sys.argv[1] == "raw-asyncpg":
         run_raw_asyncpg(int(sys.argv[2]))
         return
+    idle_only = sys.argv[1:] == ["--idle"]
+    if sys.argv[1:] and not idle_only:
+        sys.exit(f"usage: {sys.argv[0]} [--idle]")
     import uvloop
 
     uvloop.install()
     with bench_postgres() as admin_dsn, bench_redis() as redis_url:
-        asyncio.run(asyncio.wait_for(bench(admin_dsn, redis_url), timeout=420))
+        asyncio.run(asyncio.wait_for(bench(admin_dsn, redis_url, idle_only), timeout=420))
 
 
 if __name__ == "__main__":

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import base64
 import warnings
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
+from aiohttp.typedefs import Handler, Middleware
 from aiohttp.web_exceptions import NotAppKeyWarning
 from aiohttp_session import get_session, new_session, session_middleware
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
@@ -28,6 +30,8 @@ from server.settings import Settings
 # aiohttp-session keeps its storage under a plain string request key, which
 # aiohttp 3.14 warns about on every request; the warning is about its code, not ours.
 warnings.filterwarnings("ignore", category=NotAppKeyWarning, module=r"aiohttp_session(\.|$)")
+
+H = TypeVar("H", bound=Handler)
 
 COOKIE_NAME = "petspark_session"
 _SID = "sid"
@@ -79,8 +83,31 @@ class SessionCookies(EncryptedCookieStorage):
         return sid
 
 
+_SESSIONLESS: set[Handler] = set()
+"""Route handlers ``sessionless`` marked: the session middleware passes them by."""
+
+
+def sessionless(handler: H) -> H:
+    """Mark a route handler that never reads or writes the session through aiohttp-session
+    (``get_session``, ``new_session``, ``remember``, ``forget``) and returns no
+    ``web.Response`` of its own — the WebSocket route, which reads the cookie with
+    ``SessionCookies.session_id`` and returns its socket. For such a handler the session
+    middleware has nothing to do (aiohttp-session passes sockets and exceptions on as they
+    are), so it is not run: no frame of it is kept for the socket's whole life."""
+    _SESSIONLESS.add(handler)
+    return handler
+
+
 def middleware(cookies: SessionCookies) -> Middleware:
-    return session_middleware(cookies)
+    saving = session_middleware(cookies)
+
+    @web.middleware
+    def sessions(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
+        if request.match_info.handler in _SESSIONLESS:
+            return handler(request)
+        return saving(request, handler)
+
+    return sessions
 
 
 async def remember(request: web.Request, session_id: str) -> None:

@@ -60,10 +60,13 @@ class Gateway:
                 reason="server shutting down",
                 headers={"Retry-After": retry_after_header(SHUTDOWN_RETRY_S)})
         opened = await self.handshake.open(request)
-        if isinstance(opened, Opened):
-            await self.sessions.serve(opened, request.remote, request.transport)
-            return opened.ws
-        return opened
+        if not isinstance(opened, Opened):
+            return opened
+        ws = opened.ws
+        serving = self.sessions.serve(opened, request.remote, request.transport)
+        del opened  # not kept for the socket's life (nor its hello): less memory per socket
+        await serving
+        return ws
 
     async def drain(self) -> None:
         """Stop accepting upgrades; close every socket 1001, spread over SHUTDOWN_SPREAD_S,

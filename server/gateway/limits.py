@@ -22,73 +22,93 @@ from __future__ import annotations
 import time
 
 
-class TokenBucket:
-    __slots__ = ("_burst", "_rate", "_stamp", "_tokens")
+class LimitRules:
+    """The node's inbound limits (from settings), shared by every connection's
+    ``InboundLimits``."""
 
-    def __init__(self, rate_per_s: float, burst: int) -> None:
-        self._rate = rate_per_s
-        self._burst = float(burst)
-        self._tokens = float(burst)
-        self._stamp = time.monotonic()
-
-    def take(self, now: float | None = None) -> float:
-        """Take one token: 0.0 if allowed, else seconds until one is available."""
-        if now is None:
-            now = time.monotonic()
-        tokens = self._tokens + (now - self._stamp) * self._rate
-        if tokens > self._burst:
-            tokens = self._burst
-        self._stamp = now
-        if tokens >= 1.0:
-            self._tokens = tokens - 1.0
-            return 0.0
-        self._tokens = tokens
-        return (1.0 - tokens) / self._rate
-
-
-class AbuseWindow:
-    """The refused fraction of a socket's inbound frames over ``length_s`` windows."""
-
-    __slots__ = ("_fraction", "_length", "_min_refused", "_refused", "_start", "_total")
-
-    def __init__(self, length_s: float, refused_fraction: float, min_refused: float) -> None:
-        self._length = length_s
-        self._fraction = refused_fraction
-        self._min_refused = min_refused
-        self._start: float | None = None
-        self._total = 0
-        self._refused = 0
-
-    def count(self, now: float, refused: bool) -> float | None:
-        """Count one inbound frame. When it is the first after a window ended and that
-        window was abusive, the window's refused fraction (for the log line); else None."""
-        start = self._start
-        if start is not None and now - start < self._length:
-            self._total += 1
-            self._refused += refused
-            return None
-        judged = None
-        if (start is not None and self._refused > self._min_refused
-                and self._refused > self._fraction * self._total):
-            judged = self._refused / self._total
-        if refused:
-            self._start = now
-            self._total = self._refused = 1
-        else:
-            self._start = None
-        return judged
-
-
-class InboundLimits:
-    """One connection's frame budget, command bucket and abuse window."""
-
-    __slots__ = ("abuse", "commands", "frames")
+    __slots__ = ("abuse_fraction", "abuse_min_refused", "abuse_s", "commands_burst",
+                 "commands_per_s", "frames_burst", "frames_per_s")
 
     def __init__(self, *, frames_per_s: float, frames_burst: int, commands_per_s: float,
                  commands_burst: int, abuse_s: float, abuse_refused_fraction: float) -> None:
-        self.frames = TokenBucket(frames_per_s, frames_burst)
-        self.commands = TokenBucket(commands_per_s, commands_burst)
+        self.frames_per_s = frames_per_s
+        self.frames_burst = float(frames_burst)
+        self.commands_per_s = commands_per_s
+        self.commands_burst = float(commands_burst)
+        self.abuse_s = abuse_s
+        self.abuse_fraction = abuse_refused_fraction
         # Fewer refusals than the slower bucket refills over a window is never abuse: a
         # burst just over the budget, then normal traffic.
-        self.abuse = AbuseWindow(abuse_s, abuse_refused_fraction,
-                                 min_refused=min(frames_per_s, commands_per_s) * abuse_s)
+        self.abuse_min_refused = min(frames_per_s, commands_per_s) * abuse_s
+
+
+def _take(tokens: float, stamp: float, now: float, rate: float, burst: float
+          ) -> tuple[float, float]:
+    """One token from a bucket holding ``tokens`` at ``stamp``: (tokens left at ``now``,
+    0.0 if allowed, else seconds until one is available)."""
+    tokens += (now - stamp) * rate
+    if tokens > burst:
+        tokens = burst
+    if tokens >= 1.0:
+        return tokens - 1.0, 0.0
+    return tokens, (1.0 - tokens) / rate
+
+
+class InboundLimits:
+    """One connection's frame budget, command bucket and abuse window.
+
+    Only their state is per connection (the rules are the node's), in one object:
+    thousands of idle sockets per node, so no object per bucket."""
+
+    __slots__ = ("_abuse_refused", "_abuse_start", "_abuse_total", "_commands",
+                 "_commands_at", "_frames", "_frames_at", "rules")
+
+    def __init__(self, rules: LimitRules, now: float | None = None) -> None:
+        self.rules = rules
+        if now is None:
+            now = time.monotonic()
+        # Both buckets start full.
+        self._frames = rules.frames_burst
+        self._frames_at = now
+        self._commands = rules.commands_burst
+        self._commands_at = now
+        self._abuse_start: float | None = None
+        self._abuse_total = 0
+        self._abuse_refused = 0
+
+    def take_frame(self, now: float) -> float:
+        """A token from the frame budget: 0.0 if allowed, else seconds until one is."""
+        rules = self.rules
+        self._frames, wait = _take(self._frames, self._frames_at, now, rules.frames_per_s,
+                                   rules.frames_burst)
+        self._frames_at = now
+        return wait
+
+    def take_command(self, now: float) -> float:
+        """A token from the command bucket: 0.0 if allowed, else seconds until one is."""
+        rules = self.rules
+        self._commands, wait = _take(self._commands, self._commands_at, now,
+                                     rules.commands_per_s, rules.commands_burst)
+        self._commands_at = now
+        return wait
+
+    def count(self, now: float, refused: bool) -> float | None:
+        """Count one inbound frame in the abuse window. When it is the first after a window
+        ended and that window was abusive, the window's refused fraction (for the log
+        line); else None."""
+        start = self._abuse_start
+        rules = self.rules
+        if start is not None and now - start < rules.abuse_s:
+            self._abuse_total += 1
+            self._abuse_refused += refused
+            return None
+        judged = None
+        if (start is not None and self._abuse_refused > rules.abuse_min_refused
+                and self._abuse_refused > rules.abuse_fraction * self._abuse_total):
+            judged = self._abuse_refused / self._abuse_total
+        if refused:
+            self._abuse_start = now
+            self._abuse_total = self._abuse_refused = 1
+        else:
+            self._abuse_start = None
+        return judged

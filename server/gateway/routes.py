@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from server.auth.sessions import sessionless
 from server.state import RUNTIME
 
 
+@sessionless  # a socket: nothing for the session middleware to save
 async def websocket(request: web.Request) -> web.StreamResponse:
     return await request.app[RUNTIME].gateway.handle(request)
 

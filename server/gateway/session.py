@@ -56,7 +56,7 @@ from server.errors import AppError, Forbidden
 from server.gateway.connection import Connection
 from server.gateway.errors import close_for, error_reply
 from server.gateway.handshake import Opened
-from server.gateway.limits import InboundLimits
+from server.gateway.limits import InboundLimits, LimitRules
 from server.observability.logging import request_id
 from server.observability.metrics import Metrics
 from server.realtime.node import Node
@@ -118,6 +118,11 @@ class Sessions:
         self.commands = commands
         self.on_presence = on_presence
         self._listener_tasks: set[asyncio.Task[None]] = set()
+        self._limit_rules = LimitRules(
+            frames_per_s=settings.ws_frames_per_s, frames_burst=settings.ws_frames_burst,
+            commands_per_s=settings.ws_rate_per_s, commands_burst=settings.ws_rate_burst,
+            abuse_s=settings.ws_abuse_s,
+            abuse_refused_fraction=settings.ws_abuse_refused_fraction)
         metrics.ws_outbox_bytes.set_function(
             lambda: sum(conn.queued_bytes for conn in self.hub.connections()))
 
@@ -136,14 +141,11 @@ class Sessions:
         conn = Connection(
             id=new_connection_id(), ws=opened.ws, codec=opened.codec, principal=principal,
             stream=node.stream, metrics=self.metrics, outbox_limit=settings.ws_outbox_bytes,
-            limits=InboundLimits(
-                frames_per_s=settings.ws_frames_per_s, frames_burst=settings.ws_frames_burst,
-                commands_per_s=settings.ws_rate_per_s, commands_burst=settings.ws_rate_burst,
-                abuse_s=settings.ws_abuse_s,
-                abuse_refused_fraction=settings.ws_abuse_refused_fraction),
+            limits=InboundLimits(self._limit_rules),
             client=hello.client, remote=remote, transport=transport,
             close_timeout_s=settings.ws_close_timeout_s,
         )
+        del opened  # the socket's parts are the connection's now
         token = request_id.set(conn.id)
         user_id = principal.user_id
         self.hub.add(conn)
@@ -182,6 +184,7 @@ class Sessions:
                     "client": hello.client, "codec": conn.codec.name,
                     "resume_from": hello.resume_from, "resumed": resumed, "remote": remote,
                 })
+            del hello  # like live_ids: not kept for the socket's life
             await self._read_loop(conn)
         except Exception:
             log.exception("socket failed", extra={"user_id": user_id})
@@ -311,7 +314,7 @@ class Sessions:
         (``OVER_BUDGET_PAUSE_S``): the flood then waits in TCP buffers, not in our CPU."""
         ws = conn.ws
         receive = ws.receive
-        budget = conn.limits.frames
+        limits = conn.limits
         frames = over = 0
         while True:
             msg = await receive()
@@ -319,7 +322,7 @@ class Sessions:
             now = time.monotonic()
             if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
                 conn.last_heard = now
-                wait = budget.take(now)
+                wait = limits.take_frame(now)
                 if wait == 0.0:
                     over = 0
                     self._on_frame(conn, msg.data, kind is WSMsgType.BINARY, now)
@@ -332,7 +335,7 @@ class Sessions:
                 ping = kind is WSMsgType.PING
                 self.metrics.child(self.metrics.ws_frames_in,
                                    "ws.ping" if ping else "ws.pong").inc()
-                if budget.take(now) != 0.0:
+                if limits.take_frame(now) != 0.0:
                     over += 1
                     self._over_budget(conn, None, False, now, 0.0)
                 else:
@@ -404,7 +407,7 @@ class Sessions:
         also takes a token from the command bucket; its refusal is answered
         ``rate_limited`` with ``retry_after_s`` (counted as command ``tag``'s when there
         is one). Every frame feeds the abuse window."""
-        wait = conn.limits.commands.take(now) if answered else 0.0
+        wait = conn.limits.take_command(now) if answered else 0.0
         refused = wait != 0.0
         if refused:
             self.metrics.child(self.metrics.ws_frames_refused, "commands").inc()
@@ -451,7 +454,7 @@ class Sessions:
     def _abusive(self, conn: Connection, now: float, refused: bool) -> bool:
         """Count the frame in the abuse window; True (and closing 4029) when the window
         it ended was abusive."""
-        judged = conn.limits.abuse.count(now, refused)
+        judged = conn.limits.count(now, refused)
         if judged is None:
             return False
         if conn.close_code is None:
