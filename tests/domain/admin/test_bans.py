@@ -6,6 +6,11 @@ audited."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from aiohttp.test_utils import TestClient
 
 from protocol.admin import (
     AdminBan,
@@ -28,10 +33,10 @@ from protocol.session import Error, Hello, Ok
 from server.state import RUNTIME
 from tests.conftest import TEST_ORIGIN
 from tests.domain.admin.conftest import audit_rows, new_admin, pool_of
-from tests.domain.conftest import AppClient, cid, new_user
+from tests.domain.conftest import AppClient, User, cid, new_user
 from tests.domain.live.helpers import go_live, join, next_of
 from tests.domain.social import HERE, listing, post
-from tests.support.ws import connect, open_session
+from tests.support.ws import ProtocolSocket, connect, open_session
 
 API = "/api/v1/auth"
 
@@ -71,24 +76,39 @@ async def test_ban_closes_every_socket_on_every_node_within_2_s(
         admin.id, "user", victim.id, "spam bot")
 
 
+@contextlib.asynccontextmanager
+async def racing_socket(node: TestClient[Any, Any], user: User,
+                        change: Callable[[], Awaitable[object]]
+                        ) -> AsyncIterator[ProtocolSocket]:
+    """A socket of ``user`` opening on ``node``, with ``change`` (and its kick) run wholly
+    inside the window after the handshake's credential check and before the node routes
+    the user to itself. The node's routes are themselves again after the block."""
+    routes = node.app[RUNTIME].deps.node.routes
+    route_add = routes.add
+
+    async def change_first(node_id: str, user_id: str) -> None:
+        if user_id == user.id:
+            await change()
+        await route_add(node_id, user_id)
+
+    routes.add = change_first  # type: ignore[method-assign]
+    try:
+        sock = await connect(node, token=user.reg.access_token)
+        await sock.send(Hello())
+        yield sock
+    finally:
+        routes.add = route_add  # type: ignore[method-assign]
+
+
 async def test_a_ban_racing_a_new_socket_still_closes_it(app_client: AppClient) -> None:
     """The ban commits and its kick reads the routes after node B checked the socket's
     token but before B routed the user to itself: the socket must not stay open."""
     node_a, node_b = await app_client(), await app_client()
     admin = await new_admin(node_a)
     victim = await new_user(node_a, "Victim")
-    routes = node_b.app[RUNTIME].deps.node.routes
-    route_add = routes.add
-
-    async def ban_first(node_id: str, user_id: str) -> None:
-        if user_id == victim.id:  # the ban and its kick, wholly inside the window
-            await admin.cmd(AdminBan(id=cid(), user_id=victim.id, reason="race"))
-        await route_add(node_id, user_id)
-
-    routes.add = ban_first  # type: ignore[method-assign]
-    late = await connect(node_b, token=victim.reg.access_token)
-    await late.send(Hello())
-    await late.expect_close(4003, timeout=5)
+    ban = AdminBan(id=cid(), user_id=victim.id, reason="race")
+    async with racing_socket(node_b, victim, lambda: admin.cmd(ban)) as late:
+        await late.expect_close(4003, timeout=5)
 
 
 async def test_a_role_change_racing_a_new_socket_closes_it_4001(app_client: AppClient) -> None:
@@ -96,19 +116,9 @@ async def test_a_role_change_racing_a_new_socket_closes_it_4001(app_client: AppC
     node_a, node_b = await app_client(), await app_client()
     admin = await new_admin(node_a)
     promoted = await new_user(node_a, "Promoted")
-    routes = node_b.app[RUNTIME].deps.node.routes
-    route_add = routes.add
-
-    async def promote_first(node_id: str, user_id: str) -> None:
-        if user_id == promoted.id:
-            await admin.cmd(AdminSetRole(id=cid(), user_id=promoted.id, role=Role.ADMIN))
-        await route_add(node_id, user_id)
-
-    routes.add = promote_first  # type: ignore[method-assign]
-    late = await connect(node_b, token=promoted.reg.access_token)
-    await late.send(Hello())
-    await late.expect_close(4001, timeout=5)
-    routes.add = route_add  # type: ignore[method-assign]
+    promote = AdminSetRole(id=cid(), user_id=promoted.id, role=Role.ADMIN)
+    async with racing_socket(node_b, promoted, lambda: admin.cmd(promote)) as late:
+        await late.expect_close(4001, timeout=5)
     again = await open_session(node_b, promoted.reg.access_token)  # same token: role read anew
     assert isinstance(await again.request(AdminUsers(id=cid())), Ok)
 
