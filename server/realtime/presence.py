@@ -71,8 +71,12 @@ class Presence(ABC):
             else:
                 log.warning("presence unavailable; treating users as offline",
                             extra={"error": repr(exc)})
-            here = self.here
-            return {} if here is None else {u: True for u in user_ids if here(u)}
+            return self._on_this_node(user_ids)
+
+    def _on_this_node(self, user_ids: Sequence[str]) -> dict[str, bool]:
+        """The users of ``user_ids`` with a socket on this node, each online."""
+        here = self.here
+        return {} if here is None else {u: True for u in user_ids if here(u)}
 
     @abstractmethod
     async def connected(self, user_id: str, connection_id: str) -> list[str]:
@@ -169,8 +173,7 @@ class RedisPresence(Presence):
         """Users with a socket on this node are online as they are; the others are looked
         up, and lookups made while one is in flight share the next call: under load many
         ``presence.query`` commands cost one Redis round trip, not one each."""
-        here = self.here
-        found = {} if here is None else {u: True for u in user_ids if here(u)}
+        found = self._on_this_node(user_ids)
         elsewhere = [u for u in user_ids if u not in found]
         if not elsewhere:
             return found
