@@ -260,10 +260,10 @@ class Sessions:
         if isinstance(checked, AppError):
             conn.close_soon(*close_for(checked))
             return None
-        for outcome in (checked, point):
-            if isinstance(outcome, BaseException):
-                raise outcome
-        assert not isinstance(point, BaseException)
+        if isinstance(checked, BaseException):
+            raise checked
+        if isinstance(point, BaseException):
+            raise point
         last_seq, resumed = point
         start = hello.resume_from if resumed and hello.resume_from is not None else last_seq
         if hello.resume_from is not None:
